@@ -1,0 +1,102 @@
+/**
+ * Runtime server wiring: one Fastify app, the session-key check, the error vocabulary, and the
+ * OpenHands adapter's routes. Everything stateful lives in the services passed in.
+ */
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { BerthError, ErrorCode } from '../protocol/errors.js';
+import { registerActionRoutes } from './openhands/action-routes.js';
+import { registerFileRoutes } from './openhands/file-routes.js';
+import type { RuntimeServices } from './services.js';
+
+/** Largest JSON body accepted by /execute_action: a FileWriteAction carries whole files. */
+export const MAX_JSON_BODY_BYTES = 64 * 1024 * 1024;
+
+/** Paths that never need the session key, as in the reference. */
+const PUBLIC_PATHS = new Set(['/alive', '/server_info']);
+
+export interface RuntimeHttpOptions {
+  sessionApiKey?: string | undefined;
+  logger: Logger;
+}
+
+export async function createRuntimeHttpServer(
+  services: RuntimeServices,
+  options: RuntimeHttpOptions,
+): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    disableRequestLogging: true,
+    bodyLimit: MAX_JSON_BODY_BYTES,
+    // Keep-alive connections are the fast path for clients sending one action after another.
+    keepAliveTimeout: 65_000,
+  });
+
+  // Our own JSON parser so malformed JSON is a 400 with our error body (the reference answers 422/500).
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(new BerthError(ErrorCode.INVALID_JSON, `Malformed JSON body: ${(err as Error).message}`), undefined);
+    }
+  });
+
+  const key = options.sessionApiKey;
+  if (key) {
+    app.addHook('onRequest', async (req, reply) => {
+      const path = req.url.split('?', 1)[0] ?? '';
+      if (PUBLIC_PATHS.has(path)) return;
+      const given = req.headers['x-session-api-key'];
+      if (given !== key) {
+        const err = new BerthError(
+          ErrorCode.UNAUTHORIZED,
+          given === undefined ? 'Missing X-Session-API-Key header' : 'Invalid API Key',
+        );
+        return reply.code(err.status).send(err.toBody());
+      }
+    });
+  }
+
+  app.setErrorHandler((error: FastifyError | BerthError, _req, reply) => {
+    const berth = toBerthError(error);
+    if (berth.code === ErrorCode.INTERNAL) options.logger.error({ err: error }, 'request failed');
+    reply.code(berth.status).send(berth.toBody());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const err = new BerthError(ErrorCode.NOT_FOUND, `No route ${req.method} ${req.url.split('?', 1)[0]}`);
+    reply.code(err.status).send(err.toBody());
+  });
+
+  app.get('/alive', async () => ({ status: services.ready() ? 'ok' : 'not initialized' }));
+  app.get('/server_info', async () => services.serverInfo());
+
+  registerActionRoutes(app, services);
+  await registerFileRoutes(app, services);
+  return app;
+}
+
+/** Maps Fastify's own errors (body too large, bad content type, ...) into the Berth vocabulary. */
+export function toBerthError(error: unknown): BerthError {
+  if (error instanceof BerthError) return error;
+  const fe = error as FastifyError;
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+    case 'FST_REQ_FILE_TOO_LARGE':
+      return new BerthError(ErrorCode.PAYLOAD_TOO_LARGE, `Request body is larger than the limit`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new BerthError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, fe.message);
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new BerthError(ErrorCode.VALIDATION_FAILED, 'Request body is empty');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new BerthError(ErrorCode.VALIDATION_FAILED, fe.message);
+    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
+      return new BerthError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'Expected a multipart/form-data body');
+  }
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new BerthError(ErrorCode.VALIDATION_FAILED, fe.message);
+  }
+  return new BerthError(ErrorCode.INTERNAL, (error as Error)?.message ?? String(error));
+}

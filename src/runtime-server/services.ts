@@ -1,0 +1,19 @@
+/**
+ * The runtime server's stateful services, built once and disposed once. Route handlers only parse
+ * requests, call into these, and shape responses.
+ */
+import type { Logger } from 'pino';
+
+export interface RuntimeServicesOptions {
+  /** Initial working directory of the shell; also the editor's workspace root and list_files' base. */
+  workingDir: string;
+  /** Seconds without new output before a command returns with the soft-timeout suffix. */
+  noChangeTimeoutSeconds: number;
+  logger: Logger;
+}
+
+export interface RuntimeServices {
+  readonly options: RuntimeServicesOptions;
+  ready(): boolean;
+  serverInfo(): Promise<Record<string, unknown>>;
+}
