@@ -2,7 +2,7 @@
  * Runtime server wiring: one Fastify app, the session-key check, the error vocabulary, and the
  * OpenHands adapter's routes. Everything stateful lives in the services passed in.
  */
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { registerActionRoutes } from './openhands/action-routes.js';
@@ -25,7 +25,7 @@ export async function createRuntimeHttpServer(
   options: RuntimeHttpOptions,
 ): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: options.logger,
+    loggerInstance: options.logger as FastifyBaseLogger,
     disableRequestLogging: true,
     bodyLimit: MAX_JSON_BODY_BYTES,
     // Keep-alive connections are the fast path for clients sending one action after another.

@@ -3,6 +3,7 @@
  * requests, call into these, and shape responses.
  */
 import type { Logger } from 'pino';
+import type { ActionExecutor } from './openhands/executor.js';
 
 export interface RuntimeServicesOptions {
   /** Initial working directory of the shell; also the editor's workspace root and list_files' base. */
@@ -14,6 +15,8 @@ export interface RuntimeServicesOptions {
 
 export interface RuntimeServices {
   readonly options: RuntimeServicesOptions;
+  readonly executor: ActionExecutor;
   ready(): boolean;
   serverInfo(): Promise<Record<string, unknown>>;
+  dispose(): Promise<void>;
 }

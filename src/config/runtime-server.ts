@@ -1,0 +1,52 @@
+/**
+ * Configuration of the in-sandbox runtime server: command-line flags first, then the environment
+ * variables the reference reads (SESSION_API_KEY, NO_CHANGE_TIMEOUT_SECONDS).
+ */
+import { z } from 'zod';
+
+/** The reference's default soft (no new output) timeout. */
+export const DEFAULT_NO_CHANGE_TIMEOUT_SECONDS = 10;
+
+export const RuntimeServerConfig = z.object({
+  port: z.number().int().min(0).max(65535),
+  host: z.string().min(1),
+  workingDir: z.string().min(1),
+  sessionApiKey: z.string().optional(),
+  noChangeTimeoutSeconds: z.number().positive(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+});
+export type RuntimeServerConfig = z.infer<typeof RuntimeServerConfig>;
+
+export interface RuntimeServerFlags {
+  port?: number | string | undefined;
+  host?: string | undefined;
+  workingDir?: string | undefined;
+  sessionApiKey?: string | undefined;
+}
+
+export function loadRuntimeServerConfig(
+  flags: RuntimeServerFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): RuntimeServerConfig {
+  const soft = env.NO_CHANGE_TIMEOUT_SECONDS;
+  const parsed = RuntimeServerConfig.safeParse({
+    port: flags.port === undefined ? 8000 : Number(flags.port),
+    host: flags.host ?? '0.0.0.0',
+    workingDir: flags.workingDir ?? env.WORKSPACE_MOUNT_PATH_IN_SANDBOX ?? process.cwd(),
+    sessionApiKey: flags.sessionApiKey ?? (env.SESSION_API_KEY || undefined),
+    noChangeTimeoutSeconds: soft === undefined || soft === '' ? DEFAULT_NO_CHANGE_TIMEOUT_SECONDS : Number(soft),
+    logLevel: env.BERTH_LOG_LEVEL ?? (env.DEBUG === 'true' ? 'debug' : 'info'),
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') ?? '?';
+    const names: Record<string, string> = {
+      port: '--port',
+      noChangeTimeoutSeconds: 'NO_CHANGE_TIMEOUT_SECONDS',
+      logLevel: 'BERTH_LOG_LEVEL',
+      workingDir: '--working-dir',
+    };
+    throw new Error(`Invalid runtime server setting ${names[field] ?? field}: ${issue?.message}`);
+  }
+  return Object.freeze(parsed.data);
+}

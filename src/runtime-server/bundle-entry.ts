@@ -1,0 +1,25 @@
+/**
+ * Entry of the single-file bundle that runs inside sandbox images:
+ *   node /berth/runtime-server.mjs --port P --working-dir DIR [--host H]
+ * The session key comes from SESSION_API_KEY, never from argv (argv is visible in `ps`).
+ */
+import { parseArgs } from 'node:util';
+import { loadRuntimeServerConfig } from '../config/runtime-server.js';
+import { runRuntimeServerUntilSignal } from './main.js';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    'working-dir': { type: 'string' },
+  },
+  strict: true,
+});
+
+try {
+  const config = loadRuntimeServerConfig({ port: values.port, host: values.host, workingDir: values['working-dir'] });
+  await runRuntimeServerUntilSignal(config);
+} catch (err) {
+  process.stderr.write(`berth runtime server failed to start: ${(err as Error).message}\n`);
+  process.exit(1);
+}

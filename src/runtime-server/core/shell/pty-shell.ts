@@ -1,0 +1,259 @@
+/**
+ * One persistent interactive bash on a PTY. Commands are written to a private file and sourced, so
+ * they run in the shell itself (cd, exports, aliases and functions persist), are never echoed, and are
+ * not limited by the terminal's 4 KiB line buffer. A prompt marker, printed by PS1 after every command,
+ * says the moment a command is done and carries its exit code, cwd and friends: no polling.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as pty from '@lydell/node-pty';
+import { BoundedOutput } from './bounded-output.js';
+
+/** A terminal this wide never wraps what programs print; the reference's tmux window is 1000x1000. */
+export const SHELL_COLUMNS = 1000;
+export const SHELL_ROWS = 1000;
+/** How long the shell may take to print its first prompt before start() fails. */
+export const SHELL_START_TIMEOUT_MS = 15_000;
+
+const MARK = '\x1e';
+const SEP = '\x1f';
+
+export interface PromptInfo {
+  exitCode: number;
+  /** `$!`: the last background job's pid, or -1. */
+  pid: number;
+  username: string;
+  hostname: string;
+  pyInterpreterPath: string;
+  workingDir: string;
+}
+
+export interface PtyShellOptions {
+  cwd: string;
+  env?: NodeJS.ProcessEnv;
+  shell?: string;
+}
+
+export interface PtyShellEvents {
+  output: [];
+  prompt: [PromptInfo];
+  exit: [number];
+}
+
+export class PtyShell extends EventEmitter<PtyShellEvents> {
+  private readonly nonce = randomBytes(6).toString('hex');
+  private readonly dir = mkdtempSync(join(tmpdir(), 'berth-shell-'));
+  private readonly term: pty.IPty;
+  private readonly output = new BoundedOutput();
+  private carry = '';
+  private started = false;
+  private exited = false;
+  private exitCode: number | undefined;
+  private running = false;
+  private lastPrompt: PromptInfo;
+  private commandSeq = 0;
+  private seq = 0;
+  private expectedSeq = 0;
+
+  private constructor(options: PtyShellOptions) {
+    super();
+    this.lastPrompt = {
+      exitCode: 0,
+      pid: -1,
+      username: '',
+      hostname: '',
+      pyInterpreterPath: '',
+      workingDir: options.cwd,
+    };
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(options.env ?? process.env)) if (v !== undefined) env[k] = v;
+    // Plain output for an agent: no colours, no pagers that wait for a key.
+    Object.assign(env, { TERM: 'dumb', PAGER: 'cat', GIT_PAGER: 'cat', SYSTEMD_PAGER: '', NO_COLOR: '1' });
+    this.term = pty.spawn(options.shell ?? '/bin/bash', ['--noediting', '-i'], {
+      name: 'dumb',
+      cols: SHELL_COLUMNS,
+      rows: SHELL_ROWS,
+      cwd: options.cwd,
+      env,
+    });
+    this.term.onData((data) => this.onData(data));
+    this.term.onExit(({ exitCode }) => {
+      this.exited = true;
+      this.exitCode = exitCode;
+      this.running = false;
+      this.emit('exit', exitCode);
+    });
+  }
+
+  static async start(options: PtyShellOptions): Promise<PtyShell> {
+    const shell = new PtyShell(options);
+    await shell.initialise();
+    return shell;
+  }
+
+  get pid(): number {
+    return this.term.pid;
+  }
+
+  /** True while a submitted command has not printed its prompt yet. */
+  get busy(): boolean {
+    return this.running;
+  }
+
+  /** The shell's own exit code once it has exited (after an `exit` command, say). */
+  get exitStatus(): number | undefined {
+    return this.exitCode;
+  }
+
+  get alive(): boolean {
+    return !this.exited;
+  }
+
+  get prompt(): PromptInfo {
+    return this.lastPrompt;
+  }
+
+  private async initialise(): Promise<void> {
+    const m = `${MARK}${this.nonce}${SEP}`;
+    // Everything here runs before the first marker, so nothing of it reaches an observation.
+    const setup = [
+      'stty -echo -onlcr 2>/dev/null',
+      'set +o histexpand',
+      'unset PROMPT_COMMAND PS0',
+      `__berth_py() { local IFS=: d; __berth_pyp=; for d in $PATH; do if [[ -x $d/python && ! -d $d/python ]]; then __berth_pyp=$d/python; return; fi; done; }`,
+      `PROMPT_COMMAND='__berth_ec=$?; __berth_py'`,
+      `PS1='${m}\${__berth_seq}${SEP}\${__berth_ec}${SEP}\${!:--1}${SEP}\\u${SEP}\\h${SEP}\${__berth_pyp}${SEP}\${PWD}${MARK}'`,
+      "PS2=''",
+      'alias git="git --no-pager"',
+    ].join('\n');
+    writeFileSync(join(this.dir, 'init'), `${setup}\n`);
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error('bash did not print a prompt in time')),
+        SHELL_START_TIMEOUT_MS,
+      );
+      this.once('prompt', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`bash exited during start-up with code ${code}`));
+      });
+    });
+    this.running = true;
+    this.term.write(` __berth_seq=0; . '${join(this.dir, 'init')}'\n`);
+    await ready;
+    this.started = true;
+    this.output.take();
+  }
+
+  /** Runs one command in the shell. The caller checks `busy` first. */
+  submit(command: string): void {
+    if (this.exited) throw new Error('the shell has exited');
+    this.output.take();
+    const file = join(this.dir, `cmd${this.commandSeq++ % 2}`);
+    writeFileSync(file, `${command}\n`);
+    this.running = true;
+    this.expectedSeq = ++this.seq;
+    // The sequence number comes back in the prompt, so a stray prompt (a Ctrl-C at an idle shell, say)
+    // is never taken for this command's end. The leading space keeps the line out of history.
+    this.term.write(` __berth_seq=${this.expectedSeq}; . '${file}'\n`);
+  }
+
+  /** Writes raw bytes to the terminal: input for the running program, or control keys. */
+  write(data: string): void {
+    if (!this.exited) this.term.write(data);
+  }
+
+  /** Output since the last take(), bounded; raw terminal text. */
+  takeOutput(): { head: string; tail: string; gap: boolean } {
+    return this.output.take();
+  }
+
+  get hasOutput(): boolean {
+    return !this.output.isEmpty;
+  }
+
+  resize(cols: number, rows: number): void {
+    if (!this.exited) this.term.resize(cols, rows);
+  }
+
+  private onData(data: string): void {
+    let text = this.carry + data;
+    this.carry = '';
+    const start = `${MARK}${this.nonce}${SEP}`;
+    let sawOutput = false;
+    for (;;) {
+      const at = text.indexOf(start);
+      if (at === -1) break;
+      const end = text.indexOf(MARK, at + start.length);
+      if (end === -1) break;
+      if (at > 0) {
+        this.output.append(text.slice(0, at));
+        sawOutput = true;
+      }
+      const fields = text.slice(at + start.length, end).split(SEP);
+      text = text.slice(end + 1);
+      this.onPrompt(fields);
+    }
+    // Hold back a possibly incomplete marker at the end of the chunk.
+    const lastMark = text.lastIndexOf(MARK);
+    if (lastMark !== -1) {
+      const rest = text.slice(lastMark);
+      if (rest.startsWith(start) || start.startsWith(rest)) {
+        this.carry = rest;
+        text = text.slice(0, lastMark);
+      }
+    }
+    if (text.length > 0) {
+      this.output.append(text);
+      sawOutput = true;
+    }
+    if (sawOutput && this.started) this.emit('output');
+  }
+
+  private onPrompt(fields: string[]): void {
+    const [seq, ec, pid, username, hostname, py, ...cwd] = fields;
+    if (Number(seq) !== this.expectedSeq) return;
+    const toInt = (v: string | undefined) => {
+      const n = Number.parseInt(v ?? '', 10);
+      return Number.isFinite(n) ? n : -1;
+    };
+    this.lastPrompt = {
+      exitCode: toInt(ec),
+      pid: toInt(pid),
+      username: username ?? '',
+      hostname: hostname ?? '',
+      pyInterpreterPath: py ?? '',
+      workingDir: cwd.join(SEP),
+    };
+    this.running = false;
+    this.emit('prompt', this.lastPrompt);
+  }
+
+  async dispose(): Promise<void> {
+    if (!this.exited) {
+      const exited = new Promise<void>((resolve) => this.once('exit', () => resolve()));
+      try {
+        // SIGHUP, as when a terminal closes: bash passes it on to its jobs.
+        process.kill(-this.term.pid, 'SIGHUP');
+      } catch {
+        this.term.kill('SIGHUP');
+      }
+      const timer = setTimeout(() => {
+        try {
+          process.kill(-this.term.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }, 1000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * The reference's bash tool semantics on top of a PtyShell: soft and hard timeouts that leave the
+ * process running, continuation with an empty command, input to the running program, control keys,
+ * the one-command rule, and the exact texts agents expect. Completion is event-driven: the observation
+ * is returned the moment the prompt marker arrives.
+ */
+import {
+  type CmdOutputMetadata,
+  type CmdRunArgs,
+  cmdOutputObservation,
+  emptyMetadata,
+  errorObservation,
+  MAX_CMD_OUTPUT_SIZE,
+  type Observation,
+  TRUNCATION_MARKER,
+} from '../../protocol/openhands.js';
+import { splitCommands } from '../core/shell/command-split.js';
+import { runOneOff } from '../core/shell/one-off.js';
+import type { PtyShell } from '../core/shell/pty-shell.js';
+import { toPlainText } from '../core/shell/terminal-text.js';
+import {
+  CONTINUE_PREFIX,
+  completedSuffix,
+  completedWithKeySuffix,
+  hardTimeoutSuffix,
+  multipleCommandsError,
+  NO_RUNNING_COMMAND_INPUT,
+  NO_RUNNING_COMMAND_LOGS,
+  notExecutedSuffix,
+  softTimeoutSuffix,
+} from './strings.js';
+
+/** Hard timeout for is_static commands when the action gives none (the reference's sandbox.timeout). */
+export const DEFAULT_STATIC_TIMEOUT_SECONDS = 120;
+
+type Outcome = 'completed' | 'soft' | 'hard' | 'exited';
+
+export interface ShellProvider {
+  /** The persistent shell, started (or restarted after `exit`) on demand. */
+  shell(): Promise<PtyShell>;
+}
+
+export class BashSession {
+  /** Set while a command's completion has not been returned to the agent yet. */
+  private pending: { returnedOutput: boolean } | null = null;
+
+  constructor(
+    private readonly shells: ShellProvider,
+    private readonly noChangeTimeoutSeconds: number,
+  ) {}
+
+  /** The shell's current working directory, as of its last prompt. */
+  async cwd(): Promise<string> {
+    return (await this.shells.shell()).prompt.workingDir;
+  }
+
+  async execute(args: CmdRunArgs, hardTimeoutSeconds: number | undefined): Promise<Observation> {
+    const command = args.command.trim();
+    if (args.is_static) return this.executeStatic(command, args, hardTimeoutSeconds);
+    const shell = await this.shells.shell();
+
+    if (this.pending === null) {
+      if (command === '') return cmdOutputObservation('', NO_RUNNING_COMMAND_LOGS, emptyMetadata(), args.hidden);
+      if (args.is_input) return cmdOutputObservation(command, NO_RUNNING_COMMAND_INPUT, emptyMetadata(), args.hidden);
+    }
+
+    if (!args.is_input && command !== '') {
+      const commands = await splitCommands(command);
+      if (commands.length > 1) return errorObservation(multipleCommandsError(commands));
+    }
+
+    if (this.pending && shell.busy && !args.is_input && command !== '') {
+      const metadata = emptyMetadata();
+      metadata.suffix = notExecutedSuffix(command);
+      return this.observe(command, shell, metadata, args.hidden);
+    }
+
+    const specialKey = isSpecialKey(command) ? command[2]!.toUpperCase() : undefined;
+    if (specialKey !== undefined && !shell.busy) {
+      // A key at an idle prompt: bash discards the line, as a terminal would; nothing else runs.
+      shell.write(String.fromCharCode(specialKey.charCodeAt(0) & 0x1f));
+      this.pending = null;
+      const exitCode = specialKey === 'C' ? 130 : shell.prompt.exitCode;
+      const metadata = { ...this.metadataFromPrompt(shell), exit_code: exitCode };
+      metadata.suffix = completedWithKeySuffix(exitCode, specialKey);
+      return cmdOutputObservation(command, '', metadata, args.hidden);
+    }
+    if (specialKey !== undefined) {
+      shell.write(String.fromCharCode(specialKey.charCodeAt(0) & 0x1f));
+    } else if (args.is_input) {
+      shell.write(`${command}\n`);
+    } else if (command !== '') {
+      // A command that timed out earlier may have finished since; then the new one simply runs.
+      this.pending = { returnedOutput: false };
+      shell.submit(command);
+    }
+    if (this.pending === null) this.pending = { returnedOutput: false };
+
+    const useSoft = !args.blocking || hardTimeoutSeconds === undefined;
+    const outcome = await waitForOutcome(
+      shell,
+      useSoft ? this.noChangeTimeoutSeconds * 1000 : undefined,
+      hardTimeoutSeconds === undefined ? undefined : hardTimeoutSeconds * 1000,
+    );
+
+    if (outcome === 'completed' || outcome === 'exited') {
+      const exitCode = outcome === 'exited' ? (shell.exitStatus ?? -1) : shell.prompt.exitCode;
+      const metadata = { ...this.metadataFromPrompt(shell), exit_code: exitCode };
+      metadata.suffix =
+        specialKey === undefined ? completedSuffix(exitCode) : completedWithKeySuffix(exitCode, specialKey);
+      const obs = this.observe(command, shell, metadata, args.hidden);
+      this.pending = null;
+      return obs;
+    }
+    const metadata = emptyMetadata();
+    metadata.suffix =
+      outcome === 'soft'
+        ? softTimeoutSuffix(this.noChangeTimeoutSeconds)
+        : hardTimeoutSuffix(hardTimeoutSeconds ?? 0);
+    return this.observe(command, shell, metadata, args.hidden);
+  }
+
+  private metadataFromPrompt(shell: PtyShell): CmdOutputMetadata {
+    const prompt = shell.prompt;
+    return {
+      exit_code: prompt.exitCode,
+      pid: prompt.pid,
+      username: prompt.username,
+      hostname: prompt.hostname,
+      working_dir: prompt.workingDir,
+      py_interpreter_path: prompt.pyInterpreterPath,
+      prefix: '',
+      suffix: '',
+    };
+  }
+
+  /** Shapes the output since the last observation, with the continuation prefix when due. */
+  private observe(command: string, shell: PtyShell, metadata: CmdOutputMetadata, hidden: boolean): Observation {
+    const text = renderOutput(shell.takeOutput());
+    if (this.pending?.returnedOutput) metadata.prefix = CONTINUE_PREFIX;
+    if (this.pending && text !== '') this.pending.returnedOutput = true;
+    return cmdOutputObservation(command, text, metadata, hidden);
+  }
+
+  private async executeStatic(
+    command: string,
+    args: CmdRunArgs,
+    hardTimeoutSeconds: number | undefined,
+  ): Promise<Observation> {
+    const cwd = args.cwd ?? (await this.cwd());
+    const seconds = hardTimeoutSeconds ?? DEFAULT_STATIC_TIMEOUT_SECONDS;
+    const result = await runOneOff(command, cwd, seconds * 1000);
+    const prompt = (await this.shells.shell()).prompt;
+    const metadata: CmdOutputMetadata = {
+      ...emptyMetadata(),
+      exit_code: result.exitCode,
+      username: prompt.username,
+      hostname: prompt.hostname,
+      working_dir: cwd,
+      py_interpreter_path: prompt.pyInterpreterPath,
+      suffix: result.timedOut ? hardTimeoutSuffix(seconds) : completedSuffix(result.exitCode),
+    };
+    return cmdOutputObservation(command, renderOutput(result.output), metadata, args.hidden);
+  }
+}
+
+export function isSpecialKey(command: string): boolean {
+  return command.length === 3 && command.startsWith('C-');
+}
+
+/** Plain text of bounded terminal output, with the reference's truncation marker where the middle fell out. */
+export function renderOutput(out: { head: string; tail: string; gap: boolean }): string {
+  if (!out.gap) return toPlainText(out.head + out.tail).trimEnd();
+  const half = MAX_CMD_OUTPUT_SIZE / 2;
+  const head = toPlainText(out.head);
+  const tail = toPlainText(out.tail).trimEnd();
+  return head.slice(0, half) + TRUNCATION_MARKER + tail.slice(Math.max(0, tail.length - half));
+}
+
+function waitForOutcome(shell: PtyShell, softMs: number | undefined, hardMs: number | undefined): Promise<Outcome> {
+  if (!shell.busy) return Promise.resolve(shell.alive ? 'completed' : 'exited');
+  return new Promise((resolve) => {
+    let soft: NodeJS.Timeout | undefined;
+    const armSoft = () => {
+      if (softMs === undefined) return;
+      if (soft) clearTimeout(soft);
+      soft = setTimeout(() => finish('soft'), softMs);
+    };
+    const hard = hardMs === undefined ? undefined : setTimeout(() => finish('hard'), hardMs);
+    const onPrompt = () => finish('completed');
+    const onExit = () => finish('exited');
+    const finish = (outcome: Outcome) => {
+      if (soft) clearTimeout(soft);
+      if (hard) clearTimeout(hard);
+      shell.off('output', armSoft);
+      shell.off('prompt', onPrompt);
+      shell.off('exit', onExit);
+      resolve(outcome);
+    };
+    shell.on('output', armSoft);
+    shell.on('prompt', onPrompt);
+    shell.on('exit', onExit);
+    armSoft();
+  });
+}

@@ -1,0 +1,165 @@
+/**
+ * Executes one OpenHands action: validates it, runs it on the core services, shapes the observation.
+ * Actions run one at a time, as in the reference; everything else the server answers stays free.
+ */
+import type { z } from 'zod';
+import { BerthError, ErrorCode } from '../../protocol/errors.js';
+import {
+  ActionEnvelope,
+  actionArgSchemas,
+  errorObservation,
+  type ExecutableActionType,
+  type FileEditArgs,
+  type FileReadArgs,
+  fileEditObservation,
+  fileReadObservation,
+  type IPythonRunCellArgs,
+  ipythonObservation,
+  nonExecutableActionTypes,
+  type Observation,
+} from '../../protocol/openhands.js';
+import { unifiedDiff } from '../core/editor/diff.js';
+import type { FileEditor } from '../core/editor/editor.js';
+import { EditorError, type EditorRequest } from '../core/editor/types.js';
+import type { PythonKernel } from '../core/python/kernel.js';
+import type { BashSession } from './bash-session.js';
+import { readFileAction, writeFileAction } from './file-actions.js';
+
+/** The reference client's default hard timeout for a cell when the action carries none. */
+export const DEFAULT_IPYTHON_TIMEOUT_SECONDS = 120;
+
+export interface ExecutorDeps {
+  bash: BashSession;
+  editor: FileEditor;
+  python: PythonKernel;
+}
+
+export class ActionExecutor {
+  private queue: Promise<unknown> = Promise.resolve();
+  private lastStarted = Date.now();
+  private kernelInitDone = new Set<string>();
+
+  constructor(private readonly deps: ExecutorDeps) {}
+
+  /** Milliseconds-since-epoch at which the last action started (the reference's idle clock). */
+  get lastExecutionStarted(): number {
+    return this.lastStarted;
+  }
+
+  /** Validates the request body; throws BerthError with the field that is wrong. */
+  parse(body: unknown): { type: ExecutableActionType; args: unknown; timeout: number | undefined } {
+    const envelope = ActionEnvelope.safeParse(body);
+    if (!envelope.success) throw validationError(envelope.error, 'body');
+    const { action: type, args, timeout } = envelope.data.action;
+    if (!(type in actionArgSchemas)) {
+      const known = (nonExecutableActionTypes as readonly string[]).includes(type);
+      throw new BerthError(
+        ErrorCode.UNKNOWN_ACTION,
+        known
+          ? `Action ${type} is not supported in the current runtime: it is handled by the agent, not the sandbox.`
+          : `Unknown action type "${type}". Supported: ${Object.keys(actionArgSchemas).join(', ')}.`,
+      );
+    }
+    const schema = actionArgSchemas[type as ExecutableActionType] as z.ZodType;
+    const parsed = schema.safeParse(args);
+    if (!parsed.success) throw validationError(parsed.error, 'action.args');
+    return { type: type as ExecutableActionType, args: parsed.data, timeout: timeout ?? undefined };
+  }
+
+  /** Runs a parsed action after every earlier one finished. Exceptions become ErrorObservations. */
+  execute(action: ReturnType<ActionExecutor['parse']>): Promise<Observation> {
+    const run = this.queue.then(async () => {
+      this.lastStarted = Date.now();
+      try {
+        return await this.dispatch(action);
+      } catch (err) {
+        return errorObservation((err as Error)?.message ?? String(err));
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async dispatch({ type, args, timeout }: ReturnType<ActionExecutor['parse']>): Promise<Observation> {
+    const { bash } = this.deps;
+    switch (type) {
+      case 'run':
+        return bash.execute(args as never, timeout);
+      case 'run_ipython':
+        return this.runIpython(args as IPythonRunCellArgs, timeout);
+      case 'read':
+        return this.read(args as FileReadArgs);
+      case 'write':
+        return writeFileAction(args as never, await bash.cwd());
+      case 'edit':
+        return this.edit(args as FileEditArgs);
+    }
+  }
+
+  private async read(args: FileReadArgs): Promise<Observation> {
+    if (args.impl_source !== 'oh_aci') return readFileAction(args, await this.deps.bash.cwd());
+    const { output } = await this.runEditor({ command: 'view', path: args.path, view_range: args.view_range });
+    return fileReadObservation(args.path, output, 'oh_aci');
+  }
+
+  private async edit(args: FileEditArgs): Promise<Observation> {
+    if (args.impl_source !== 'oh_aci') {
+      return errorObservation(
+        'LLM-based edits (impl_source "llm_based_edit") are applied by the agent host, not inside the sandbox. Use impl_source "oh_aci".',
+      );
+    }
+    const result = await this.runEditor({
+      command: args.command,
+      path: args.path,
+      file_text: args.file_text,
+      old_str: args.old_str,
+      new_str: args.new_str,
+      insert_line: args.insert_line,
+      view_range: args.view_range,
+    });
+    return fileEditObservation(result.output, {
+      path: args.path,
+      prev_exist: result.prevExist,
+      old_content: args.old_str ?? null,
+      new_content: args.new_str ?? null,
+      impl_source: 'oh_aci',
+      diff: unifiedDiff(result.before ?? '', result.after ?? '', args.path),
+      _diff_cache: null,
+    });
+  }
+
+  /** Editor errors become the reference's "ERROR:\n<message>" content, never an exception. */
+  private async runEditor(req: EditorRequest) {
+    try {
+      return await this.deps.editor.execute(req);
+    } catch (err) {
+      if (!(err instanceof EditorError)) throw err;
+      return { output: `ERROR:\n${err.message}`, prevExist: false, before: null, after: null };
+    }
+  }
+
+  private async runIpython(args: IPythonRunCellArgs, timeout: number | undefined): Promise<Observation> {
+    const cwd = await this.deps.bash.cwd();
+    const seconds = timeout ?? DEFAULT_IPYTHON_TIMEOUT_SECONDS;
+    if (args.kernel_init_code && !this.kernelInitDone.has(args.kernel_init_code)) {
+      await this.deps.python.run({ code: args.kernel_init_code, cwd, timeoutMs: seconds * 1000 });
+      this.kernelInitDone.add(args.kernel_init_code);
+    }
+    const result = await this.deps.python.run({ code: args.code, cwd, timeoutMs: seconds * 1000 });
+    let content = result.text.trimEnd();
+    if (result.timedOut) content = `${content}${content ? '\n' : ''}[Execution timed out (${seconds} seconds).]`;
+    if (content === '' && result.imageUrls.length === 0) content = '[Code executed successfully with no output]';
+    if (args.include_extra) {
+      content += `\n[Jupyter current working directory: ${cwd}]\n[Jupyter Python interpreter: ${result.interpreter}]`;
+    }
+    return ipythonObservation(args.code, content, result.imageUrls);
+  }
+}
+
+function validationError(error: z.ZodError, root: string): BerthError {
+  const issue = error.issues[0];
+  const field = [root, ...(issue?.path ?? [])].join('.');
+  return new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid field ${field}: ${issue?.message}`, {
+    issues: error.issues.map((i) => ({ path: [root, ...i.path].join('.'), message: i.message })),
+  });
+}

@@ -1,0 +1,141 @@
+/**
+ * FileReadAction and FileWriteAction as the reference executes them (line ranges, relative paths
+ * against the shell's cwd, its error texts), except that real images, PDFs and videos come back as
+ * data URLs instead of ERROR_BINARY_FILE.
+ */
+import { constants } from 'node:fs';
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import {
+  errorObservation,
+  type FileReadArgs,
+  type FileWriteArgs,
+  fileReadObservation,
+  fileWriteObservation,
+  type Observation,
+} from '../../protocol/openhands.js';
+
+/** Bytes inspected to tell binary from text, as binaryornot does with its first chunk. */
+const BINARY_SNIFF_BYTES = 8192;
+/** Largest file read into an observation; beyond it the agent is told to use the shell instead. */
+export const MAX_READ_BYTES = 64 * 1024 * 1024;
+
+const MEDIA_TYPES: Record<string, string> = {
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.bmp': 'image/bmp',
+  '.gif': 'image/gif',
+  '.pdf': 'application/pdf',
+  '.mp4': 'video/mp4',
+  '.webm': 'video/webm',
+  '.ogg': 'video/ogg',
+};
+
+export function resolveAgainst(cwd: string, path: string): string {
+  return isAbsolute(path) ? resolve(path) : resolve(cwd, path);
+}
+
+/** binaryornot-like: NUL bytes, or mostly control bytes, in the first chunk. */
+export function looksBinary(chunk: Buffer): boolean {
+  if (chunk.length === 0) return false;
+  if (chunk.includes(0)) return true;
+  let control = 0;
+  for (const b of chunk) if (b < 8 || (b > 13 && b < 32) || b === 127) control++;
+  return control / chunk.length > 0.3;
+}
+
+async function sniff(path: string): Promise<Buffer | undefined> {
+  try {
+    const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const buf = Buffer.alloc(BINARY_SNIFF_BYTES);
+      const { bytesRead } = await fh.read(buf, 0, BINARY_SNIFF_BYTES, 0);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeUtf8(data: Buffer): string | undefined {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(data);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Splits like Python's readlines(): every piece keeps its newline. */
+export function splitLinesKeepEnds(text: string): string[] {
+  const lines = text.split(/(?<=\n)/);
+  return lines.length === 1 && lines[0] === '' ? [] : lines;
+}
+
+export async function readFileAction(args: FileReadArgs, cwd: string): Promise<Observation> {
+  const path = resolveAgainst(cwd, args.path);
+  const mediaType = MEDIA_TYPES[extname(path).toLowerCase()];
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(path);
+  } catch {
+    return errorObservation(`File not found: ${path}. Your current working directory is ${cwd}.`);
+  }
+  if (info.isDirectory()) return errorObservation(`Path is a directory: ${path}. You can only read files`);
+  if (info.size > MAX_READ_BYTES) {
+    return errorObservation(
+      `File is too large to read into an observation (${info.size} bytes, limit ${MAX_READ_BYTES}): ${path}. Use the shell (head, sed -n, grep) to read parts of it.`,
+    );
+  }
+  if (mediaType) {
+    const data = await readFile(path);
+    return fileReadObservation(path, `data:${mediaType};base64,${data.toString('base64')}`);
+  }
+  const head = await sniff(path);
+  if (head && looksBinary(head)) return errorObservation('ERROR_BINARY_FILE');
+  const text = decodeUtf8(await readFile(path));
+  if (text === undefined) return errorObservation(`File could not be decoded as utf-8: ${path}.`);
+  const lines = splitLinesKeepEnds(text);
+  const start = Math.min(Math.max(args.start, 0), lines.length);
+  const selected = args.end === -1 ? lines.slice(start) : lines.slice(start, Math.max(args.end, start));
+  return fileReadObservation(path, selected.join(''));
+}
+
+export async function writeFileAction(args: FileWriteArgs, cwd: string): Promise<Observation> {
+  const path = resolveAgainst(cwd, args.path);
+  let existing: string[] = [];
+  let exists = false;
+  try {
+    const info = await stat(path);
+    if (info.isDirectory()) return errorObservation(`Path is a directory: ${path}. You can only write to files`);
+    exists = true;
+  } catch {
+    // a new file
+  }
+  if (exists) {
+    const text = decodeUtf8(await readFile(path));
+    if (text === undefined) return errorObservation(`File could not be decoded as utf-8: ${path}.`);
+    existing = splitLinesKeepEnds(text);
+  } else {
+    await mkdir(dirname(path), { recursive: true });
+  }
+  // The reference's insert_lines: every new line gets a newline, lines [start:end) are replaced.
+  const inserted = args.content.split('\n').map((l) => `${l}\n`);
+  const before = args.start === 0 ? [] : existing.slice(0, args.start);
+  const after = args.end === -1 ? [] : existing.slice(args.end);
+  const content = [...before, ...inserted, ...after].join('');
+  // Written in place ('r+' then truncate) so an existing file keeps its mode and owner; a new file
+  // is created by this process, so it belongs to the sandbox user, mode 664 as in the reference.
+  const fh = await open(path, exists ? 'r+' : 'w', 0o664);
+  try {
+    const data = Buffer.from(content, 'utf8');
+    await fh.write(data, 0, data.length, 0);
+    await fh.truncate(data.length);
+    if (!exists) await fh.chmod(0o664);
+  } finally {
+    await fh.close();
+  }
+  return fileWriteObservation(path);
+}

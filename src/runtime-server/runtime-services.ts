@@ -1,0 +1,77 @@
+/** Builds the runtime server's services and owns their disposal. */
+import { statfs } from 'node:fs/promises';
+import { BashSession, type ShellProvider } from './openhands/bash-session.js';
+import { ActionExecutor } from './openhands/executor.js';
+import { FileEditor } from './core/editor/editor.js';
+import { PythonKernel } from './core/python/kernel.js';
+import { PtyShell } from './core/shell/pty-shell.js';
+import type { RuntimeServices, RuntimeServicesOptions } from './services.js';
+import { readProcessStats } from './system-stats.js';
+
+/** Keeps one persistent shell; starts a new one in the last known cwd if the agent ran `exit`. */
+class PersistentShell implements ShellProvider {
+  private current: PtyShell | undefined;
+  private starting: Promise<PtyShell> | undefined;
+
+  constructor(private cwd: string) {}
+
+  async shell(): Promise<PtyShell> {
+    if (this.current?.alive) return this.current;
+    if (this.current) {
+      this.cwd = this.current.prompt.workingDir || this.cwd;
+      const dead = this.current;
+      this.current = undefined;
+      await dead.dispose();
+    }
+    this.starting ??= PtyShell.start({ cwd: this.cwd }).then((s) => {
+      this.current = s;
+      this.starting = undefined;
+      return s;
+    });
+    return this.starting;
+  }
+
+  /** The shell as it is now, dead or alive; commands that need it alive call shell(). */
+  peek(): PtyShell | undefined {
+    return this.current;
+  }
+
+  async dispose(): Promise<void> {
+    await this.current?.dispose();
+  }
+}
+
+export async function createRuntimeServices(options: RuntimeServicesOptions): Promise<RuntimeServices> {
+  const shells = new PersistentShell(options.workingDir);
+  await shells.shell();
+  const bash = new BashSession(shells, options.noChangeTimeoutSeconds);
+  const editor = new FileEditor({ workspaceRoot: options.workingDir });
+  const python = new PythonKernel({ logger: options.logger });
+  const executor = new ActionExecutor({ bash, editor, python });
+  const startedAt = Date.now();
+  let disposed = false;
+  return {
+    options,
+    executor,
+    ready: () => !disposed,
+    async serverInfo() {
+      const now = Date.now();
+      const disk = await statfs('/').catch(() => undefined);
+      const total = disk ? disk.blocks * disk.bsize : 0;
+      const free = disk ? disk.bavail * disk.bsize : 0;
+      const used = disk ? (disk.blocks - disk.bfree) * disk.bsize : 0;
+      return {
+        uptime: (now - startedAt) / 1000,
+        idle_time: (now - executor.lastExecutionStarted) / 1000,
+        resources: {
+          ...(await readProcessStats(shells.peek()?.pid)),
+          disk: { total, used, free, percent: total ? Math.round((used / total) * 1000) / 10 : 0 },
+        },
+      };
+    },
+    async dispose() {
+      disposed = true;
+      await Promise.allSettled([shells.dispose(), editor.dispose(), python.dispose()]);
+    },
+  };
+}
