@@ -45,7 +45,7 @@ export async function startHostTarget(options: TargetOptions = {}): Promise<Runt
     process.execPath,
     ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'runtime-server', '--port', '0', '--working-dir', workspace],
     {
-      cwd: workspace,
+      cwd: ROOT,
       env: { ...process.env, SESSION_API_KEY: key, BERTH_LOG_LEVEL: 'warn', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },

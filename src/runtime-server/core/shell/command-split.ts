@@ -9,7 +9,9 @@
 import { parse } from 'sh-syntax';
 
 export async function splitCommands(command: string): Promise<string[]> {
-  if (command.trim() === '') return [command];
+  // Statements on one line always form one command, so only multi-line text needs the parser
+  // (which costs milliseconds per call).
+  if (!command.includes('\n')) return [command];
   let stmts: Awaited<ReturnType<typeof parse>>['Stmts'];
   try {
     stmts = (await parse(command)).Stmts;

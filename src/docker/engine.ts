@@ -1,0 +1,169 @@
+/**
+ * The Docker Engine client: a small facade over dockerode, in the style of testcontainers-node's
+ * container-runtime clients. This folder is the only code that imports dockerode; everything else talks
+ * to the `DockerEngine` interface, so another backend can stand beside it.
+ *
+ * dockerode puts create options (environment included) into URL query strings: never log request
+ * options or dockerode errors' request details.
+ */
+import Dockerode from 'dockerode';
+import { BerthError, ErrorCode } from '../protocol/errors.js';
+import { DockerImageClient, type ImageClient } from './images.js';
+
+/** Used when DOCKER_HOST is unset, like the docker CLI. */
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+
+/** How long a ping may take before the engine counts as unreachable: it answers in milliseconds when up. */
+export const PING_TIMEOUT_MS = 5_000;
+
+export interface EngineOptions {
+  /**
+   * Engine address: `unix:///path/docker.sock`, `tcp://host:port` or `http://host:port`.
+   * @default unix:///var/run/docker.sock (src/config/docker.ts fills it from DOCKER_HOST)
+   */
+  dockerHost?: string | undefined;
+}
+
+export interface EngineVersion {
+  version: string;
+  apiVersion: string;
+  os: string;
+  /** Docker's architecture name of the engine host: `amd64`, `arm64`, ... */
+  arch: string;
+}
+
+export interface DockerEngine {
+  /** The address this client talks to, for messages: `unix:///var/run/docker.sock`. */
+  readonly endpoint: string;
+  readonly images: ImageClient;
+  /** Resolves when the engine answers; otherwise throws one UNAVAILABLE error that says what to do. */
+  ping(): Promise<void>;
+  version(): Promise<EngineVersion>;
+}
+
+interface Endpoint {
+  display: string;
+  options: Dockerode.DockerOptions;
+}
+
+/** Turns a DOCKER_HOST value into dockerode options. Every field is set so dockerode's own env reading is overridden. */
+export function parseDockerHost(dockerHost: string | undefined): Endpoint {
+  const value = dockerHost?.trim() || `unix://${DEFAULT_DOCKER_SOCKET}`;
+  const unset = { host: undefined, port: undefined, protocol: undefined } as const;
+  if (value.startsWith('unix://')) {
+    const socketPath = value.slice('unix://'.length) || DEFAULT_DOCKER_SOCKET;
+    return { display: `unix://${socketPath}`, options: { ...unset, socketPath } };
+  }
+  if (value.startsWith('/')) {
+    return { display: `unix://${value}`, options: { ...unset, socketPath: value } };
+  }
+  let url: URL;
+  try {
+    url = new URL(value.includes('://') ? value : `tcp://${value}`);
+  } catch {
+    throw new BerthError(
+      ErrorCode.VALIDATION_FAILED,
+      `DOCKER_HOST=${value} is not an engine address; use unix:///var/run/docker.sock or tcp://host:2375`,
+    );
+  }
+  if (!['tcp:', 'http:', 'https:'].includes(url.protocol) || !url.hostname) {
+    throw new BerthError(
+      ErrorCode.VALIDATION_FAILED,
+      `DOCKER_HOST=${value} is not supported; use unix:///path/to/docker.sock or tcp://host:port`,
+    );
+  }
+  const protocol = url.protocol === 'https:' ? 'https' : 'http';
+  const port = url.port || (protocol === 'https' ? '2376' : '2375');
+  return {
+    display: `${url.protocol}//${url.hostname}:${port}`,
+    options: { socketPath: undefined, host: url.hostname, port, protocol },
+  };
+}
+
+/** Creates a client for the engine at `dockerHost`. Connects lazily: call `ping()` to check it is there. */
+export function connectEngine(options: EngineOptions = {}): DockerodeEngine {
+  const endpoint = parseDockerHost(options.dockerHost);
+  return new DockerodeEngine(new Dockerode(endpoint.options), endpoint.display);
+}
+
+/** The dockerode-backed engine. Other modules in src/docker may use `docker`; nothing outside may. */
+export class DockerodeEngine implements DockerEngine {
+  readonly images: DockerImageClient;
+
+  constructor(
+    readonly docker: Dockerode,
+    readonly endpoint: string,
+  ) {
+    this.images = new DockerImageClient(docker, (err, what) => this.toError(err, what));
+  }
+
+  async ping(): Promise<void> {
+    const signal = AbortSignal.timeout(PING_TIMEOUT_MS);
+    try {
+      // dockerode accepts an abort signal here; its type declarations do not say so.
+      const docker = this.docker as unknown as { ping(opts: { abortSignal: AbortSignal }): Promise<unknown> };
+      await docker.ping({ abortSignal: signal });
+    } catch (err) {
+      if (signal.aborted) throw this.unavailable(`no answer within ${PING_TIMEOUT_MS} ms`);
+      throw this.toError(err, 'ping');
+    }
+  }
+
+  async version(): Promise<EngineVersion> {
+    try {
+      const v = await this.docker.version();
+      return { version: v.Version, apiVersion: v.ApiVersion, os: v.Os, arch: v.Arch };
+    } catch (err) {
+      throw this.toError(err, 'version');
+    }
+  }
+
+  /** Maps a dockerode failure to a BerthError; an unreachable engine always becomes the same UNAVAILABLE error. */
+  toError(err: unknown, what: string): BerthError {
+    if (err instanceof BerthError) return err;
+    const e = err as { code?: string; statusCode?: number; message?: string; json?: { message?: string } };
+    if (e?.code && UNREACHABLE_CODES.has(e.code)) {
+      return this.unavailable(e.code === 'EACCES' ? 'permission denied on the socket' : e.code);
+    }
+    const message = engineMessage(err);
+    switch (e?.statusCode) {
+      case 404:
+        return new BerthError(ErrorCode.NOT_FOUND, `${what}: ${message}`);
+      case 409:
+        return new BerthError(ErrorCode.CONFLICT, `${what}: ${message}`);
+      case 400:
+        return new BerthError(ErrorCode.VALIDATION_FAILED, `${what}: ${message}`);
+      default:
+        return new BerthError(ErrorCode.INTERNAL, `${what}: ${message}`);
+    }
+  }
+
+  private unavailable(reason: string): BerthError {
+    const access =
+      reason === 'permission denied on the socket'
+        ? ' Run Berth as a user in the "docker" group (sudo usermod -aG docker $USER, then log in again).'
+        : ' Start it with `sudo systemctl start docker` (or `sudo dockerd &` where there is no systemd).';
+    return new BerthError(
+      ErrorCode.UNAVAILABLE,
+      `Docker engine not reachable at ${this.endpoint} (${reason}).${access} ` +
+        'Berth honours DOCKER_HOST (e.g. DOCKER_HOST=unix:///run/user/1000/docker.sock for rootless Docker).',
+      { endpoint: this.endpoint },
+    );
+  }
+}
+
+const UNREACHABLE_CODES = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT']);
+
+/** The engine's own message from a dockerode error, without the request details dockerode adds. */
+export function engineMessage(err: unknown): string {
+  const e = err as { json?: unknown; message?: string } | undefined;
+  const json = e?.json;
+  if (json && typeof json === 'object' && 'message' in json && typeof json.message === 'string') {
+    return json.message;
+  }
+  if (typeof json === 'string' && json.trim()) return json.trim();
+  if (Buffer.isBuffer(json) && json.length) return json.toString('utf8').trim();
+  const message = e?.message ?? String(err);
+  // dockerode prefixes "(HTTP code N) unexpected - "; keep the engine's words.
+  return message.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
+}

@@ -1,0 +1,512 @@
+/**
+ * A persistent Python process that runs cells one at a time, like the reference's Jupyter kernel but without
+ * a kernel gateway: the driver (driver-source.ts) talks JSON lines over fds 3 and 4, and the cell's output
+ * arrives on one stdout pipe that also carries stderr.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { KERNEL_DRIVER_SOURCE } from './driver-source.js';
+import type { CellRequest, CellResult } from './types.js';
+
+/** The first and the last this-many characters of a cell's output are kept; a flood's middle is dropped. */
+export const OUTPUT_HEAD_CHARS = 64 * 1024;
+export const OUTPUT_TAIL_CHARS = 64 * 1024;
+/** Time a cell gets to stop after SIGINT before the kernel is killed; a cell may catch KeyboardInterrupt. */
+export const INTERRUPT_GRACE_MS = 5_000;
+/** Importing IPython in a cold container takes seconds; a kernel not ready by then is assumed stuck. */
+export const KERNEL_START_TIMEOUT_MS = 60_000;
+/** After the kernel exits, its last output may still be in the pipe; wait this long for it at most. */
+const EXIT_DRAIN_MS = 200;
+/** Bytes of the driver's own stderr (before it joins stdout) kept to explain a failed start. */
+const STARTUP_STDERR_CHARS = 4 * 1024;
+/** setTimeout fires immediately for delays above this, so longer timeouts are clamped to it. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const PYTHON_CANDIDATES = ['python3', 'python'];
+const CONTROL_IN_FD = 3;
+const CONTROL_OUT_FD = 4;
+
+export interface KernelLogger {
+  warn(...args: unknown[]): void;
+}
+
+export interface PythonKernelOptions {
+  /** Interpreter to run; default: the first of python3, python on the PATH of `env`. */
+  pythonPath?: string;
+  /** Environment of the kernel process. @default process.env */
+  env?: NodeJS.ProcessEnv;
+  logger?: KernelLogger;
+  /** @default INTERRUPT_GRACE_MS */
+  interruptGraceMs?: number;
+}
+
+const noopLogger: KernelLogger = { warn() {} };
+
+export class PythonKernel {
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly logger: KernelLogger;
+  private readonly interruptGraceMs: number;
+  private readonly explicitPythonPath: string | undefined;
+  private process: KernelProcess | undefined;
+  /** Cells run strictly one after another; each run waits for the previous one. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+  private interpreter = '';
+
+  constructor(opts: PythonKernelOptions = {}) {
+    this.env = opts.env ?? process.env;
+    this.logger = opts.logger ?? noopLogger;
+    this.interruptGraceMs = opts.interruptGraceMs ?? INTERRUPT_GRACE_MS;
+    this.explicitPythonPath = opts.pythonPath;
+  }
+
+  /** Runs one cell, after any cells already queued. Rejects only when no kernel can be started. */
+  run(req: CellRequest): Promise<CellResult> {
+    const result = this.queue.then(() => this.runNow(req));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** Kills the kernel and everything in its process group. Later runs reject. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    const proc = this.process;
+    this.process = undefined;
+    await proc?.kill();
+  }
+
+  private async runNow(req: CellRequest): Promise<CellResult> {
+    const proc = await this.ensureStarted();
+    const cell = proc.execute(req.code, req.cwd);
+    let timedOut = false;
+    let killedAfterInterrupt = false;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const timeoutTimer = Number.isFinite(req.timeoutMs)
+      ? setTimeout(
+          () => {
+            timedOut = true;
+            // The caller gets the output up to the timeout; the KeyboardInterrupt traceback is noise.
+            cell.capture.freeze();
+            proc.interrupt();
+            graceTimer = setTimeout(() => {
+              killedAfterInterrupt = true;
+              this.logger.warn('python kernel: cell ignored the interrupt; killing the kernel');
+              void proc.kill();
+            }, this.interruptGraceMs);
+          },
+          Math.min(Math.max(req.timeoutMs, 0), MAX_TIMER_MS),
+        )
+      : undefined;
+    let end: CellEnd;
+    try {
+      end = await cell.end;
+    } finally {
+      clearTimeout(timeoutTimer);
+      clearTimeout(graceTimer);
+    }
+
+    let text = stripAnsi(cell.capture.text()).trimEnd();
+    if (end.kind === 'exited') {
+      if (this.process === proc) this.process = undefined;
+      let note: string;
+      if (killedAfterInterrupt) {
+        note =
+          '[The cell did not stop after the interrupt, so the Python kernel was killed and restarted; ' +
+          'variables and imports from earlier cells are lost.]';
+      } else if (this.disposed) {
+        note = '[The Python kernel was shut down.]';
+      } else {
+        this.logger.warn(`python kernel died during a cell (${end.reason})`);
+        note = `[The Python kernel died (${end.reason}) and was restarted; variables and imports from earlier cells are lost.]`;
+      }
+      text = text ? `${text}\n${note}` : note;
+    }
+    return {
+      text,
+      imageUrls: end.kind === 'done' ? end.images : [],
+      timedOut,
+      interpreter: this.interpreter,
+    };
+  }
+
+  private async ensureStarted(): Promise<KernelProcess> {
+    if (this.disposed) throw new Error('The Python kernel has been disposed');
+    if (this.process?.alive) return this.process;
+    const pythonPath = this.explicitPythonPath ?? findPython(this.env);
+    const child = spawn(pythonPath, ['-u', '-c', KERNEL_DRIVER_SOURCE], {
+      // stdin is /dev/null so input() gets EOF; fds 3 and 4 are the control channel.
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      // Own process group: an interrupt reaches the cell's subprocesses, and dispose can kill them all.
+      detached: true,
+      env: { ...this.env, PYTHONIOENCODING: this.env.PYTHONIOENCODING ?? 'utf-8' },
+    });
+    const proc = new KernelProcess(child, this.logger);
+    this.process = proc;
+    try {
+      const info = await proc.ready;
+      this.interpreter = info.interpreter;
+      return proc;
+    } catch (err) {
+      if (this.process === proc) this.process = undefined;
+      await proc.kill();
+      throw new Error(`The Python kernel (${pythonPath}) could not start: ${(err as Error).message}`);
+    }
+  }
+}
+
+/** The first python3 or python on PATH, as an absolute path. */
+function findPython(env: NodeJS.ProcessEnv): string {
+  const dirs = (env.PATH ?? '').split(path.delimiter).filter(Boolean);
+  for (const name of PYTHON_CANDIDATES) {
+    for (const dir of dirs) {
+      const candidate = path.join(dir, name);
+      try {
+        accessSync(candidate, fsConstants.X_OK);
+        return candidate;
+      } catch {
+        // not here; keep looking
+      }
+    }
+  }
+  throw new Error(`No ${PYTHON_CANDIDATES.join(' or ')} found on PATH`);
+}
+
+const ANSI_PATTERN = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g;
+
+export function stripAnsi(text: string): string {
+  return text.replace(ANSI_PATTERN, '');
+}
+
+interface ReadyInfo {
+  interpreter: string;
+  ipython: boolean;
+}
+
+type CellEnd = { kind: 'done'; images: string[] } | { kind: 'exited'; reason: string };
+
+interface RunningCell {
+  id: number;
+  capture: OutputCapture;
+  markerSeen: boolean;
+  /** The driver is inside the cell, so SIGINT lands as KeyboardInterrupt in it. */
+  started: boolean;
+  interruptRequested: boolean;
+  reply: { images: string[]; markerWritten: boolean } | undefined;
+  resolve(end: CellEnd): void;
+}
+
+/** One Python process. Owned by PythonKernel, which replaces it when it dies. */
+class KernelProcess {
+  readonly ready: Promise<ReadyInfo>;
+  private readonly control: Writable;
+  private resolveReady!: (info: ReadyInfo) => void;
+  private rejectReady!: (err: Error) => void;
+  private readyDone = false;
+  private exited = false;
+  private readonly exitedPromise: Promise<void>;
+  private resolveExited!: () => void;
+  private cell: RunningCell | undefined;
+  private nextCellId = 1;
+  private controlBuffer = '';
+  private startupStderr = '';
+
+  constructor(
+    private readonly child: ChildProcess,
+    private readonly logger: KernelLogger,
+  ) {
+    this.ready = new Promise<ReadyInfo>((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    // A start failure is reported through ensureStarted; nobody else awaits this promise.
+    this.ready.catch(() => undefined);
+    this.exitedPromise = new Promise<void>((resolve) => {
+      this.resolveExited = resolve;
+    });
+
+    this.control = child.stdio[CONTROL_IN_FD] as Writable;
+    const replies = child.stdio[CONTROL_OUT_FD] as Readable;
+    const stdout = child.stdout!;
+    const stderr = child.stderr!;
+    stdout.setEncoding('utf8');
+    stderr.setEncoding('utf8');
+    replies.setEncoding('utf8');
+    stdout.on('data', (data: string) => this.onOutput(data));
+    // The driver joins stderr to stdout at once; anything here is Python failing before that.
+    stderr.on('data', (data: string) => {
+      if (this.startupStderr.length < STARTUP_STDERR_CHARS) this.startupStderr += data;
+    });
+    replies.on('data', (data: string) => this.onReplies(data));
+    // EPIPE and friends after the process died; the exit handler reports the death.
+    for (const stream of [this.control, replies, stdout, stderr]) stream.on('error', () => undefined);
+
+    const startTimer = setTimeout(() => {
+      if (this.readyDone) return;
+      this.failReady(new Error(`not ready after ${KERNEL_START_TIMEOUT_MS} ms`));
+      void this.kill();
+    }, KERNEL_START_TIMEOUT_MS);
+    child.once('error', (err) => {
+      clearTimeout(startTimer);
+      void this.onExit(err.message, stdout);
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(startTimer);
+      void this.onExit(signal ? `killed by ${signal}` : `exit code ${code}`, stdout);
+    });
+  }
+
+  get alive(): boolean {
+    return !this.exited;
+  }
+
+  execute(code: string, cwd: string): { capture: OutputCapture; end: Promise<CellEnd> } {
+    if (this.cell) throw new Error('A cell is already running in this kernel');
+    const id = this.nextCellId++;
+    // Random per cell, so neither a cell's own output nor an earlier cell's late output can end it.
+    const marker = `\x1e<berth-cell-end ${randomBytes(16).toString('hex')}>\x1e`;
+    const capture = new OutputCapture(marker);
+    const end = new Promise<CellEnd>((resolve) => {
+      this.cell = {
+        id,
+        capture,
+        markerSeen: false,
+        started: false,
+        interruptRequested: false,
+        reply: undefined,
+        resolve,
+      };
+    });
+    if (this.exited) {
+      this.finishCell({ kind: 'exited', reason: 'the kernel was not running' });
+    } else {
+      this.control.write(`${JSON.stringify({ id, code, cwd, marker })}\n`);
+    }
+    return { capture, end };
+  }
+
+  /**
+   * SIGINT to the whole group, as Jupyter does: the cell gets KeyboardInterrupt, its children stop too.
+   * Held back until the driver has entered the cell, because the driver ignores SIGINT outside cells.
+   */
+  interrupt(): void {
+    const cell = this.cell;
+    if (!cell) return;
+    cell.interruptRequested = true;
+    if (cell.started) this.signalGroup('SIGINT');
+  }
+
+  /** Kills the process and its group; resolves once the exit has been handled. */
+  kill(): Promise<void> {
+    if (!this.exited) this.signalGroup('SIGKILL');
+    return this.exitedPromise;
+  }
+
+  private signalGroup(signal: NodeJS.Signals): void {
+    const pid = this.child.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // The group is gone (or never formed); try the process itself.
+      try {
+        this.child.kill(signal);
+      } catch {
+        // already dead
+      }
+    }
+  }
+
+  private onOutput(data: string): void {
+    const cell = this.cell;
+    // Output between cells (a background thread or process of an earlier cell) belongs to no cell.
+    if (!cell || cell.markerSeen) return;
+    if (cell.capture.push(data)) {
+      cell.markerSeen = true;
+      this.maybeFinishCell();
+    }
+  }
+
+  private onReplies(data: string): void {
+    this.controlBuffer += data;
+    let newline = this.controlBuffer.indexOf('\n');
+    while (newline >= 0) {
+      const line = this.controlBuffer.slice(0, newline);
+      this.controlBuffer = this.controlBuffer.slice(newline + 1);
+      if (line.trim()) this.onReply(line);
+      newline = this.controlBuffer.indexOf('\n');
+    }
+  }
+
+  private onReply(line: string): void {
+    let message: Record<string, unknown>;
+    try {
+      message = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      this.logger.warn('python kernel: unparsable control line', line.slice(0, 200));
+      return;
+    }
+    if (message.type === 'ready') {
+      this.readyDone = true;
+      this.resolveReady({
+        interpreter: String(message.interpreter ?? ''),
+        ipython: message.ipython === true,
+      });
+    } else if (message.type === 'started') {
+      const cell = this.cell;
+      if (!cell || message.id !== cell.id) return;
+      cell.started = true;
+      if (cell.interruptRequested) this.signalGroup('SIGINT');
+    } else if (message.type === 'done') {
+      const cell = this.cell;
+      if (!cell || message.id !== cell.id) {
+        this.logger.warn('python kernel: reply for a cell that is not running', message.id);
+        return;
+      }
+      const images = Array.isArray(message.images)
+        ? message.images.filter((x): x is string => typeof x === 'string')
+        : [];
+      cell.reply = { images, markerWritten: message.markerWritten !== false };
+      this.maybeFinishCell();
+    } else {
+      this.logger.warn('python kernel: unknown control message', message.type);
+    }
+  }
+
+  private maybeFinishCell(): void {
+    const cell = this.cell;
+    if (!cell?.reply) return;
+    // Both pipes are read independently: the cell is over once its reply and its end marker are both in.
+    if (cell.markerSeen || !cell.reply.markerWritten) {
+      this.finishCell({ kind: 'done', images: cell.reply.images });
+    }
+  }
+
+  private finishCell(end: CellEnd): void {
+    const cell = this.cell;
+    if (!cell) return;
+    this.cell = undefined;
+    cell.resolve(end);
+  }
+
+  private async onExit(reason: string, stdout: Readable): Promise<void> {
+    if (this.exited) return;
+    this.exited = true;
+    // Whatever the cell left running in the group goes with the kernel.
+    this.signalGroup('SIGKILL');
+    if (!stdout.readableEnded) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, EXIT_DRAIN_MS);
+        stdout.once('end', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        stdout.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    const stderrText = this.startupStderr.trim();
+    this.failReady(new Error(stderrText ? `${reason}: ${stderrText}` : reason));
+    this.cell?.capture.endOfStream();
+    this.finishCell({ kind: 'exited', reason });
+    this.child.stdout?.destroy();
+    this.child.stderr?.destroy();
+    this.control.destroy();
+    (this.child.stdio[CONTROL_OUT_FD] as Readable | null)?.destroy();
+    this.resolveExited();
+  }
+
+  private failReady(err: Error): void {
+    if (this.readyDone) return;
+    this.readyDone = true;
+    this.rejectReady(err);
+  }
+}
+
+/**
+ * One cell's output: finds the end marker in the stream and keeps only the head and the tail, so a cell
+ * printing gigabytes costs a bounded amount of memory.
+ */
+class OutputCapture {
+  private head = '';
+  private tailChunks: string[] = [];
+  private tailLength = 0;
+  private dropped = 0;
+  /** The end of the stream that could be the start of the marker; held back until the next data. */
+  private carry = '';
+  private frozen = false;
+  private ended = false;
+
+  constructor(private readonly marker: string) {}
+
+  /** Feeds stdout data; returns true once the end marker has been seen (data after it is ignored). */
+  push(data: string): boolean {
+    if (this.ended) return true;
+    const s = this.carry + data;
+    const index = s.indexOf(this.marker);
+    if (index >= 0) {
+      this.commit(s.slice(0, index));
+      this.carry = '';
+      this.ended = true;
+      return true;
+    }
+    const keep = this.markerPrefixLength(s);
+    this.commit(s.slice(0, s.length - keep));
+    this.carry = s.slice(s.length - keep);
+    return false;
+  }
+
+  /** Later output is not kept (the text stays what it was when the cell timed out). */
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  /** The stream ended without a marker: the held-back text was output after all. */
+  endOfStream(): void {
+    if (this.ended) return;
+    this.commit(this.carry);
+    this.carry = '';
+    this.ended = true;
+  }
+
+  text(): string {
+    let tail = this.tailChunks.join('');
+    let dropped = this.dropped;
+    if (tail.length > OUTPUT_TAIL_CHARS) {
+      dropped += tail.length - OUTPUT_TAIL_CHARS;
+      tail = tail.slice(-OUTPUT_TAIL_CHARS);
+    }
+    if (dropped === 0) return this.head + tail;
+    return `${this.head}\n[... ${dropped} characters of output omitted ...]\n${tail}`;
+  }
+
+  private markerPrefixLength(s: string): number {
+    for (let k = Math.min(s.length, this.marker.length - 1); k > 0; k--) {
+      if (s.endsWith(this.marker.slice(0, k))) return k;
+    }
+    return 0;
+  }
+
+  private commit(s: string): void {
+    if (this.frozen || s.length === 0) return;
+    let rest = s;
+    if (this.head.length < OUTPUT_HEAD_CHARS) {
+      const room = OUTPUT_HEAD_CHARS - this.head.length;
+      this.head += rest.slice(0, room);
+      rest = rest.slice(room);
+      if (rest.length === 0) return;
+    }
+    this.tailChunks.push(rest);
+    this.tailLength += rest.length;
+    // Compact now and then rather than on every chunk: joins stay amortised O(1) per character.
+    if (this.tailLength > 2 * OUTPUT_TAIL_CHARS) {
+      const joined = this.tailChunks.join('');
+      this.dropped += joined.length - OUTPUT_TAIL_CHARS;
+      this.tailChunks = [joined.slice(-OUTPUT_TAIL_CHARS)];
+      this.tailLength = OUTPUT_TAIL_CHARS;
+    }
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Uploads: a stream saved as destination/<filename>, or (recursive, or a `.zip` name, as in the
+ * reference) a zip spooled to a temporary file and unpacked into destination. Files are written by
+ * this process, so they belong to the user the runtime server runs as.
+ */
+import { createWriteStream } from 'node:fs';
+import { lstat, mkdir, mkdtemp, rm, stat, unlink } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BerthError, ErrorCode } from '../../../protocol/errors.js';
+import { type ExtractResult, extractZip } from './archive.js';
+import { mapFsError, requireAbsolutePath } from './paths.js';
+
+/** Longest file name Linux file systems accept (NAME_MAX, in bytes). */
+const MAX_NAME_BYTES = 255;
+
+export interface UploadRequest {
+  /** Absolute path of the directory the upload goes into; created if missing. */
+  destination: string;
+  /** The client's file name: a plain name for a file upload; only its `.zip` suffix matters for archives. */
+  filename: string;
+  /** Treat the upload as a zip and unpack it. A name ending in `.zip` implies this (the reference's rule). */
+  recursive: boolean;
+}
+
+export type UploadResult =
+  | { kind: 'file'; path: string; bytes: number }
+  | ({ kind: 'archive'; destination: string } & ExtractResult);
+
+export interface UploadOptions {
+  /** Where archives are spooled before validation. @default os.tmpdir() */
+  tmpDir?: string;
+}
+
+/** Whether an upload is unpacked rather than saved: `recursive`, or a name ending in `.zip`. */
+export function isArchiveUpload(request: Pick<UploadRequest, 'filename' | 'recursive'>): boolean {
+  return request.recursive || request.filename.endsWith('.zip');
+}
+
+/**
+ * Saves `source` as the request says. Request errors are thrown before `source` is read; on any
+ * failure `source` may be left partly read, and the caller decides what to do with the rest of it.
+ */
+export async function uploadFile(
+  source: Readable,
+  request: UploadRequest,
+  options: UploadOptions = {},
+): Promise<UploadResult> {
+  const destination = requireAbsolutePath(request.destination, 'destination');
+  const archive = isArchiveUpload(request);
+  if (archive) {
+    if (request.filename.includes('\0')) {
+      throw new BerthError(ErrorCode.PATH_NOT_ALLOWED, 'File name must not contain a NUL byte');
+    }
+  } else {
+    checkPlainFileName(request.filename);
+  }
+  await requireDirectoryOrMissing(destination);
+
+  if (!archive) return saveFile(source, destination, request.filename);
+
+  const spoolDir = await mkdtemp(path.join(options.tmpDir ?? os.tmpdir(), 'berth-upload-')).catch((err) => {
+    throw mapFsError(err, 'Creating a temporary directory for the upload');
+  });
+  try {
+    const zipPath = path.join(spoolDir, 'upload.zip');
+    try {
+      await pipeline(source, createWriteStream(zipPath, { flags: 'wx' }));
+    } catch (err) {
+      throw mapFsError(err, 'Receiving the archive');
+    }
+    const result = await extractZip(zipPath, destination);
+    return { kind: 'archive', destination, ...result };
+  } finally {
+    await rm(spoolDir, { recursive: true, force: true });
+  }
+}
+
+function checkPlainFileName(filename: string): void {
+  const shown = JSON.stringify(filename);
+  if (filename === '')
+    throw new BerthError(ErrorCode.VALIDATION_FAILED, 'The uploaded file has no file name');
+  if (filename.includes('\0')) {
+    throw new BerthError(ErrorCode.PATH_NOT_ALLOWED, 'File name must not contain a NUL byte');
+  }
+  if (filename.includes('/') || filename === '.' || filename === '..') {
+    throw new BerthError(
+      ErrorCode.PATH_NOT_ALLOWED,
+      `File name must be a plain name, without '/' or '..': ${shown}`,
+    );
+  }
+  if (Buffer.byteLength(filename) > MAX_NAME_BYTES) {
+    throw new BerthError(ErrorCode.PATH_NOT_ALLOWED, `File name is longer than 255 bytes: ${shown}`);
+  }
+}
+
+async function requireDirectoryOrMissing(destination: string): Promise<void> {
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(destination);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw mapFsError(err, `destination ${destination}`);
+  }
+  if (!st.isDirectory()) {
+    throw new BerthError(ErrorCode.CONFLICT, `destination ${destination} exists and is not a directory`);
+  }
+}
+
+async function saveFile(source: Readable, destination: string, filename: string): Promise<UploadResult> {
+  await mkdir(destination, { recursive: true }).catch((err) => {
+    throw mapFsError(err, `Creating ${destination}`);
+  });
+  const target = path.join(destination, filename);
+  const existing = await lstat(target).catch(() => undefined);
+  if (existing?.isDirectory()) throw new BerthError(ErrorCode.CONFLICT, `${target} is a directory`);
+
+  // Like the reference, an existing file is overwritten in place (and a symlink followed).
+  const sink = createWriteStream(target);
+  try {
+    await pipeline(source, sink);
+  } catch (err) {
+    await removePartial(target);
+    throw mapFsError(err, `Writing ${target}`);
+  }
+  return { kind: 'file', path: target, bytes: sink.bytesWritten };
+}
+
+/** Removes a half-written file; never what a symlink at that name points to. */
+async function removePartial(target: string): Promise<void> {
+  const st = await lstat(target).catch(() => undefined);
+  if (st?.isFile()) await unlink(target).catch(() => undefined);
+}

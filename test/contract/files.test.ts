@@ -1,0 +1,187 @@
+/** Contract: read, write, the str_replace editor and run_ipython over HTTP, and file ownership. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntimeClient, type RuntimeTarget, startRuntimeTarget } from './harness.js';
+
+let target: RuntimeTarget;
+let c: RuntimeClient;
+let ws: string;
+
+// A 1x1 transparent PNG.
+const PNG_B64 =
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';
+
+beforeAll(async () => {
+  target = await startRuntimeTarget();
+  c = new RuntimeClient(target);
+  ws = target.workspace;
+});
+afterAll(async () => {
+  await target?.close();
+});
+
+describe('write and read', () => {
+  it('write adds a newline to every line; read returns it; messages and extras', async () => {
+    const w = await c.act('write', { path: 'notes/a.txt', content: 'one\ntwo\nthree' });
+    expect(w).toEqual({
+      observation: 'write',
+      content: '',
+      extras: { path: `${ws}/notes/a.txt` },
+      message: `I wrote to the file ${ws}/notes/a.txt.`,
+    });
+    const r = await c.act('read', { path: 'notes/a.txt' });
+    expect(r.observation).toBe('read');
+    expect(r.content).toBe('one\ntwo\nthree\n');
+    expect(r.extras).toEqual({ path: `${ws}/notes/a.txt`, impl_source: 'default' });
+    expect(r.message).toBe(`I read the file ${ws}/notes/a.txt.`);
+  });
+
+  it('line ranges: 0-based, exclusive end, -1 to the end', async () => {
+    await c.act('write', { path: 'r.txt', content: 'l0\nl1\nl2\nl3' });
+    expect((await c.act('read', { path: 'r.txt', start: 1, end: 3 })).content).toBe('l1\nl2\n');
+    expect((await c.act('read', { path: 'r.txt', start: 2 })).content).toBe('l2\nl3\n');
+    await c.act('write', { path: 'r.txt', content: 'X\nY', start: 1, end: 3 });
+    expect((await c.act('read', { path: 'r.txt' })).content).toBe('l0\nX\nY\nl3\n');
+  });
+
+  it('relative paths resolve against the shell cwd', async () => {
+    await c.run('mkdir -p deep && cd deep');
+    await c.act('write', { path: 'here.txt', content: 'deep file' });
+    expect((await c.run(`cat ${ws}/deep/here.txt`)).content).toBe('deep file');
+    await c.run(`cd ${ws}`);
+  });
+
+  it('reference error texts', async () => {
+    const missing = await c.act('read', { path: 'nope.txt' });
+    expect(missing.observation).toBe('error');
+    expect(missing.content).toBe(`File not found: ${ws}/nope.txt. Your current working directory is ${ws}.`);
+    const dir = await c.act('read', { path: ws });
+    expect(dir.content).toBe(`Path is a directory: ${ws}. You can only read files`);
+    const wdir = await c.act('write', { path: ws, content: 'x' });
+    expect(wdir.content).toBe(`Path is a directory: ${ws}. You can only write to files`);
+    await c.run("printf '\\x00\\x01\\x02binary' > bin.dat");
+    expect((await c.act('read', { path: 'bin.dat' })).content).toBe('ERROR_BINARY_FILE');
+    await c.run("printf 'caf\\xe9 latin1' > latin.txt");
+    expect((await c.act('read', { path: 'latin.txt' })).content).toBe(
+      `File could not be decoded as utf-8: ${ws}/latin.txt.`,
+    );
+  });
+
+  it('images and PDFs come back as data URLs', async () => {
+    await c.run(`echo ${PNG_B64} | base64 -d > pixel.png`);
+    const img = await c.act('read', { path: 'pixel.png' });
+    expect(img.content).toBe(`data:image/png;base64,${PNG_B64}`);
+    await c.run("printf '%%PDF-1.4\\n%%\\xe2\\xe3\\n' > doc.pdf");
+    expect((await c.act('read', { path: 'doc.pdf' })).content).toMatch(/^data:application\/pdf;base64,JVBERi0xLjQK/);
+  });
+});
+
+describe('str_replace editor', () => {
+  it('create, view, str_replace, insert, undo with the reference texts and a diff', async () => {
+    const p = `${ws}/ed.py`;
+    const created = await c.act('edit', { command: 'create', path: p, file_text: 'a = 1\nb = 2\n' });
+    expect(created.observation).toBe('edit');
+    expect(created.content).toBe(`File created successfully at: ${p}`);
+    expect(created.extras.prev_exist).toBe(false);
+    expect(created.message).toBe(`I edited the file ${p}.`);
+    expect(created.extras.diff).toContain('+a = 1');
+
+    const view = await c.act('read', { path: p, impl_source: 'oh_aci' });
+    expect(view.observation).toBe('read');
+    expect(view.extras.impl_source).toBe('oh_aci');
+    expect(view.content).toBe(`Here's the result of running \`cat -n\` on ${p}:\n     1\ta = 1\n     2\tb = 2\n     3\t\n`);
+
+    const replaced = await c.act('edit', { command: 'str_replace', path: p, old_str: 'b = 2', new_str: 'b = 3' });
+    expect(replaced.content.startsWith(`The file ${p} has been edited. `)).toBe(true);
+    expect(replaced.content).toContain('     2\tb = 3');
+    expect(replaced.extras.old_content).toBe('b = 2');
+    expect(replaced.extras.new_content).toBe('b = 3');
+    expect(replaced.extras.prev_exist).toBe(true);
+    expect(replaced.extras.diff).toContain('-b = 2');
+    expect(replaced.extras.diff).toContain('+b = 3');
+
+    const inserted = await c.act('edit', { command: 'insert', path: p, insert_line: 1, new_str: 'x = 0' });
+    expect(inserted.content).toContain('     2\tx = 0');
+    const undone = await c.act('edit', { command: 'undo_edit', path: p });
+    expect(undone.content.startsWith(`Last edit to ${p} undone successfully. `)).toBe(true);
+    expect((await c.run(`cat ${p}`)).content).toBe('a = 1\nb = 3');
+  });
+
+  it('errors are ERROR:\\n<message> with HTTP 200', async () => {
+    const p = `${ws}/ed2.txt`;
+    await c.act('edit', { command: 'create', path: p, file_text: 'dup\ndup\n' });
+    const multi = await c.act('edit', { command: 'str_replace', path: p, old_str: 'dup', new_str: 'x' });
+    expect(multi.content).toBe(
+      'ERROR:\nNo replacement was performed. Multiple occurrences of old_str `dup` in lines [1, 2]. Please ensure it is unique.',
+    );
+    const none = await c.act('edit', { command: 'str_replace', path: p, old_str: 'zzz', new_str: 'x' });
+    expect(none.content).toBe(`ERROR:\nNo replacement was performed, old_str \`zzz\` did not appear verbatim in ${p}.`);
+    const exists = await c.act('edit', { command: 'create', path: p, file_text: '' });
+    expect(exists.content).toBe(
+      `ERROR:\nInvalid \`path\` parameter: ${p}. File already exists at: ${p}. Cannot overwrite files using command \`create\`.`,
+    );
+    const rel = await c.act('edit', { command: 'view', path: 'ed2.txt' });
+    expect(rel.content).toBe(
+      `ERROR:\nInvalid \`path\` parameter: ed2.txt. The path should be an absolute path, starting with \`/\`. Maybe you meant ${ws}/ed2.txt?`,
+    );
+    const badCmd = await c.act('edit', { command: 'explode', path: p });
+    expect(badCmd.content).toBe(
+      'ERROR:\nUnrecognized command explode. The allowed commands for the oh_editor tool are: view, create, str_replace, insert, undo_edit',
+    );
+  });
+
+  it('views a directory two levels deep without hidden entries', async () => {
+    await c.run('mkdir -p tree/a/b/c tree/.hidden && touch tree/a/f.txt tree/.dot');
+    const v = await c.act('edit', { command: 'view', path: `${ws}/tree` });
+    expect(v.content).toBe(
+      `Here's the files and directories up to 2 levels deep in ${ws}/tree, excluding hidden items:\n${ws}/tree/\n${ws}/tree/a/\n${ws}/tree/a/b/\n${ws}/tree/a/f.txt\n\n2 hidden files/directories in this directory are excluded. You can use 'ls -la ${ws}/tree' to see them.`,
+    );
+  });
+});
+
+describe('run_ipython', () => {
+  it('keeps state, prints results, appends the cwd and interpreter lines', async () => {
+    await c.act('run_ipython', { code: 'x = 20' });
+    const o = await c.act('run_ipython', { code: 'print("hello")\nx + 22' });
+    expect(o.observation).toBe('run_ipython');
+    expect(o.success).toBe(true);
+    expect(o.message).toBe('Code executed in IPython cell.');
+    const lines = o.content.split('\n');
+    expect(lines).toContain('hello');
+    expect(o.content).toContain('42');
+    expect(lines.at(-2)).toBe(`[Jupyter current working directory: ${ws}]`);
+    expect(lines.at(-1)).toMatch(/^\[Jupyter Python interpreter: \/.+python[0-9.]*\]$/);
+    expect(o.extras.code).toBe('print("hello")\nx + 22');
+  });
+
+  it('no output, tracebacks, include_extra=false, cwd follows the shell', async () => {
+    const quiet = await c.act('run_ipython', { code: 'y = 1', include_extra: false });
+    expect(quiet.content).toBe('[Code executed successfully with no output]');
+    const err = await c.act('run_ipython', { code: '1/0', include_extra: false });
+    expect(err.observation).toBe('run_ipython');
+    expect(err.content).toContain('ZeroDivisionError');
+    await c.run('mkdir -p pyd && cd pyd');
+    const cwd = await c.act('run_ipython', { code: 'import os; print(os.getcwd())', include_extra: false });
+    expect(cwd.content).toBe(`${ws}/pyd`);
+    await c.run(`cd ${ws}`);
+  });
+
+  it('a timeout interrupts the cell and keeps the kernel', async () => {
+    await c.act('run_ipython', { code: 'kept = "still here"' });
+    const slow = await c.act('run_ipython', { code: 'import time\ntime.sleep(60)', include_extra: false }, 2);
+    expect(slow.content).toContain('[Execution timed out (2 seconds).]');
+    const after = await c.act('run_ipython', { code: 'print(kept)', include_extra: false });
+    expect(after.content).toBe('still here');
+  });
+});
+
+describe('ownership', () => {
+  it('every file an action creates belongs to the user the server runs as', async () => {
+    await c.act('write', { path: 'own/w.txt', content: 'w' });
+    await c.act('edit', { command: 'create', path: `${ws}/own/e.txt`, file_text: 'e' });
+    await c.run('touch own/s.txt');
+    await c.act('run_ipython', { code: `open("${ws}/own/p.txt", "w").write("p")` });
+    const o = await c.run('id -u; stat -c %u own/w.txt own/e.txt own/s.txt own/p.txt');
+    const [uid, ...owners] = o.content.split('\n');
+    expect(owners).toEqual([uid, uid, uid, uid]);
+  });
+});
