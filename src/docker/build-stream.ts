@@ -117,7 +117,9 @@ export function describeBuildFailure(failure: BuildFailure): string {
     failure.step === undefined
       ? ''
       : ` at step ${failure.step}/${failure.totalSteps} (${truncate(failure.instruction ?? '', 200)})`;
-  const output = failure.output.filter((l) => !l.startsWith(' ---> ') && !l.startsWith('Removing intermediate'));
+  const output = failure.output.filter(
+    (l) => !l.startsWith(' ---> ') && !l.startsWith('Removing intermediate'),
+  );
   const tail = output.length ? `\n${output.join('\n')}` : '';
   return `image build failed${where}: ${failure.message}${tail}`;
 }

@@ -152,7 +152,14 @@ export class DockerodeEngine implements DockerEngine {
   }
 }
 
-const UNREACHABLE_CODES = new Set(['ENOENT', 'ECONNREFUSED', 'EACCES', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT']);
+const UNREACHABLE_CODES = new Set([
+  'ENOENT',
+  'ECONNREFUSED',
+  'EACCES',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ETIMEDOUT',
+]);
 
 /** The engine's own message from a dockerode error, without the request details dockerode adds. */
 export function engineMessage(err: unknown): string {

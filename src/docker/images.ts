@@ -248,7 +248,11 @@ export function splitTag(ref: string): [string, string] {
   return colon > slash ? [ref.slice(0, colon), ref.slice(colon + 1)] : [ref, 'latest'];
 }
 
-function consume(stream: NodeJS.ReadableStream, parser: BuildStreamParser, signal?: AbortSignal): Promise<void> {
+function consume(
+  stream: NodeJS.ReadableStream,
+  parser: BuildStreamParser,
+  signal?: AbortSignal,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       (stream as Readable).destroy?.();

@@ -74,7 +74,10 @@ export async function ensureNodeBinary(options: EnsureNodeBinaryOptions): Promis
     const tarball = await npmPack(options.npmCommand ?? 'npm', `${pkg}@${version}`, tmp);
     const expected = version === PINNED_NODE_VERSION ? PINNED_INTEGRITY[options.arch] : undefined;
     if (expected && (await fileIntegrity(tarball, 'sha512')) !== expected) {
-      throw new BerthError(ErrorCode.INTERNAL, `${pkg}@${version}: tarball does not match the pinned integrity`);
+      throw new BerthError(
+        ErrorCode.INTERNAL,
+        `${pkg}@${version}: tarball does not match the pinned integrity`,
+      );
     }
     const sha256 = (await fileIntegrity(tarball, 'sha256', 'hex')).replace(/^sha256-/, '');
     options.onProgress?.({ type: 'phase', message: `extracting node from ${pkg}-${version}.tgz` });
@@ -100,7 +103,10 @@ export async function ensureNodeBinary(options: EnsureNodeBinaryOptions): Promis
 
 async function readCached(dir: string): Promise<string | undefined> {
   try {
-    const [sha, node] = await Promise.all([readFile(join(dir, 'tarball.sha256'), 'utf8'), stat(join(dir, 'node'))]);
+    const [sha, node] = await Promise.all([
+      readFile(join(dir, 'tarball.sha256'), 'utf8'),
+      stat(join(dir, 'node')),
+    ]);
     return node.isFile() && /^[0-9a-f]{64}$/.test(sha.trim()) ? sha.trim() : undefined;
   } catch {
     return undefined;
@@ -118,7 +124,10 @@ async function npmPack(npm: string, spec: string, destination: string): Promise<
   } catch (err) {
     const e = err as { code?: string; stderr?: string; message: string };
     if (e.code === 'ENOENT') {
-      throw new BerthError(ErrorCode.UNAVAILABLE, `npm is needed to fetch ${spec} but "${npm}" was not found`);
+      throw new BerthError(
+        ErrorCode.UNAVAILABLE,
+        `npm is needed to fetch ${spec} but "${npm}" was not found`,
+      );
     }
     const detail = (e.stderr ?? '').trim().split('\n').slice(-5).join('\n') || e.message;
     throw new BerthError(ErrorCode.UNAVAILABLE, `npm pack ${spec} failed:\n${detail}`);
@@ -130,7 +139,11 @@ async function npmPack(npm: string, spec: string, destination: string): Promise<
   return join(destination, filename.replace(/^@/, '').replace(/\//g, '-'));
 }
 
-async function fileIntegrity(path: string, algorithm: 'sha256' | 'sha512', encoding: 'hex' | 'base64' = 'base64') {
+async function fileIntegrity(
+  path: string,
+  algorithm: 'sha256' | 'sha512',
+  encoding: 'hex' | 'base64' = 'base64',
+) {
   const hash = createHash(algorithm);
   await pipeline(createReadStream(path), hash);
   return `${algorithm}-${hash.digest(encoding)}`;

@@ -5,6 +5,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
+import websocket from '@fastify/websocket';
+import { registerBerthRoutes } from './berth-routes.js';
 import { registerActionRoutes } from './openhands/action-routes.js';
 import { registerFileRoutes } from './openhands/file-routes.js';
 import type { RuntimeServices } from './services.js';
@@ -73,7 +75,9 @@ export async function createRuntimeHttpServer(
   app.get('/alive', async () => ({ status: services.ready() ? 'ok' : 'not initialized' }));
   app.get('/server_info', async () => services.serverInfo());
 
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   registerActionRoutes(app, services);
+  registerBerthRoutes(app, services);
   await registerFileRoutes(app, services);
   return app;
 }

@@ -5,6 +5,7 @@ import { ActionExecutor } from './openhands/executor.js';
 import { FileEditor } from './core/editor/editor.js';
 import { PythonKernel } from './core/python/kernel.js';
 import { PtyShell } from './core/shell/pty-shell.js';
+import { TerminalManager } from './core/terminal/terminals.js';
 import type { RuntimeServices, RuntimeServicesOptions } from './services.js';
 import { readProcessStats } from './system-stats.js';
 
@@ -48,11 +49,13 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
   const editor = new FileEditor({ workspaceRoot: options.workingDir });
   const python = new PythonKernel({ logger: options.logger });
   const executor = new ActionExecutor({ bash, editor, python });
+  const terminals = new TerminalManager(() => shells.peek()?.prompt.workingDir || options.workingDir);
   const startedAt = Date.now();
   let disposed = false;
   return {
     options,
     executor,
+    terminals,
     ready: () => !disposed,
     async serverInfo() {
       const now = Date.now();
@@ -71,6 +74,7 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
     },
     async dispose() {
       disposed = true;
+      terminals.dispose();
       await Promise.allSettled([shells.dispose(), editor.dispose(), python.dispose()]);
     },
   };

@@ -3,6 +3,7 @@
  * requests, call into these, and shape responses.
  */
 import type { Logger } from 'pino';
+import type { TerminalManager } from './core/terminal/terminals.js';
 import type { ActionExecutor } from './openhands/executor.js';
 
 export interface RuntimeServicesOptions {
@@ -16,6 +17,7 @@ export interface RuntimeServicesOptions {
 export interface RuntimeServices {
   readonly options: RuntimeServicesOptions;
   readonly executor: ActionExecutor;
+  readonly terminals: TerminalManager;
   ready(): boolean;
   serverInfo(): Promise<Record<string, unknown>>;
   dispose(): Promise<void>;

@@ -301,8 +301,9 @@ for (const mode of modes) {
     });
 
     it('ends a running cell when disposed', async () => {
+      await run('started = True');
       const pending = run('import time\ntime.sleep(100)');
-      await new Promise((r) => setTimeout(r, 1_000));
+      await new Promise((r) => setTimeout(r, 300));
       await kernel.dispose();
       const r = await pending;
       expect(r.text).toContain('[The Python kernel was shut down.]');
@@ -311,6 +312,7 @@ for (const mode of modes) {
     if (mode.ipython) {
       it('supports shell escapes and magics, without colours', async () => {
         expect((await run('!echo bang')).text).toBe('bang');
+        expect((await run("!printf 'a\\nb\\n'")).text).toBe('a\nb');
         const r = await run('%env BERTH_TEST_VAR=hello\nimport os\nos.environ["BERTH_TEST_VAR"]');
         expect(r.text).toContain("'hello'");
         const err = await run('1/0');

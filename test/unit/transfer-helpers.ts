@@ -2,7 +2,7 @@
  * Test helpers for file transfers: a raw zip writer (so entries can carry names and attributes no
  * well-behaved zip library would write), a zip reader, and small file-system utilities.
  */
-import { readdir, readlink, readFile, lstat } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import yauzl from 'yauzl';
@@ -38,7 +38,8 @@ export function buildZip(entries: RawEntry[]): Buffer {
     const method = e.method ?? 8;
     const compressed = e.rawData ?? (method === 8 ? zlib.deflateRawSync(data) : data);
     const crc = e.crc ?? zlib.crc32(data);
-    const extra = e.declaredSize === undefined ? Buffer.alloc(0) : zip64Extra(e.declaredSize, compressed.length);
+    const extra =
+      e.declaredSize === undefined ? Buffer.alloc(0) : zip64Extra(e.declaredSize, compressed.length);
     const usize = e.declaredSize === undefined ? data.length : 0xffffffff;
     const csize = e.declaredSize === undefined ? compressed.length : 0xffffffff;
     const flags = 0x800; // UTF-8 names

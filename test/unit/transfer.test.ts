@@ -1,6 +1,17 @@
 /** File transfer core on real temporary directories: uploads, zip validation, downloads, list_files. */
 import { execFileSync } from 'node:child_process';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -36,7 +47,11 @@ afterEach(async () => {
 });
 
 function upload(data: Buffer | string, filename: string, recursive = false, destination = dest) {
-  return uploadFile(Readable.from([Buffer.from(data)]), { destination, filename, recursive }, { tmpDir: spool });
+  return uploadFile(
+    Readable.from([Buffer.from(data)]),
+    { destination, filename, recursive },
+    { tmpDir: spool },
+  );
 }
 
 function uploadZip(entries: RawEntry[], destination = dest) {
@@ -128,7 +143,11 @@ describe('upload: plain files', () => {
       yield Buffer.alloc(64 * 1024, 7);
       throw new Error('client went away');
     }
-    const err = await uploadFile(Readable.from(broken()), { destination: dest, filename: 'p.bin', recursive: false }).then(
+    const err = await uploadFile(Readable.from(broken()), {
+      destination: dest,
+      filename: 'p.bin',
+      recursive: false,
+    }).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -177,7 +196,11 @@ describe('upload: zip archives', () => {
       { name: 'replace.txt', data: 'new' },
       { name: 'dangling', data: 'regular file now' },
     ]);
-    expect(await snapshot(dest)).toEqual({ dangling: 'regular file now', 'keep.txt': 'kept', 'replace.txt': 'new' });
+    expect(await snapshot(dest)).toEqual({
+      dangling: 'regular file now',
+      'keep.txt': 'kept',
+      'replace.txt': 'new',
+    });
     expect(await readdir(outside)).toEqual([]);
   });
 
@@ -208,7 +231,12 @@ describe('upload: zip archives', () => {
 
   it.each(hostile)('refuses %s and writes nothing, even after good entries', async (_label, bad, code) => {
     const err = await berthError(
-      uploadZip([{ name: 'good-first.txt', data: 'fine' }, { name: 'gooddir/' }, bad, { name: 'good-last.txt' }]),
+      uploadZip([
+        { name: 'good-first.txt', data: 'fine' },
+        { name: 'gooddir/' },
+        bad,
+        { name: 'good-last.txt' },
+      ]),
     );
     expect(err.code).toBe(code);
     expect(err.status).toBe(400);
@@ -236,7 +264,12 @@ describe('upload: zip archives', () => {
     await mkdir(outside);
     await mkdir(dest);
     await symlink(outside, path.join(dest, 'out'));
-    const err = await berthError(uploadZip([{ name: 'fine.txt', data: 'x' }, { name: 'out/pwned.txt', data: 'x' }]));
+    const err = await berthError(
+      uploadZip([
+        { name: 'fine.txt', data: 'x' },
+        { name: 'out/pwned.txt', data: 'x' },
+      ]),
+    );
     expect(err.code).toBe('PATH_NOT_ALLOWED');
     expect(await readdir(outside)).toEqual([]);
     expect(await readdir(dest)).toEqual(['out']);
@@ -276,14 +309,22 @@ describe('upload: zip archives', () => {
 
   it('refuses undecodable deflate data', async () => {
     const err = await berthError(
-      uploadZip([{ name: 'good.txt', data: 'fine' }, { name: 'bad.bin', data: 'abc', rawData: Buffer.from([0xff, 0xff, 0xff]) }]),
+      uploadZip([
+        { name: 'good.txt', data: 'fine' },
+        { name: 'bad.bin', data: 'abc', rawData: Buffer.from([0xff, 0xff, 0xff]) },
+      ]),
     );
     expect(err.code).toBe('BAD_ARCHIVE');
     expect(await exists(dest)).toBe(false);
   });
 
   it('refuses an entry beneath a file entry, and a name used for two kinds', async () => {
-    const under = await berthError(uploadZip([{ name: 'a', data: 'file' }, { name: 'a/b', data: 'x' }]));
+    const under = await berthError(
+      uploadZip([
+        { name: 'a', data: 'file' },
+        { name: 'a/b', data: 'x' },
+      ]),
+    );
     expect(under.code).toBe('BAD_ARCHIVE');
     const twice = await berthError(uploadZip([{ name: 'a/' }, { name: 'a', data: 'x' }]));
     expect(twice.code).toBe('BAD_ARCHIVE');
@@ -292,14 +333,22 @@ describe('upload: zip archives', () => {
 
   it('refuses to replace an existing directory with a file entry (CONFLICT)', async () => {
     await mkdir(path.join(dest, 'd'), { recursive: true });
-    const err = await berthError(uploadZip([{ name: 'new.txt', data: 'x' }, { name: 'd', data: 'x' }]));
+    const err = await berthError(
+      uploadZip([
+        { name: 'new.txt', data: 'x' },
+        { name: 'd', data: 'x' },
+      ]),
+    );
     expect(err.code).toBe('CONFLICT');
     expect(await readdir(dest)).toEqual(['d']);
   });
 
   it('an archive larger than the free space is NO_SPACE before anything is written', async () => {
     const err = await berthError(
-      uploadZip([{ name: 'small.txt', data: 'x' }, { name: 'huge.bin', data: 'x', declaredSize: 2n ** 50n }]),
+      uploadZip([
+        { name: 'small.txt', data: 'x' },
+        { name: 'huge.bin', data: 'x', declaredSize: 2n ** 50n },
+      ]),
     );
     expect(err.code).toBe('NO_SPACE');
     expect(err.status).toBe(507);
@@ -397,7 +446,8 @@ describe('download', () => {
   it('streams: files are opened one at a time, and abandoning the stream closes them', async () => {
     const tree = path.join(root, 'big');
     await mkdir(tree);
-    for (let i = 0; i < 5; i++) await writeFile(path.join(tree, `f${i}.bin`), Buffer.alloc(4 * 1024 * 1024, i));
+    for (let i = 0; i < 5; i++)
+      await writeFile(path.join(tree, `f${i}.bin`), Buffer.alloc(4 * 1024 * 1024, i));
     const before = await openFdCount();
     const d = await createDownload(tree);
     let seen = 0;
@@ -418,7 +468,11 @@ describe('download', () => {
     await writeFile(path.join(tree, 'one.txt'), '1');
     await writeFile(path.join(tree, 'x', 'y', 'two.txt'), '2');
     const d = await createDownload(tree);
-    await uploadFile(d.stream, { destination: dest, filename: 'round.zip', recursive: true }, { tmpDir: spool });
+    await uploadFile(
+      d.stream,
+      { destination: dest, filename: 'round.zip', recursive: true },
+      { tmpDir: spool },
+    );
     expect(await snapshot(dest)).toEqual({ 'one.txt': '1', x: 'dir', 'x/y': 'dir', 'x/y/two.txt': '2' });
   });
 });
@@ -429,7 +483,8 @@ describe('list_files', () => {
     cwd = path.join(root, 'cwd');
     await mkdir(cwd);
     for (const d of ['src', 'Docs', '.git', 'a', 'a-b', 'node_modules']) await mkdir(path.join(cwd, d));
-    for (const f of ['README.md', 'b.txt', '.env', 'A.txt', 'c.TXT', '_x']) await writeFile(path.join(cwd, f), f);
+    for (const f of ['README.md', 'b.txt', '.env', 'A.txt', 'c.TXT', '_x'])
+      await writeFile(path.join(cwd, f), f);
     await symlink('src', path.join(cwd, 'src-link'));
     await symlink('README.md', path.join(cwd, 'readme-link'));
     await symlink('missing', path.join(cwd, 'dangling'));

@@ -156,6 +156,9 @@ function parseBoolean(value: string | undefined, name: string): boolean | undefi
  */
 function shieldFileStream(source: Readable & { truncated?: boolean }, maxBytes: number): Readable {
   const body = new PassThrough();
+  // The error may come before the core has started reading (it creates directories first); the
+  // consumer still sees it, as the stream's stored error, when it pipes from the stream.
+  body.on('error', () => undefined);
   source.pipe(body);
   source.once('limit', () => {
     body.destroy(

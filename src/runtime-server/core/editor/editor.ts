@@ -54,6 +54,9 @@ const SUPPORTED_BINARY_EXTENSIONS = new Set([
 
 const FILE_TRUNCATED_NOTICE =
   '<response clipped><NOTE>Due to the max output limit, only part of this file has been shown to you. You should retry this tool after you have searched inside the file with `grep -n` in order to find the line numbers of what you are looking for.</NOTE>';
+/** find's stderr is clipped with the generic notice. */
+const CONTENT_TRUNCATED_NOTICE =
+  '<response clipped><NOTE>Due to the max output limit, only part of the full response has been shown to you.</NOTE>';
 const DIRECTORY_TRUNCATED_NOTICE =
   '<response clipped><NOTE>Due to the max output limit, only part of this directory has been shown to you. You should use `ls -la` instead to view large directories incrementally.</NOTE>';
 
@@ -223,7 +226,7 @@ export class FileEditor {
     if (end === -1) {
       end = numLines;
     } else if (end > numLines) {
-      warning = `We only show up to ${numLines} since there's only ${numLines} lines in this file`;
+      warning = `We only show up to ${numLines} since there're only ${numLines} lines in this file.`;
       end = numLines;
     }
     if (end < start) {
@@ -235,16 +238,15 @@ export class FileEditor {
     }
     // A ranged view drops the final line break, so it shows no trailing empty line.
     const selected = pySplitlines(lines.slice(start - 1, end).join('')).join('\n');
-    let output = makeOutput(selected, path, start);
-    if (warning) output += `\nNOTE: ${warning}\n`;
-    return view(output);
+    const output = makeOutput(selected, path, start);
+    return view(warning ? `NOTE: ${warning}\n${output}` : output);
   }
 
   private async viewDirectory(path: string): Promise<string> {
     const listing = await listTwoLevels(path);
     if (listing.errors.length > 0) {
       throw new EditorError(
-        clip(`${listing.errors.join('\n')}\n`, MAX_RESPONSE_LEN_CHAR, DIRECTORY_TRUNCATED_NOTICE),
+        clip(`${listing.errors.join('\n')}\n`, MAX_RESPONSE_LEN_CHAR, CONTENT_TRUNCATED_NOTICE),
       );
     }
     // The clip applies to find's raw output, before directories get their trailing slash.
@@ -278,15 +280,21 @@ export class FileEditor {
   private async strReplace(
     path: string,
     stats: Stats,
-    oldStr: string,
-    newStr: string,
+    givenOld: string,
+    givenNew: string,
   ): Promise<EditorResult> {
     const { text, encoding } = await this.loadText(path, stats);
-    const matchLines = occurrenceLines(text, oldStr);
+    let [oldStr, newStr] = [givenOld, givenNew];
+    let matchLines = occurrenceLines(text, oldStr);
     if (matchLines.count === 0) {
-      throw new EditorError(
-        `No replacement was performed, old_str \`${oldStr}\` did not appear verbatim in ${path}.`,
-      );
+      // Like the reference, retry without surrounding whitespace (on both strings) before giving up.
+      [oldStr, newStr] = [pyStrip(oldStr), pyStrip(newStr)];
+      matchLines = occurrenceLines(text, oldStr);
+      if (matchLines.count === 0) {
+        throw new EditorError(
+          `No replacement was performed, old_str \`${oldStr}\` did not appear verbatim in ${path}.`,
+        );
+      }
     }
     if (matchLines.count > 1) {
       throw new EditorError(
@@ -476,6 +484,14 @@ function countChar(text: string, ch: string, from = 0, to = text.length): number
   let n = 0;
   for (let i = text.indexOf(ch, from); i !== -1 && i < to; i = text.indexOf(ch, i + 1)) n++;
   return n;
+}
+
+/** What Python's str.strip() removes: the characters for which str.isspace() is true. */
+const PY_SPACE =
+  '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const PY_STRIP = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'g');
+function pyStrip(s: string): string {
+  return s.replace(PY_STRIP, '');
 }
 
 /** str() of a pathlib.PurePosixPath: repeated and trailing slashes and `.` parts dropped. */

@@ -62,7 +62,7 @@ export class PythonKernel {
     this.explicitPythonPath = opts.pythonPath;
   }
 
-  /** Runs one cell, after any cells already queued. Rejects only when no kernel can be started. */
+  /** Runs one cell, after any cells already queued. Rejects only when disposed or no kernel can start. */
   run(req: CellRequest): Promise<CellResult> {
     const result = this.queue.then(() => this.runNow(req));
     this.queue = result.catch(() => undefined);
@@ -107,7 +107,8 @@ export class PythonKernel {
       clearTimeout(graceTimer);
     }
 
-    let text = stripAnsi(cell.capture.text()).trimEnd();
+    // CRLF comes from IPython running shell escapes on a pty; agents read plain newlines.
+    let text = stripAnsi(cell.capture.text()).replaceAll('\r\n', '\n').trimEnd();
     if (end.kind === 'exited') {
       if (this.process === proc) this.process = undefined;
       let note: string;
@@ -151,6 +152,7 @@ export class PythonKernel {
     } catch (err) {
       if (this.process === proc) this.process = undefined;
       await proc.kill();
+      if (this.disposed) throw new Error('The Python kernel has been disposed');
       throw new Error(`The Python kernel (${pythonPath}) could not start: ${(err as Error).message}`);
     }
   }

@@ -1,0 +1,36 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { pino } from 'pino';
+import { createRuntimeHttpServer } from '/work/main/src/runtime-server/http.ts';
+const logger = pino({ level: 'silent' });
+const root = await mkdtemp(path.join(os.tmpdir(), 'dbg-'));
+const app = await createRuntimeHttpServer({ options: { workingDir: root, noChangeTimeoutSeconds: 10, logger }, ready: () => true, serverInfo: async () => ({}) } as any, { logger });
+await app.listen({ host: '127.0.0.1', port: 0 });
+const port = (app.server.address() as any).port;
+const src = '/tmp/dbg-src.bin';
+const M = 1024 * 1024;
+const fmt = () => { const m = process.memoryUsage(); return `rss ${(m.rss / M).toFixed(0)} ab ${(m.arrayBuffers / M).toFixed(0)}`; };
+const t = setInterval(() => console.log(fmt()), 2000);
+console.log('start', fmt());
+const boundary = 'bbbbbb';
+async function* body() {
+  yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+  for await (const c of createReadStream(src, { highWaterMark: 256 * 1024 })) yield c;
+  yield Buffer.from(`\r\n--${boundary}--\r\n`);
+}
+let t0 = Date.now();
+const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: `/upload_file?destination=${encodeURIComponent(path.join(root, 'up'))}`, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+const resP = new Promise<string>((resolve) => req.on('response', (res) => { let s = ''; res.on('data', (c) => s += c); res.on('end', () => resolve(`${res.statusCode} ${s}`)); }));
+await pipeline(Readable.from(body()), req);
+console.log(await resP, fmt(), 'upload ms', Date.now() - t0);
+t0 = Date.now();
+const res = await fetch(`http://127.0.0.1:${port}/download_files?path=${encodeURIComponent(path.join(root, 'up', 'x.bin'))}`);
+await pipeline(Readable.fromWeb(res.body as any), createWriteStream(path.join(root, 'd.zip')));
+console.log('download ms', Date.now() - t0, fmt());
+clearInterval(t);
+await app.close();

@@ -1,0 +1,104 @@
+/**
+ * The control plane's REST and WebSocket contract (port 3000). One source for the server's route
+ * schemas, the generated OpenAPI document, the SDK's types and the web UI's types.
+ */
+import { z } from 'zod';
+
+export const SandboxState = z.enum(['starting', 'running', 'paused', 'stopped', 'error', 'vanished', 'deleted']);
+export type SandboxState = z.infer<typeof SandboxState>;
+
+export const NetworkChoice = z
+  .string()
+  .min(1)
+  .describe('"isolated" (default: Berth bridge, no traffic between sandboxes), "internal" (no egress), "host", or the name of an existing Docker network');
+
+export const Limits = z.strictObject({
+  cpus: z.number().positive().max(1024).optional().describe('CPU cores, fractional allowed'),
+  memory_mb: z.number().int().min(16).optional().describe('memory limit in MiB'),
+  pids: z.number().int().min(16).optional().describe('maximum number of processes'),
+});
+export type Limits = z.infer<typeof Limits>;
+
+export const CreateSandboxBody = z.strictObject({
+  image: z.string().min(1).optional().describe('runtime image; default: the configured runtime image'),
+  workspace: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('host directory mounted at /workspace (default: WORKSPACE_BASE, if set; none otherwise)'),
+  volumes: z.array(z.string().min(1)).optional().describe('extra mounts, host:container[:ro|rw] or volume:container'),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+  limits: Limits.optional(),
+  network: NetworkChoice.optional(),
+  timeout_seconds: z.number().int().min(1).max(7 * 24 * 3600).optional().describe('lifetime; extendable'),
+  idle_timeout_seconds: z.number().int().min(1).optional().describe('reaped after this long without activity'),
+  labels: z.record(z.string(), z.string()).optional(),
+  keep_alive: z.boolean().optional().describe('leave the container when the sandbox is deleted'),
+});
+export type CreateSandboxBody = z.infer<typeof CreateSandboxBody>;
+
+export const Sandbox = z.object({
+  id: z.string(),
+  state: SandboxState,
+  image: z.string(),
+  workspace: z.string().nullable(),
+  url: z.string().describe("the runtime server's base URL, reachable from the control plane's host"),
+  session_api_key: z.string(),
+  container_id: z.string().nullable(),
+  labels: z.record(z.string(), z.string()),
+  created_at: z.string(),
+  last_activity_at: z.string(),
+  expires_at: z.string().nullable(),
+  from_pool: z.boolean(),
+  error: z.string().nullable(),
+});
+export type Sandbox = z.infer<typeof Sandbox>;
+
+export const SandboxList = z.object({ sandboxes: z.array(Sandbox) });
+
+export const ListSandboxesQuery = z.object({
+  state: SandboxState.optional(),
+  label: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .describe('key=value; repeat for several'),
+});
+
+export const ExtendTimeoutBody = z.strictObject({ timeout_seconds: z.number().int().min(1).max(7 * 24 * 3600) });
+
+export const EventKind = z.enum(['action', 'observation', 'lifecycle']);
+export const SandboxEvent = z.object({
+  seq: z.number().int(),
+  sandbox_id: z.string(),
+  kind: EventKind,
+  at: z.string(),
+  /** For actions and observations, the OpenHands JSON; for lifecycle events, {event, reason}. */
+  payload: z.unknown(),
+  /** Milliseconds the action took (on observations). */
+  duration_ms: z.number().nullable(),
+});
+export type SandboxEvent = z.infer<typeof SandboxEvent>;
+
+export const EventsQuery = z.object({
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(200),
+});
+export const EventPage = z.object({ events: z.array(SandboxEvent), next_after: z.number().int() });
+
+/** Messages on the terminal WebSocket (/api/sandboxes/{id}/terminal). JSON text frames. */
+export const TerminalClientMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('input'), data: z.string() }),
+  z.object({ type: z.literal('resize'), cols: z.number().int().min(2).max(1000), rows: z.number().int().min(2).max(500) }),
+]);
+export type TerminalClientMessage = z.infer<typeof TerminalClientMessage>;
+export type TerminalServerMessage =
+  | { type: 'output'; data: string }
+  | { type: 'exit'; code: number }
+  | { type: 'error'; code: string; message: string };
+
+export const Health = z.object({
+  status: z.enum(['ok', 'degraded']),
+  docker: z.enum(['ok', 'unavailable']),
+  version: z.string(),
+  sandboxes: z.number().int(),
+});
