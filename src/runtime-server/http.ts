@@ -5,6 +5,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
+import { toBerthError } from '../protocol/http-errors.js';
 import websocket from '@fastify/websocket';
 import { registerBerthRoutes } from './berth-routes.js';
 import { registerActionRoutes } from './openhands/action-routes.js';
@@ -80,27 +81,4 @@ export async function createRuntimeHttpServer(
   registerBerthRoutes(app, services);
   await registerFileRoutes(app, services);
   return app;
-}
-
-/** Maps Fastify's own errors (body too large, bad content type, ...) into the Berth vocabulary. */
-export function toBerthError(error: unknown): BerthError {
-  if (error instanceof BerthError) return error;
-  const fe = error as FastifyError;
-  switch (fe.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-    case 'FST_REQ_FILE_TOO_LARGE':
-      return new BerthError(ErrorCode.PAYLOAD_TOO_LARGE, `Request body is larger than the limit`);
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new BerthError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, fe.message);
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new BerthError(ErrorCode.VALIDATION_FAILED, 'Request body is empty');
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new BerthError(ErrorCode.VALIDATION_FAILED, fe.message);
-    case 'FST_INVALID_MULTIPART_CONTENT_TYPE':
-      return new BerthError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'Expected a multipart/form-data body');
-  }
-  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return new BerthError(ErrorCode.VALIDATION_FAILED, fe.message);
-  }
-  return new BerthError(ErrorCode.INTERNAL, (error as Error)?.message ?? String(error));
 }

@@ -105,6 +105,8 @@ export interface ZipListing {
   files: Map<string, Buffer>;
   /** Every entry name, in archive order (directory entries included, if any). */
   names: string[];
+  /** Entry name -> compression method (0 stored, 8 deflated). */
+  methods: Map<string, number>;
 }
 
 /** Reads a whole (small) zip held in memory. */
@@ -112,14 +114,16 @@ export async function readZip(buffer: Buffer): Promise<ZipListing> {
   const zip = await yauzl.fromBufferPromise(buffer, { validateEntrySizes: true });
   const files = new Map<string, Buffer>();
   const names: string[] = [];
+  const methods = new Map<string, number>();
   for await (const entry of zip.eachEntry()) {
     names.push(entry.fileName);
+    methods.set(entry.fileName, entry.compressionMethod);
     if (entry.fileName.endsWith('/')) continue;
     const chunks: Buffer[] = [];
     for await (const chunk of await zip.openReadStreamPromise(entry)) chunks.push(chunk as Buffer);
     files.set(entry.fileName, Buffer.concat(chunks));
   }
-  return { files, names };
+  return { files, names, methods };
 }
 
 /** A tree snapshot: relative path -> 'dir' | file content | '-> target' for symlinks. */

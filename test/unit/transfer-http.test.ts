@@ -3,7 +3,7 @@
  * createRuntimeHttpServer, so the error vocabulary and body parsing are the production ones), driven
  * with fetch. Includes a 1 GiB upload and download whose memory use is measured in this process.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -17,7 +17,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
-import { createRuntimeHttpServer, toBerthError } from '../../src/runtime-server/http.js';
+import { toBerthError } from '../../src/protocol/http-errors.js';
+import { createRuntimeHttpServer } from '../../src/runtime-server/http.js';
 import { registerFileRoutes } from '../../src/runtime-server/openhands/file-routes.js';
 import type { RuntimeServices } from '../../src/runtime-server/services.js';
 import { buildZip, openFdCount, readZip, S_IFLNK, snapshot } from './transfer-helpers.js';
@@ -364,16 +365,12 @@ describe('POST /list_files', () => {
   });
 });
 
-/** 1 MiB of printable bytes repeating every 4 KiB: cheap to make, and deflate handles it quickly. */
-function patternBlock(): Buffer {
-  const block = Buffer.alloc(1024 * 1024);
-  let x = 0x2545f491;
-  for (let i = 0; i < 4096; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    block[i] = 32 + ((x >>> 24) % 95);
-  }
-  for (let i = 4096; i < block.length; i += 4096) block.copy(block, i, 0, 4096);
-  return block;
+/**
+ * 1 MiB of random bytes, repeated to make the big file: incompressible within deflate's 32 KiB window,
+ * so the download zip stores it and a full gibibyte crosses the wire in both directions.
+ */
+function randomBlock(): Buffer {
+  return randomBytes(1024 * 1024);
 }
 
 async function* multipartBody(boundary: string, filename: string, file: string): AsyncGenerator<Buffer> {
@@ -460,12 +457,12 @@ describe('streaming', () => {
     const work = path.join(root, 'big');
     await mkdir(work);
     const source = path.join(work, 'source.bin');
-    const block = patternBlock();
+    const block = randomBlock();
     const expected = createHash('sha256');
     const out = createWriteStream(source);
     for (let i = 0; i < GiB / block.length; i++) {
       expected.update(block);
-      if (!out.write(block)) await new Promise((r) => out.once('drain', r));
+      if (!out.write(block)) await new Promise<void>((r) => out.once('drain', () => r()));
     }
     await new Promise<void>((resolve, reject) =>
       out.end((err?: Error | null) => (err ? reject(err) : resolve())),

@@ -1,5 +1,6 @@
 /** File transfer core on real temporary directories: uploads, zip validation, downloads, list_files. */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   chmod,
   lstat,
@@ -166,9 +167,11 @@ describe('upload: zip archives', () => {
       { name: 'top/link', data: 'readme.md', mode: S_IFLNK | 0o777, method: 0 },
       { name: './top/stored.txt', data: 'stored', method: 0 },
       { name: 'win\\style.txt', data: 'backslash' },
+      { name: 'C:notes.txt', data: 'a plain name on Linux' },
     ]);
-    expect(result).toMatchObject({ kind: 'archive', files: 4, directories: 2, symlinks: 1 });
+    expect(result).toMatchObject({ kind: 'archive', files: 5, directories: 2, symlinks: 1 });
     expect(await snapshot(dest)).toEqual({
+      'C:notes.txt': 'a plain name on Linux',
       top: 'dir',
       'top/bin': 'dir',
       'top/bin/run.sh': '#!/bin/sh\necho run\n',
@@ -331,6 +334,19 @@ describe('upload: zip archives', () => {
     expect(await exists(dest)).toBe(false);
   });
 
+  it('refuses an entry beneath an existing file (CONFLICT), writing nothing', async () => {
+    await mkdir(dest);
+    await writeFile(path.join(dest, 'plain'), 'a file');
+    const err = await berthError(
+      uploadZip([
+        { name: 'first.txt', data: 'x' },
+        { name: 'plain/inner.txt', data: 'x' },
+      ]),
+    );
+    expect(err.code).toBe('CONFLICT');
+    expect(await readdir(dest)).toEqual(['plain']);
+  });
+
   it('refuses to replace an existing directory with a file entry (CONFLICT)', async () => {
     await mkdir(path.join(dest, 'd'), { recursive: true });
     const err = await berthError(
@@ -413,6 +429,20 @@ describe('download', () => {
     expect(filename).toBe('report.csv.zip');
     expect(listing.names).toEqual(['report.csv']);
     expect(listing.files.get('report.csv')?.toString()).toBe('a,b\n1,2\n');
+  });
+
+  it('deflates files, but stores large ones that do not compress', async () => {
+    const tree = path.join(root, 'mixed');
+    await mkdir(tree);
+    const noise = randomBytes(2 * 1024 * 1024);
+    await writeFile(path.join(tree, 'noise.bin'), noise);
+    await writeFile(path.join(tree, 'text.log'), 'line of text\n'.repeat(200_000));
+    await writeFile(path.join(tree, 'small-noise.bin'), randomBytes(4096));
+    const { listing } = await zipOf(tree);
+    expect(listing.methods.get('noise.bin')).toBe(0);
+    expect(listing.methods.get('text.log')).toBe(8);
+    expect(listing.methods.get('small-noise.bin')).toBe(8);
+    expect(listing.files.get('noise.bin')?.equals(noise)).toBe(true);
   });
 
   it('an empty directory is an empty zip', async () => {

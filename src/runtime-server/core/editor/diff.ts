@@ -1,13 +1,12 @@
 /**
- * A unified diff that matches, line for line, what the reference sends in FileEditObservation.diff:
- * Python's `'\n'.join(difflib.unified_diff(before.split('\n'), after.split('\n'), fromfile=path,
- * tofile=path, lineterm=''))`.
+ * Unified diffs exactly as Python's difflib writes them, for the `diff` of FileEditObservation.
  *
  * Matching difflib's output (not just "a correct diff") needs difflib's own alignment, which is not a
  * minimal LCS: it takes the longest common run of lines, recurses on both sides of it, and ignores
  * "popular" lines when looking for runs in long files. That alignment is implemented here from its
  * description; the hunk grouping and the `@@` range format follow difflib's documented output.
  */
+import { pyRstrip } from './text-file.js';
 
 /** Lines of context around each change, difflib's default `n`. */
 const CONTEXT_LINES = 3;
@@ -22,11 +21,32 @@ type Opcode = [OpTag, number, number, number, number];
 /** [aStart, bStart, length] of a run of equal lines. */
 type Block = [number, number, number];
 
-export function unifiedDiff(before: string, after: string, path: string): string {
+/**
+ * Python's `'\n'.join(difflib.unified_diff(before.split('\n'), after.split('\n'), fromfile=path,
+ * tofile=path, n=contextLines, lineterm=''))`.
+ */
+export function unifiedDiff(
+  before: string,
+  after: string,
+  path: string,
+  contextLines = CONTEXT_LINES,
+): string {
+  return diffLines(before, after, path, contextLines).join('\n');
+}
+
+/**
+ * What OpenHands 0.62 itself puts in FileEditObservation.diff (openhands_aci.utils.diff.get_diff): no
+ * context lines, and every line right-stripped of whitespace.
+ */
+export function editObservationDiff(before: string, after: string, path: string): string {
+  return diffLines(before, after, path, 0).map(pyRstrip).join('\n');
+}
+
+function diffLines(before: string, after: string, path: string, context: number): string[] {
   const a = before.split('\n');
   const b = after.split('\n');
   const out: string[] = [];
-  for (const group of groupedOpcodes(opcodes(a, b), CONTEXT_LINES)) {
+  for (const group of groupedOpcodes(opcodes(a, b), context)) {
     if (out.length === 0) out.push(`--- ${path}`, `+++ ${path}`);
     const first = group[0]!;
     const last = group[group.length - 1]!;
@@ -40,7 +60,7 @@ export function unifiedDiff(before: string, after: string, path: string): string
       if (tag === 'replace' || tag === 'insert') for (let j = j1; j < j2; j++) out.push(`+${b[j]}`);
     }
   }
-  return out.join('\n');
+  return out;
 }
 
 /** difflib's range format: `start,length`, with a bare `start` for one line and `start-1,0` for none. */

@@ -7,6 +7,7 @@
 import type { Stats } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { BerthError, ErrorCode } from '../../../protocol/errors.js';
 import { EditHistory } from './history.js';
 import { listTwoLevels } from './listing.js';
 import { pyOSError, pyStrRepr } from './os-error.js';
@@ -20,6 +21,7 @@ import {
   looksBinary,
   normalizeNewlines,
   pySplitlines,
+  pyStrip,
   type TextEncoding,
 } from './text-file.js';
 import { EditorError, type EditorRequest, type EditorResult } from './types.js';
@@ -110,7 +112,7 @@ export class FileEditor {
   }
 
   private async run(req: EditorRequest): Promise<EditorResult> {
-    if (this.disposed) throw new Error('FileEditor is disposed');
+    if (this.disposed) throw new BerthError(ErrorCode.UNAVAILABLE, 'The file editor has been disposed');
     const insertLine = parseInsertLine(req.insert_line);
     const path = pyPath(req.path);
     const stats = await this.validatePath(req.command, path);
@@ -189,7 +191,7 @@ export class FileEditor {
       if (pyTruthy(viewRange)) {
         throw invalidParameter(
           'view_range',
-          pyRepr(viewRange),
+          pyStr(viewRange),
           'The `view_range` parameter is not allowed when `path` points to a directory.',
         );
       }
@@ -209,7 +211,7 @@ export class FileEditor {
 
     const range = viewRange as unknown[];
     if (!Array.isArray(range) || range.length !== 2 || !range.every(isPyInt)) {
-      throw invalidParameter('view_range', pyRepr(viewRange), 'It should be a list of two integers.');
+      throw invalidParameter('view_range', pyStr(viewRange), 'It should be a list of two integers.');
     }
     const lines = linesWithEnds(text);
     const numLines = lines.length;
@@ -218,7 +220,7 @@ export class FileEditor {
     if (start < 1 || start > numLines) {
       throw invalidParameter(
         'view_range',
-        pyRepr(viewRange),
+        pyStr(viewRange),
         `Its first element \`${start}\` should be within the range of lines of the file: [1, ${numLines}].`,
       );
     }
@@ -232,7 +234,7 @@ export class FileEditor {
     if (end < start) {
       throw invalidParameter(
         'view_range',
-        pyRepr(viewRange),
+        pyStr(viewRange),
         `Its second element \`${end}\` should be greater than or equal to the first element \`${start}\`.`,
       );
     }
@@ -486,14 +488,6 @@ function countChar(text: string, ch: string, from = 0, to = text.length): number
   return n;
 }
 
-/** What Python's str.strip() removes: the characters for which str.isspace() is true. */
-const PY_SPACE =
-  '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const PY_STRIP = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'g');
-function pyStrip(s: string): string {
-  return s.replace(PY_STRIP, '');
-}
-
 /** str() of a pathlib.PurePosixPath: repeated and trailing slashes and `.` parts dropped. */
 function pyPath(p: string): string {
   if (p === '') return '.';
@@ -532,7 +526,12 @@ function pyTruthy(value: unknown): boolean {
   return Boolean(value);
 }
 
-/** Python's repr() for JSON-shaped values, as the reference prints an invalid view_range. */
+/** Python's str() for JSON-shaped values, as the reference prints an invalid view_range. */
+function pyStr(value: unknown): string {
+  return typeof value === 'string' ? value : pyRepr(value);
+}
+
+/** Python's repr() for JSON-shaped values. */
 function pyRepr(value: unknown): string {
   if (value === null || value === undefined) return 'None';
   if (typeof value === 'boolean') return value ? 'True' : 'False';

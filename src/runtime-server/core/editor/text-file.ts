@@ -155,6 +155,37 @@ export function linesWithEnds(text: string): string[] {
   return lines;
 }
 
+/** Whether Python's str.isspace() holds for this UTF-16 unit (all such characters are in the BMP). */
+function isPySpace(unit: number): boolean {
+  return (
+    (unit >= 0x09 && unit <= 0x0d) ||
+    (unit >= 0x1c && unit <= 0x20) ||
+    unit === 0x85 ||
+    unit === 0xa0 ||
+    unit === 0x1680 ||
+    (unit >= 0x2000 && unit <= 0x200a) ||
+    unit === 0x2028 ||
+    unit === 0x2029 ||
+    unit === 0x202f ||
+    unit === 0x205f ||
+    unit === 0x3000
+  );
+}
+
+/** Python's str.strip() with no argument. */
+export function pyStrip(s: string): string {
+  let start = 0;
+  while (start < s.length && isPySpace(s.charCodeAt(start))) start++;
+  return pyRstrip(s.slice(start));
+}
+
+/** Python's str.rstrip() with no argument. */
+export function pyRstrip(s: string): string {
+  let end = s.length;
+  while (end > 0 && isPySpace(s.charCodeAt(end - 1))) end--;
+  return s.slice(0, end);
+}
+
 /** Python's str.splitlines(): more separators than `\n`, and no empty item after a final one. */
 const PY_LINE_BOUNDARY = /\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/;
 export function pySplitlines(text: string): string[] {

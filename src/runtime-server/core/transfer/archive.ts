@@ -149,7 +149,7 @@ function classify(entry: yauzl.Entry, destination: string): PlannedEntry | undef
     throw new BerthError(ErrorCode.PATH_NOT_ALLOWED, `Archive entry name contains a NUL byte: ${shown}`);
   }
   if (name === '') throw new BerthError(ErrorCode.BAD_ARCHIVE, 'Archive entry with an empty name');
-  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) {
+  if (name.startsWith('/') || /^[A-Za-z]:\//.test(name)) {
     throw new BerthError(ErrorCode.PATH_NOT_ALLOWED, `Archive entry has an absolute path: ${shown}`);
   }
   const parts = name.split('/');

@@ -2,15 +2,20 @@
  * Downloads: a zip of a directory's files (names relative to it, files only, no directory entries,
  * as the reference makes them) or of one file under its basename. The tree is walked first, so a
  * missing or unreadable path is an error before any byte is sent; the zip itself is produced as it is
- * read, one file at a time, each opened only when the zip writer reaches it.
+ * read, one file at a time, each opened only when the zip writer reaches it. Files are deflated, as
+ * in the reference, except large ones whose first bytes show they are already compressed.
  */
 import { createReadStream, constants as fsConstants, type Stats } from 'node:fs';
-import { access, readdir, stat } from 'node:fs/promises';
+import { access, open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 import yazl from 'yazl';
 import { BerthError, ErrorCode } from '../../../protocol/errors.js';
 import { mapFsError, requireAbsolutePath } from './paths.js';
+
+const deflateRaw = promisify(zlib.deflateRaw);
 
 export interface Download {
   /** Suggested attachment name: `<basename>.zip`. */
@@ -25,7 +30,19 @@ interface FileToZip {
   absolute: string;
   name: string;
   stats: Stats;
+  /** Deflate it, or store it as is (already-compressed data gains nothing and costs CPU). */
+  compress: boolean;
 }
+
+/** Files below this size are always deflated; probing them would cost more than it saves. */
+const PROBE_MIN_FILE_BYTES = 1024 * 1024;
+/** How much of a large file is test-compressed to decide whether deflating it pays. */
+const PROBE_BYTES = 64 * 1024;
+/**
+ * A probe that deflates to more than this fraction of its size marks the file as incompressible
+ * (media, archives, model weights): stored, such a file streams at disk speed instead of deflate's.
+ */
+const INCOMPRESSIBLE_RATIO = 0.9;
 
 /**
  * Prepares a download of `requestedPath` (absolute). Throws VALIDATION_FAILED for a relative path,
@@ -44,7 +61,8 @@ export async function createDownload(requestedPath: string): Promise<Download> {
     await collect(root, '', files);
   } else if (rootStats.isFile()) {
     await requireReadable(root);
-    files.push({ absolute: root, name: path.basename(root), stats: rootStats });
+    const compress = await worthDeflating(root, rootStats);
+    files.push({ absolute: root, name: path.basename(root), stats: rootStats, compress });
   } else {
     throw new BerthError(ErrorCode.VALIDATION_FAILED, `${root} is neither a regular file nor a directory`);
   }
@@ -81,7 +99,7 @@ async function collect(dir: string, prefix: string, out: FileToZip[]): Promise<v
     }
     if (!stats.isFile()) continue;
     await requireReadable(absolute);
-    out.push({ absolute, name, stats });
+    out.push({ absolute, name, stats, compress: await worthDeflating(absolute, stats) });
   }
 }
 
@@ -91,6 +109,24 @@ async function requireReadable(file: string): Promise<void> {
   } catch (err) {
     throw mapFsError(err, file);
   }
+}
+
+async function worthDeflating(file: string, stats: Stats): Promise<boolean> {
+  if (stats.size < PROBE_MIN_FILE_BYTES) return true;
+  let sample: Buffer;
+  try {
+    const handle = await open(file, 'r');
+    try {
+      const { buffer, bytesRead } = await handle.read(Buffer.alloc(PROBE_BYTES), 0, PROBE_BYTES, 0);
+      sample = buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  } catch (err) {
+    throw mapFsError(err, file);
+  }
+  const deflated = await deflateRaw(sample, { level: 1 });
+  return deflated.length < sample.length * INCOMPRESSIBLE_RATIO;
 }
 
 function zipStream(files: FileToZip[]): Readable {
@@ -106,7 +142,7 @@ function zipStream(files: FileToZip[]): Readable {
   for (const file of files) {
     zip.addReadStreamLazy(
       zipEntryName(file.name),
-      { mtime: file.stats.mtime, mode: file.stats.mode },
+      { mtime: file.stats.mtime, mode: file.stats.mode, compress: file.compress },
       (callback) => {
         const stream = createReadStream(file.absolute);
         open.add(stream);

@@ -37,9 +37,9 @@ export async function resolveExisting(target: string): Promise<string> {
       return missing.length === 0 ? real : path.join(real, ...missing.reverse());
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') throw fromSystemError(err, `Resolving ${current}`);
+      if (code !== 'ENOENT') throw mapFsError(err, `Resolving ${current}`);
       const parent = path.dirname(current);
-      if (parent === current) throw fromSystemError(err, `Resolving ${target}`);
+      if (parent === current) throw mapFsError(err, `Resolving ${target}`);
       missing.push(path.basename(current));
       current = parent;
     }

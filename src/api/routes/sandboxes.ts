@@ -1,0 +1,98 @@
+/** Sandbox records: create, list, get, delete, pause, resume, extend. Handlers call the manager only. */
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import {
+  CreateSandboxBody,
+  ExtendTimeoutBody,
+  ListSandboxesQuery,
+  Sandbox,
+  SandboxList,
+} from '../../protocol/api.js';
+import { BerthError, ErrorCode } from '../../protocol/errors.js';
+import type { SandboxManager } from '../../sandboxes/manager.js';
+import { toApiSandbox } from '../../store/sandboxes.js';
+import { ErrorBodySchema } from '../schemas.js';
+
+const IdParams = z.object({ id: z.string().min(1).max(64) });
+
+export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.post(
+      '/api/sandboxes',
+      {
+        schema: {
+          tags: ['sandboxes'],
+          summary: 'Create a sandbox (from the warm pool when it needs no bind mount)',
+          body: CreateSandboxBody,
+          response: { 201: Sandbox, 400: ErrorBodySchema, 503: ErrorBodySchema },
+        },
+      },
+      async (req, reply) => reply.code(201).send(toApiSandbox(await manager.create(req.body))),
+    );
+
+    app.get(
+      '/api/sandboxes',
+      { schema: { tags: ['sandboxes'], summary: 'List sandboxes', querystring: ListSandboxesQuery, response: { 200: SandboxList } } },
+      async (req) => {
+        const labels: Record<string, string> = {};
+        const raw = req.query.label === undefined ? [] : [req.query.label].flat();
+        for (const pair of raw) {
+          const at = pair.indexOf('=');
+          if (at <= 0) throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid label filter "${pair}": expected key=value`);
+          labels[pair.slice(0, at)] = pair.slice(at + 1);
+        }
+        return { sandboxes: manager.list({ state: req.query.state, labels }).map(toApiSandbox) };
+      },
+    );
+
+    app.get(
+      '/api/sandboxes/:id',
+      { schema: { tags: ['sandboxes'], params: IdParams, response: { 200: Sandbox, 404: ErrorBodySchema } } },
+      async (req) => toApiSandbox(manager.get(req.params.id)),
+    );
+
+    app.delete(
+      '/api/sandboxes/:id',
+      {
+        schema: {
+          tags: ['sandboxes'],
+          summary: 'Delete a sandbox: removes its container unless keep=true',
+          params: IdParams,
+          querystring: z.object({ keep: z.enum(['true', 'false']).optional() }),
+          response: { 204: z.null(), 404: ErrorBodySchema },
+        },
+      },
+      async (req, reply) => {
+        manager.get(req.params.id);
+        await manager.delete(req.params.id, { keep: req.query.keep === undefined ? undefined : req.query.keep === 'true' });
+        return reply.code(204).send(null);
+      },
+    );
+
+    app.post(
+      '/api/sandboxes/:id/pause',
+      { schema: { tags: ['sandboxes'], params: IdParams, response: { 200: Sandbox, 404: ErrorBodySchema, 409: ErrorBodySchema } } },
+      async (req) => toApiSandbox(await manager.pause(req.params.id)),
+    );
+
+    app.post(
+      '/api/sandboxes/:id/resume',
+      { schema: { tags: ['sandboxes'], params: IdParams, response: { 200: Sandbox, 404: ErrorBodySchema, 409: ErrorBodySchema } } },
+      async (req) => toApiSandbox(await manager.resume(req.params.id)),
+    );
+
+    app.post(
+      '/api/sandboxes/:id/timeout',
+      {
+        schema: {
+          tags: ['sandboxes'],
+          summary: 'Set the sandbox to expire timeout_seconds from now',
+          params: IdParams,
+          body: ExtendTimeoutBody,
+          response: { 200: Sandbox, 404: ErrorBodySchema },
+        },
+      },
+      async (req) => toApiSandbox(manager.extendTimeout(req.params.id, req.body.timeout_seconds)),
+    );
+  };
+}

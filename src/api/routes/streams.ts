@@ -1,0 +1,118 @@
+/**
+ * WebSockets: live events (all sandboxes, or one with replay from a seq), and the terminal, which is
+ * relayed to the runtime server's own terminal endpoint so a shell outlives any one viewer.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import WebSocket from 'ws';
+import { EventsQuery, EventPage } from '../../protocol/api.js';
+import type { SandboxEvent } from '../../protocol/api.js';
+import { BerthError, ErrorCode } from '../../protocol/errors.js';
+import type { SandboxManager } from '../../sandboxes/manager.js';
+import type { Store } from '../../store/store.js';
+
+type IdReq = { Params: { id: string } };
+
+export function streamRoutes(manager: SandboxManager, store: Store): FastifyPluginAsync {
+  return async (app) => {
+    app.get<IdReq & { Querystring: { after?: string; limit?: string } }>(
+      '/api/sandboxes/:id/events',
+      { schema: { tags: ['events'] } },
+      async (req) => {
+        store.sandboxes.get(req.params.id);
+        const q = EventsQuery.safeParse(req.query);
+        if (!q.success) throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid query: ${q.error.issues[0]?.message}`);
+        return EventPage.parse(store.events.page(req.params.id, q.data.after, q.data.limit));
+      },
+    );
+
+    app.get('/api/events/stream', { websocket: true }, (socket) => {
+      const onEvent = (e: SandboxEvent) => socket.send(JSON.stringify(e));
+      const onSandbox = (s: unknown) => socket.send(JSON.stringify({ type: 'sandbox', sandbox: s }));
+      manager.on('event', onEvent);
+      manager.on('sandbox', onSandbox);
+      socket.on('close', () => {
+        manager.off('event', onEvent);
+        manager.off('sandbox', onSandbox);
+      });
+    });
+
+    app.get<IdReq & { Querystring: { after?: string } }>(
+      '/api/sandboxes/:id/events/stream',
+      { websocket: true },
+      (socket, req) => {
+        const id = req.params.id;
+        const rec = store.sandboxes.find(id);
+        if (!rec) {
+          socket.send(JSON.stringify({ type: 'error', code: 'NOT_FOUND', message: `No sandbox ${id}` }));
+          socket.close(4404);
+          return;
+        }
+        // Subscribe first, then replay, then drop live duplicates by seq: no gap, no repeat.
+        let lastSent = Number(req.query.after ?? 0) || 0;
+        const queue: SandboxEvent[] = [];
+        let replaying = true;
+        const send = (e: SandboxEvent) => {
+          if (e.seq <= lastSent) return;
+          lastSent = e.seq;
+          socket.send(JSON.stringify(e));
+        };
+        const onEvent = (e: SandboxEvent) => {
+          if (e.sandbox_id !== id) return;
+          if (replaying) queue.push(e);
+          else send(e);
+        };
+        manager.on('event', onEvent);
+        socket.on('close', () => manager.off('event', onEvent));
+        for (;;) {
+          const page = store.events.page(id, lastSent, 1000);
+          for (const e of page.events) send(e);
+          if (page.events.length < 1000) break;
+        }
+        replaying = false;
+        for (const e of queue) send(e);
+      },
+    );
+
+    app.get<IdReq & { Querystring: { session?: string; cols?: string; rows?: string } }>(
+      '/api/sandboxes/:id/terminal',
+      { websocket: true },
+      (socket, req) => {
+        const fail = (code: string, message: string) => {
+          socket.send(JSON.stringify({ type: 'error', code, message }));
+          socket.close(1011);
+        };
+        let target: { url: string; key: string };
+        try {
+          const rec = manager.get(req.params.id);
+          if (rec.state !== 'running') throw new BerthError(ErrorCode.CONFLICT, `Sandbox ${rec.id} is ${rec.state}`);
+          target = { url: rec.url, key: rec.session_api_key };
+        } catch (err) {
+          const e = err as BerthError;
+          fail(e.code ?? 'INTERNAL', e.message);
+          return;
+        }
+        const session = (req.query.session ?? 'main').replace(/[^A-Za-z0-9_-]/g, '').slice(0, 64) || 'main';
+        const q = new URLSearchParams({ cols: req.query.cols ?? '120', rows: req.query.rows ?? '32' });
+        const upstream = new WebSocket(`${target.url.replace(/^http/, 'ws')}/berth/terminals/${session}?${q}`, {
+          headers: { 'X-Session-API-Key': target.key },
+        });
+        const pending: string[] = [];
+        upstream.on('open', () => {
+          for (const m of pending.splice(0)) upstream.send(m);
+        });
+        upstream.on('message', (data) => {
+          if (socket.readyState === socket.OPEN) socket.send(data.toString());
+        });
+        upstream.on('close', () => socket.close());
+        upstream.on('error', (err) => fail('UNAVAILABLE', `terminal unavailable: ${err.message}`));
+        socket.on('message', (data: Buffer) => {
+          manager.touch(req.params.id);
+          const text = data.toString('utf8');
+          if (upstream.readyState === WebSocket.OPEN) upstream.send(text);
+          else pending.push(text);
+        });
+        socket.on('close', () => upstream.close());
+      },
+    );
+  };
+}

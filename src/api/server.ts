@@ -1,0 +1,159 @@
+/**
+ * The control plane on port 3000: REST + WebSocket API, the proxied runtime protocol, event logs,
+ * /health, /metrics, /openapi.json and the web UI, over one SandboxManager.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import fastifyStatic from '@fastify/static';
+import fastifySwagger from '@fastify/swagger';
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { type Logger, pino } from 'pino';
+import type { ControlPlaneConfig } from '../config/control-plane.js';
+import { BerthError, ErrorCode } from '../protocol/errors.js';
+import { toBerthError } from '../protocol/http-errors.js';
+import { type ManagerSettings, SandboxManager } from '../sandboxes/manager.js';
+import type { SandboxRuntime } from '../sandboxes/types.js';
+import { Store } from '../store/store.js';
+import { installAuth } from './auth.js';
+import { ActionLatency, renderMetrics } from './metrics.js';
+import { proxyRoutes } from './routes/proxy.js';
+import { sandboxRoutes } from './routes/sandboxes.js';
+import { streamRoutes } from './routes/streams.js';
+
+export const VERSION = '0.1.0';
+/** Largest JSON body the API accepts (a write action carries a whole file). */
+export const MAX_API_BODY_BYTES = 64 * 1024 * 1024;
+
+export interface ControlPlaneDeps {
+  store: Store;
+  runtime: SandboxRuntime;
+  settings: ManagerSettings;
+  apiKeys: readonly string[];
+  logger: Logger;
+  /** Built web UI to serve at / (web/dist); omitted: no UI. */
+  webDir?: string | undefined;
+  /** Whether the Docker engine answers, for /health. */
+  engineHealthy?: () => Promise<boolean>;
+}
+
+export interface ControlPlane {
+  app: FastifyInstance;
+  manager: SandboxManager;
+  close(): Promise<void>;
+}
+
+export async function buildControlPlane(deps: ControlPlaneDeps): Promise<ControlPlane> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: MAX_API_BODY_BYTES,
+    keepAliveTimeout: 65_000,
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      done(new BerthError(ErrorCode.INVALID_JSON, `Malformed JSON body: ${(err as Error).message}`), undefined);
+    }
+  });
+
+  app.setErrorHandler((error, _req, reply) => {
+    const berth = toBerthError(error);
+    if (berth.code === ErrorCode.INTERNAL) deps.logger.error({ err: error }, 'request failed');
+    reply.code(berth.status).send(berth.toBody());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const err = new BerthError(ErrorCode.NOT_FOUND, `No route ${req.method} ${req.url.split('?', 1)[0]}`);
+    reply.code(err.status).send(err.toBody());
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'Berth control plane', version: VERSION, description: 'Sandboxes for AI agents.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
+  installAuth(app, deps.apiKeys);
+
+  const manager = new SandboxManager(deps.store, deps.runtime, deps.settings, deps.logger);
+  const latency = new ActionLatency();
+
+  app.get('/health', { schema: { hide: true } }, async () => {
+    const docker = deps.engineHealthy ? await deps.engineHealthy().catch(() => false) : true;
+    return {
+      status: docker ? 'ok' : 'degraded',
+      docker: docker ? 'ok' : 'unavailable',
+      version: VERSION,
+      sandboxes: manager.list({}).length,
+    };
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    reply.type('text/plain; version=0.0.4');
+    return renderMetrics({ sandboxesByState: manager.countByState(), poolSize: manager.poolSize(), latency });
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/api/auth/check', { schema: { hide: true } }, async () => ({ ok: true }));
+
+  await app.register(sandboxRoutes(manager));
+  await app.register(proxyRoutes(manager, latency));
+  await app.register(streamRoutes(manager, deps.store));
+
+  if (deps.webDir && existsSync(join(deps.webDir, 'index.html'))) {
+    await app.register(fastifyStatic, { root: resolve(deps.webDir), prefix: '/', wildcard: false });
+    app.get('/', { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
+  }
+
+  return {
+    app,
+    manager,
+    async close() {
+      await app.close();
+      await manager.dispose();
+    },
+  };
+}
+
+/** Settings for the manager, from the loaded configuration. */
+export function managerSettings(config: ControlPlaneConfig, defaultImage: () => Promise<string>): ManagerSettings {
+  const s = config.sandbox;
+  return {
+    defaultImage,
+    workspaceHostPath: s.workspace_mount_path ?? s.workspace_base ?? undefined,
+    workspaceMountPathInSandbox: s.workspace_mount_path_in_sandbox,
+    volumes: [...s.volumes],
+    userId: s.user_id,
+    bindingAddress: s.runtime_binding_address,
+    network: s.network,
+    useHostNetwork: s.use_host_network,
+    env: { ...s.env, ...s.runtime_startup_env_vars },
+    limits: { cpus: s.cpus, memoryMb: s.memory_mb, pids: s.pids },
+    ociRuntime: s.oci_runtime ?? undefined,
+    enableGpu: s.enable_gpu,
+    startTimeoutMs: s.startup_timeout_seconds * 1000,
+    lifetimeSeconds: s.lifetime_seconds,
+    idleTimeoutSeconds: s.idle_timeout_seconds,
+    keepRuntimeAlive: s.keep_runtime_alive,
+    poolSize: s.pool_size,
+    actionTimeoutSeconds: s.timeout,
+  };
+}
+
+export function defaultLogger(level: string): Logger {
+  return pino({ level, base: { svc: 'control-plane' } });
+}

@@ -1,0 +1,464 @@
+/**
+ * The control plane's sandbox service: creates sandboxes (from the warm pool when it can), tracks
+ * them in the store, proxies actions while recording every action and observation, enforces
+ * lifetimes and idle limits, and reconciles its records with the engine after a restart.
+ */
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { CreateSandboxBody, Sandbox, SandboxEvent, SandboxState } from '../protocol/api.js';
+import { BerthError, ErrorCode } from '../protocol/errors.js';
+import type { Observation } from '../protocol/openhands.js';
+import { RuntimeServerClient } from '../sdk/runtime-client.js';
+import type { SandboxRecord } from '../store/sandboxes.js';
+import { toApiSandbox } from '../store/sandboxes.js';
+import type { Store } from '../store/store.js';
+import type { MountSpec, NetworkSpec, SandboxEndpoint, SandboxRuntime, SandboxSpec } from './types.js';
+
+/** What the manager needs from the configuration (mapped from the config file and environment). */
+export interface ManagerSettings {
+  defaultImage: () => Promise<string>;
+  workspaceHostPath?: string | undefined;
+  workspaceMountPathInSandbox: string;
+  volumes: string[];
+  userId: number;
+  bindingAddress: string;
+  network: string;
+  useHostNetwork: boolean;
+  env: Record<string, string>;
+  limits: { cpus?: number; memoryMb?: number; pids?: number };
+  ociRuntime?: string | undefined;
+  enableGpu: boolean;
+  startTimeoutMs: number;
+  lifetimeSeconds: number;
+  idleTimeoutSeconds: number;
+  keepRuntimeAlive: boolean;
+  poolSize: number;
+  /** Default hard timeout of an action when it carries none (SANDBOX_TIMEOUT). */
+  actionTimeoutSeconds: number;
+}
+
+export interface ManagerEvents {
+  event: [SandboxEvent];
+  sandbox: [Sandbox];
+}
+
+/** Extra seconds the proxy waits beyond an action's own timeout before giving up on the runtime server. */
+const PROXY_GRACE_SECONDS = 30;
+
+export class SandboxManager extends EventEmitter<ManagerEvents> {
+  private readonly clients = new Map<string, RuntimeServerClient>();
+  private readonly inFlight = new Map<string, number>();
+  private readonly refilling = new Set<string>();
+  private disposed = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly runtime: SandboxRuntime,
+    private readonly settings: ManagerSettings,
+    private readonly logger: Logger,
+  ) {
+    super();
+  }
+
+  // ---- queries -------------------------------------------------------------------------------
+
+  get(id: string): SandboxRecord {
+    const rec = this.store.sandboxes.get(id);
+    if (rec.pool_image !== null) throw new BerthError(ErrorCode.NOT_FOUND, `No sandbox ${id}`);
+    return rec;
+  }
+
+  list(filter: { state?: SandboxState; labels?: Record<string, string> }): SandboxRecord[] {
+    return this.store.sandboxes.list({ ...filter, pooled: false });
+  }
+
+  /** Sandboxes currently running an action (never counted as idle). */
+  busy(id: string): boolean {
+    return (this.inFlight.get(id) ?? 0) > 0;
+  }
+
+  countByState(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.store.sandboxes.list({ includeDeleted: false })) {
+      const key = r.pool_image ? 'pooled' : r.state;
+      out[key] = (out[key] ?? 0) + 1;
+    }
+    return out;
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------------
+
+  async create(body: CreateSandboxBody): Promise<SandboxRecord> {
+    const image = body.image ?? (await this.settings.defaultImage());
+    const lifetime = body.timeout_seconds ?? this.settings.lifetimeSeconds;
+    if (this.poolable(body)) {
+      const claimed = this.store.sandboxes.claimPooled(image, {
+        labels: body.labels ?? {},
+        spec: body,
+        expires_at: new Date(Date.now() + lifetime * 1000),
+        idle_timeout_seconds: body.idle_timeout_seconds ?? this.settings.idleTimeoutSeconds,
+        keep_alive: body.keep_alive ?? this.settings.keepRuntimeAlive,
+        last_activity_at: new Date(),
+      });
+      if (claimed) {
+        this.refillSoon(image);
+        if (body.env && Object.keys(body.env).length > 0) await this.addEnvVars(claimed, body.env);
+        this.lifecycle(claimed.id, 'created', 'claimed from the warm pool');
+        return this.changed(claimed.id);
+      }
+      this.refillSoon(image);
+    }
+    const id = newSandboxId();
+    const key = randomBytes(24).toString('base64url');
+    const workspace = body.workspace ?? this.settings.workspaceHostPath ?? null;
+    this.store.sandboxes.insert({
+      id,
+      state: 'starting',
+      image,
+      session_api_key: key,
+      spec: body,
+      workspace,
+      labels: body.labels ?? {},
+      expires_at: new Date(Date.now() + lifetime * 1000),
+      idle_timeout_seconds: body.idle_timeout_seconds ?? this.settings.idleTimeoutSeconds,
+      keep_alive: body.keep_alive ?? this.settings.keepRuntimeAlive,
+    });
+    this.lifecycle(id, 'created', 'requested');
+    this.changed(id);
+    return this.startContainer(id, this.buildSpec(id, image, key, body, workspace));
+  }
+
+  private async startContainer(id: string, spec: SandboxSpec): Promise<SandboxRecord> {
+    try {
+      const ep = await this.runtime.start(spec);
+      this.remember(id, ep);
+      this.store.sandboxes.update(id, { state: 'running', url: ep.url, container_id: ep.containerId });
+      this.lifecycle(id, 'started', 'container ready');
+      return this.changed(id);
+    } catch (err) {
+      const message = (err as Error).message;
+      this.store.sandboxes.update(id, { state: 'error', error: message });
+      this.lifecycle(id, 'failed', message);
+      this.changed(id);
+      await this.runtime.remove(id).catch(() => undefined);
+      throw err instanceof BerthError ? err : new BerthError(ErrorCode.UNAVAILABLE, `Sandbox failed to start: ${message}`);
+    }
+  }
+
+  /** A create can use a pooled sandbox when it needs nothing fixed at container start. */
+  private poolable(body: CreateSandboxBody): boolean {
+    return (
+      this.settings.poolSize > 0 &&
+      body.workspace === undefined &&
+      this.settings.workspaceHostPath === undefined &&
+      (body.volumes ?? []).length === 0 &&
+      this.settings.volumes.length === 0 &&
+      body.limits === undefined &&
+      body.network === undefined
+    );
+  }
+
+  private buildSpec(
+    id: string,
+    image: string,
+    key: string,
+    body: CreateSandboxBody,
+    workspace: string | null,
+    pooled = false,
+  ): SandboxSpec {
+    const network = this.networkSpec(body.network);
+    return {
+      id,
+      image,
+      workspaceHostPath: workspace ?? undefined,
+      workspaceMountPathInSandbox: this.settings.workspaceMountPathInSandbox,
+      mounts: [...this.settings.volumes, ...(body.volumes ?? [])].map(parseVolume),
+      userId: this.settings.userId,
+      bindingAddress: this.settings.bindingAddress,
+      network,
+      env: { ...this.settings.env, ...(body.env ?? {}) },
+      limits: {
+        cpus: body.limits?.cpus ?? this.settings.limits.cpus,
+        memoryMb: body.limits?.memory_mb ?? this.settings.limits.memoryMb,
+        pids: body.limits?.pids ?? this.settings.limits.pids,
+      },
+      ociRuntime: this.settings.ociRuntime,
+      gpu: this.settings.enableGpu ? { enabled: true } : undefined,
+      labels: { ...(body.labels ?? {}), ...(pooled ? { 'berth.pool': 'true' } : {}) },
+      startTimeoutMs: this.settings.startTimeoutMs,
+      sessionApiKey: key,
+    };
+  }
+
+  private networkSpec(choice: string | undefined): NetworkSpec {
+    if (this.settings.useHostNetwork && choice === undefined) return { mode: 'host' };
+    const c = choice ?? this.settings.network;
+    if (c === 'isolated' || c === 'internal' || c === 'host') return { mode: c };
+    return { mode: 'named', name: c };
+  }
+
+  async delete(id: string, opts: { keep?: boolean; reason?: string } = {}): Promise<void> {
+    const rec = this.store.sandboxes.get(id);
+    if (rec.state === 'deleted') return;
+    const keep = opts.keep ?? rec.keep_alive;
+    this.clients.get(id)?.close();
+    this.clients.delete(id);
+    if (!keep) await this.runtime.remove(id).catch((err) => this.logger.warn({ err, id }, 'remove failed'));
+    this.store.sandboxes.markDeleted(id);
+    this.lifecycle(id, 'deleted', opts.reason ?? 'requested');
+    this.changed(id);
+  }
+
+  async pause(id: string, reason = 'requested'): Promise<SandboxRecord> {
+    const rec = this.get(id);
+    if (rec.state === 'paused') return rec;
+    this.requireState(rec, ['running']);
+    await this.runtime.pause(id);
+    this.store.sandboxes.update(id, { state: 'paused' });
+    this.lifecycle(id, 'paused', reason);
+    return this.changed(id);
+  }
+
+  async resume(id: string, reason = 'requested'): Promise<SandboxRecord> {
+    const rec = this.get(id);
+    if (rec.state === 'running') return rec;
+    this.requireState(rec, ['paused', 'stopped']);
+    if (rec.state === 'paused') await this.runtime.resume(id);
+    else this.remember(id, await this.runtime.restart(id));
+    this.store.sandboxes.update(id, { state: 'running', last_activity_at: new Date() });
+    this.lifecycle(id, 'resumed', reason);
+    return this.changed(id);
+  }
+
+  extendTimeout(id: string, seconds: number): SandboxRecord {
+    this.get(id);
+    this.store.sandboxes.update(id, { expires_at: new Date(Date.now() + seconds * 1000) });
+    this.lifecycle(id, 'timeout_extended', `expires in ${seconds} s`);
+    return this.changed(id);
+  }
+
+  // ---- actions and proxying ------------------------------------------------------------------
+
+  /** The runtime server client of a running sandbox. */
+  client(id: string): RuntimeServerClient {
+    const rec = this.get(id);
+    this.requireState(rec, ['running']);
+    let c = this.clients.get(id);
+    if (!c) {
+      c = new RuntimeServerClient(rec.url, rec.session_api_key);
+      this.clients.set(id, c);
+    }
+    return c;
+  }
+
+  /** Runs an action; the action and its observation are both stored before this returns. */
+  async executeAction(id: string, body: unknown): Promise<Observation> {
+    const client = this.client(id);
+    const action = (body as { action?: { timeout?: number } } | undefined)?.action;
+    const timeoutSeconds = typeof action?.timeout === 'number' ? action.timeout : this.settings.actionTimeoutSeconds;
+    this.appendEvent(id, 'action', body, null);
+    this.inFlight.set(id, (this.inFlight.get(id) ?? 0) + 1);
+    const started = performance.now();
+    try {
+      const obs = await client.executeAction(body, (timeoutSeconds + PROXY_GRACE_SECONDS) * 1000);
+      this.appendEvent(id, 'observation', obs, performance.now() - started);
+      return obs;
+    } catch (err) {
+      const e = err as BerthError;
+      this.appendEvent(id, 'observation', { error: { code: e.code ?? 'INTERNAL', message: e.message } }, performance.now() - started);
+      if (e.code === 'UNAVAILABLE') await this.checkAlive(id);
+      throw err;
+    } finally {
+      this.inFlight.set(id, (this.inFlight.get(id) ?? 1) - 1);
+      this.store.sandboxes.touch(id);
+    }
+  }
+
+  /** Marks activity for a sandbox (file transfers, terminal input). */
+  touch(id: string): void {
+    this.store.sandboxes.touch(id);
+  }
+
+  /** After a failed proxy call: is the container still there? Records what happened if not. */
+  private async checkAlive(id: string): Promise<void> {
+    const state = await this.runtime.state(id).catch(() => 'missing' as const);
+    if (state === 'running') return;
+    const next: SandboxState = state === 'missing' ? 'vanished' : state === 'paused' ? 'paused' : 'error';
+    this.store.sandboxes.update(id, { state: next, error: `container is ${state}` });
+    this.lifecycle(id, next, `container is ${state}`);
+    this.changed(id);
+  }
+
+  // ---- background work -----------------------------------------------------------------------
+
+  /** Brings records in line with the engine after a restart of the control plane. */
+  async reconcile(): Promise<void> {
+    for (const rec of this.store.sandboxes.list({ state: ['starting', 'running', 'paused', 'stopped'] })) {
+      const state = await this.runtime.state(rec.id).catch(() => 'missing' as const);
+      try {
+        if (state === 'running') {
+          const ep = await this.runtime.attach(rec.id);
+          this.remember(rec.id, ep);
+          if (rec.state !== 'running' || rec.url !== ep.url) {
+            this.store.sandboxes.update(rec.id, { state: 'running', url: ep.url, container_id: ep.containerId });
+            this.lifecycle(rec.id, 'reattached', 'control plane restarted');
+          }
+        } else if (state === 'paused') {
+          if (rec.state !== 'paused') this.store.sandboxes.update(rec.id, { state: 'paused' });
+        } else if (state === 'exited' || state === 'created') {
+          if (rec.pool_image) await this.delete(rec.id, { reason: 'stale pool member' });
+          else if (rec.state !== 'stopped') {
+            this.store.sandboxes.update(rec.id, { state: 'stopped' });
+            this.lifecycle(rec.id, 'stopped', 'container found stopped after a restart');
+          }
+        } else {
+          this.store.sandboxes.update(rec.id, { state: 'vanished', error: 'container no longer exists' });
+          this.lifecycle(rec.id, 'vanished', 'container no longer exists');
+        }
+      } catch (err) {
+        this.logger.warn({ err, id: rec.id }, 'reconcile failed');
+      }
+    }
+  }
+
+  /** One pass of the reaper: lifetimes, idle limits, and containers no record owns. */
+  async reap(): Promise<void> {
+    const now = Date.now();
+    for (const rec of this.store.sandboxes.list({ state: ['running', 'paused', 'stopped', 'error', 'starting'] })) {
+      if (rec.pool_image) continue;
+      if (rec.expires_at && Date.parse(rec.expires_at) <= now) {
+        await this.delete(rec.id, { reason: 'lifetime ended' }).catch(() => undefined);
+      } else if (
+        rec.state === 'running' &&
+        rec.idle_timeout_seconds !== null &&
+        !this.busy(rec.id) &&
+        Date.parse(rec.last_activity_at) + rec.idle_timeout_seconds * 1000 <= now
+      ) {
+        await this.delete(rec.id, { reason: 'idle' }).catch(() => undefined);
+      }
+    }
+    const owned = new Set(
+      this.store.sandboxes.list({ state: ['starting', 'running', 'paused', 'stopped'] }).map((r) => r.id),
+    );
+    for (const removed of await this.runtime.reap(owned).catch(() => [] as string[])) {
+      this.logger.info({ id: removed }, 'reaped an unowned sandbox container');
+    }
+  }
+
+  /** Keeps `poolSize` started sandboxes for the default image. */
+  async refill(image?: string): Promise<void> {
+    if (this.settings.poolSize <= 0 || this.disposed) return;
+    const img = image ?? (await this.settings.defaultImage());
+    if (this.refilling.has(img)) return;
+    this.refilling.add(img);
+    try {
+      while (!this.disposed && this.store.sandboxes.countPooled(img) < this.settings.poolSize) {
+        const id = newSandboxId();
+        const key = randomBytes(24).toString('base64url');
+        this.store.sandboxes.insert({ id, state: 'starting', image: img, session_api_key: key, spec: {}, pool_image: img, from_pool: true });
+        try {
+          const ep = await this.runtime.start(this.buildSpec(id, img, key, {}, null, true));
+          this.remember(id, ep);
+          this.store.sandboxes.update(id, { state: 'running', url: ep.url, container_id: ep.containerId });
+        } catch (err) {
+          this.logger.warn({ err }, 'warm pool start failed');
+          this.store.sandboxes.update(id, { state: 'error', error: (err as Error).message, pool_image: null });
+          this.store.sandboxes.markDeleted(id);
+          await this.runtime.remove(id).catch(() => undefined);
+          break;
+        }
+      }
+    } finally {
+      this.refilling.delete(img);
+    }
+  }
+
+  private refillSoon(image: string): void {
+    setImmediate(() => {
+      this.refill(image).catch((err) => this.logger.warn({ err }, 'warm pool refill failed'));
+    });
+  }
+
+  poolSize(): number {
+    return this.store.sandboxes.list({ pooled: true, state: ['running'] }).length;
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+  }
+
+  // ---- helpers -------------------------------------------------------------------------------
+
+  private async addEnvVars(rec: SandboxRecord, env: Record<string, string>): Promise<void> {
+    const exports = Object.entries(env)
+      .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
+      .join('; ');
+    const c = new RuntimeServerClient(rec.url, rec.session_api_key);
+    try {
+      await c.executeAction({ action: { action: 'run', args: { command: exports, hidden: true, blocking: true }, timeout: 30 } });
+    } finally {
+      c.close();
+    }
+  }
+
+  private remember(id: string, ep: SandboxEndpoint): void {
+    this.clients.get(id)?.close();
+    this.clients.set(id, new RuntimeServerClient(ep.url, ep.sessionApiKey));
+  }
+
+  private requireState(rec: SandboxRecord, states: SandboxState[]): void {
+    if (!states.includes(rec.state)) {
+      throw new BerthError(
+        rec.state === 'deleted' || rec.state === 'vanished' ? ErrorCode.NOT_FOUND : ErrorCode.CONFLICT,
+        `Sandbox ${rec.id} is ${rec.state}${rec.error ? ` (${rec.error})` : ''}; this needs it ${states.join(' or ')}`,
+      );
+    }
+  }
+
+  private appendEvent(id: string, kind: SandboxEvent['kind'], payload: unknown, durationMs: number | null): void {
+    const e = this.store.events.append({ sandbox_id: id, kind, payload, duration_ms: durationMs });
+    this.emit('event', e);
+  }
+
+  private lifecycle(id: string, event: string, reason: string): void {
+    this.appendEvent(id, 'lifecycle', { event, reason }, null);
+  }
+
+  private changed(id: string): SandboxRecord {
+    const rec = this.store.sandboxes.get(id);
+    if (rec.pool_image === null) this.emit('sandbox', toApiSandbox(rec));
+    return rec;
+  }
+}
+
+export function newSandboxId(): string {
+  return randomBytes(6).toString('hex');
+}
+
+export function shellQuote(v: string): string {
+  return `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/** host:container[:ro|rw] (bind, when host is a path) or name:container[:mode] (named volume). */
+export function parseVolume(spec: string): MountSpec {
+  const parts = spec.split(':');
+  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) {
+    throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid volume "${spec}": expected host:container[:ro|rw]`);
+  }
+  const mode = parts[2] ?? 'rw';
+  if (mode !== 'ro' && mode !== 'rw') {
+    throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid volume mode "${mode}" in "${spec}": use ro or rw`);
+  }
+  if (!parts[1].startsWith('/')) {
+    throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid volume "${spec}": the container path must be absolute`);
+  }
+  return {
+    source: parts[0],
+    target: parts[1],
+    readOnly: mode === 'ro',
+    kind: parts[0].startsWith('/') || parts[0].startsWith('.') ? 'bind' : 'volume',
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * The sandbox lifecycle contract that the control plane and the CLI use. The Docker backend
+ * (src/sandboxes/docker-runtime.ts over src/docker/) implements it; a Kubernetes or Swarm backend
+ * would implement the same interface beside it.
+ */
+
+export interface MountSpec {
+  /** Host path (bind mount) or volume name (named volume). */
+  source: string;
+  /** Path inside the sandbox. */
+  target: string;
+  readOnly: boolean;
+  kind: 'bind' | 'volume';
+}
+
+export type NetworkSpec =
+  | { mode: 'isolated' } // Berth's bridge network, inter-container traffic disabled
+  | { mode: 'internal' } // no egress at all
+  | { mode: 'host' }
+  | { mode: 'named'; name: string };
+
+export interface SandboxSpec {
+  /** Berth's id for the sandbox; names its container `berth-sandbox-<id>`. */
+  id: string;
+  image: string;
+  /** Host path of the workspace (as the Docker daemon's host sees it), mounted at workspaceMountPathInSandbox. */
+  workspaceHostPath?: string | undefined;
+  workspaceMountPathInSandbox: string;
+  mounts: MountSpec[];
+  /** uid and gid of the sandbox user. */
+  userId: number;
+  /** Host address every published port binds to. */
+  bindingAddress: string;
+  network: NetworkSpec;
+  /** Environment for the sandbox (startup env and SANDBOX_ENV_* already merged by the caller). */
+  env: Record<string, string>;
+  limits: { cpus?: number | undefined; memoryMb?: number | undefined; pids?: number | undefined };
+  ociRuntime?: string | undefined;
+  gpu?: { enabled: boolean; deviceIds?: string[] | undefined } | undefined;
+  labels: Record<string, string>;
+  startTimeoutMs: number;
+  /** Session key for the runtime server; random per sandbox. */
+  sessionApiKey: string;
+}
+
+export interface SandboxEndpoint {
+  id: string;
+  containerId: string;
+  /** Base URL of the runtime server, reachable from this process. */
+  url: string;
+  sessionApiKey: string;
+  /** Host ports (0 when not published, e.g. host networking). */
+  ports: { runtime: number; app: number[] };
+}
+
+export type ContainerState = 'running' | 'paused' | 'exited' | 'created' | 'restarting' | 'dead' | 'missing';
+
+export interface SandboxRuntime {
+  /** Creates and starts the container and waits until the runtime server answers /alive. */
+  start(spec: SandboxSpec, onProgress?: (message: string) => void): Promise<SandboxEndpoint>;
+  /** Finds the running sandbox with this id again (after a restart of this process). */
+  attach(id: string): Promise<SandboxEndpoint>;
+  state(id: string): Promise<ContainerState>;
+  pause(id: string): Promise<void>;
+  resume(id: string): Promise<void>;
+  /** Stops the container (processes end; env vars survive through ~/.bashrc). */
+  stop(id: string): Promise<void>;
+  /** Starts a stopped container again and waits until it answers. */
+  restart(id: string): Promise<SandboxEndpoint>;
+  /** Removes the container (and nothing else Berth did not make for it). */
+  remove(id: string): Promise<void>;
+  /** Ids of every sandbox container Berth labelled, with their states. */
+  list(): Promise<Array<{ id: string; state: ContainerState; labels: Record<string, string> }>>;
+  /** Removes labelled containers whose id is not in `keep`; returns the ids removed. */
+  reap(keep: Set<string>): Promise<string[]>;
+}

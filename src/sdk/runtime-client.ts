@@ -1,0 +1,93 @@
+/**
+ * Client of one runtime server (the in-sandbox OpenHands protocol), on kept-alive connections.
+ * The control plane proxies through it; SDK users can also talk to a sandbox directly with the
+ * `url` and `session_api_key` a create call returns.
+ */
+import { Agent, type IncomingMessage, request } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Observation } from '../protocol/openhands.js';
+import { BerthApiError, errorFromResponse } from './errors.js';
+
+/** Connections kept open per runtime server: one action at a time runs, plus file transfers. */
+const MAX_SOCKETS_PER_SANDBOX = 8;
+
+export interface RuntimeRequest {
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer | Readable;
+  timeoutMs?: number;
+}
+
+export class RuntimeServerClient {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS_PER_SANDBOX });
+  private readonly base: URL;
+
+  constructor(
+    url: string,
+    private readonly sessionApiKey: string,
+  ) {
+    this.base = new URL(url);
+  }
+
+  /** Sends a request and returns the raw response stream (for proxying). */
+  send(req: RuntimeRequest): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const r = request(
+        {
+          agent: this.agent,
+          host: this.base.hostname,
+          port: this.base.port,
+          path: req.path,
+          method: req.method,
+          headers: { ...req.headers, 'x-session-api-key': this.sessionApiKey },
+          timeout: req.timeoutMs,
+        },
+        resolve,
+      );
+      r.on('timeout', () => r.destroy(new BerthApiError(504, 'TIMEOUT', `runtime server did not answer ${req.path} in time`)));
+      r.on('error', (err) =>
+        reject(
+          err instanceof BerthApiError
+            ? err
+            : new BerthApiError(503, 'UNAVAILABLE', `runtime server unreachable: ${(err as Error).message}`),
+        ),
+      );
+      const body = req.body;
+      if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) r.end(body);
+      else body.pipe(r);
+    });
+  }
+
+  async json<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    const res = await this.send({
+      method,
+      path,
+      body: text,
+      headers: text === undefined ? {} : { 'content-type': 'application/json' },
+      timeoutMs,
+    });
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    const out = Buffer.concat(chunks).toString('utf8');
+    if ((res.statusCode ?? 500) >= 400) throw errorFromResponse(res.statusCode ?? 500, out);
+    return JSON.parse(out) as T;
+  }
+
+  alive(timeoutMs = 2000): Promise<{ status: string }> {
+    return this.json('GET', '/alive', undefined, timeoutMs);
+  }
+
+  serverInfo(): Promise<Record<string, unknown>> {
+    return this.json('GET', '/server_info', undefined, 10_000);
+  }
+
+  executeAction(action: unknown, timeoutMs?: number): Promise<Observation> {
+    return this.json('POST', '/execute_action', action, timeoutMs);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,212 @@
+/** The "new sandbox" form: image, workspace, environment, limits, network, lifetime, labels. */
+import { type FormEvent, useState } from 'react';
+import { api, type CreateSandboxBody, errorMessage, type Sandbox } from '../api.js';
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Parses KEY=VALUE lines; blank lines and # comments are skipped. */
+export function parsePairs(text: string, what: 'environment' | 'labels'): Record<string, string> {
+  const out: Record<string, string> = {};
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) return;
+    const eq = line.indexOf('=');
+    if (eq <= 0) throw new Error(`${what}, line ${i + 1}: expected KEY=VALUE, got "${line}"`);
+    const key = line.slice(0, eq).trim();
+    if (what === 'environment' && !ENV_NAME.test(key)) {
+      throw new Error(`environment, line ${i + 1}: "${key}" is not a valid variable name`);
+    }
+    out[key] = line.slice(eq + 1);
+  });
+  return out;
+}
+
+function positive(text: string, what: string, integer: boolean): number | undefined {
+  const t = text.trim();
+  if (!t) return undefined;
+  const n = Number(t);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new Error(`${what} must be a positive ${integer ? 'whole number' : 'number'}`);
+  }
+  return n;
+}
+
+export function CreateSandboxForm({
+  onCreated,
+  onCancel,
+}: {
+  onCreated: (s: Sandbox) => void;
+  onCancel: () => void;
+}) {
+  const [image, setImage] = useState('');
+  const [workspace, setWorkspace] = useState('');
+  const [env, setEnv] = useState('');
+  const [cpus, setCpus] = useState('');
+  const [memory, setMemory] = useState('');
+  const [pids, setPids] = useState('');
+  const [network, setNetwork] = useState('');
+  const [timeout, setTimeoutText] = useState('');
+  const [labels, setLabels] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  function buildBody(): CreateSandboxBody {
+    const body: CreateSandboxBody = {};
+    if (image.trim()) body.image = image.trim();
+    if (workspace.trim()) body.workspace = workspace.trim();
+    const envVars = parsePairs(env, 'environment');
+    if (Object.keys(envVars).length) body.env = envVars;
+    const limits = {
+      cpus: positive(cpus, 'CPUs', false),
+      memory_mb: positive(memory, 'Memory', true),
+      pids: positive(pids, 'Processes', true),
+    };
+    if (limits.cpus !== undefined || limits.memory_mb !== undefined || limits.pids !== undefined) {
+      body.limits = Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
+    }
+    if (network.trim()) body.network = network.trim();
+    const t = positive(timeout, 'Lifetime', true);
+    if (t !== undefined) body.timeout_seconds = t * 60;
+    const lbl = parsePairs(labels, 'labels');
+    if (Object.keys(lbl).length) body.labels = lbl;
+    return body;
+  }
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setError(null);
+    let body: CreateSandboxBody;
+    try {
+      body = buildBody();
+    } catch (err) {
+      setError((err as Error).message);
+      return;
+    }
+    setBusy(true);
+    try {
+      onCreated(await api.createSandbox(body));
+    } catch (err) {
+      setError(`Could not create the sandbox: ${errorMessage(err)}`);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <form className="card create-form" onSubmit={submit} data-testid="create-form">
+      <div className="card-title">New sandbox</div>
+      <div className="form-grid">
+        <label>
+          Image
+          <input
+            value={image}
+            onChange={(e) => setImage(e.target.value)}
+            placeholder="default runtime image"
+            data-testid="create-image"
+          />
+        </label>
+        <label>
+          Workspace (host path, mounted at /workspace)
+          <input
+            value={workspace}
+            onChange={(e) => setWorkspace(e.target.value)}
+            placeholder="server default"
+            data-testid="create-workspace"
+          />
+        </label>
+        <label className="span-2">
+          Environment (KEY=VALUE, one per line)
+          <textarea
+            rows={3}
+            value={env}
+            onChange={(e) => setEnv(e.target.value)}
+            placeholder={'DEBUG=1\nLANG=C.UTF-8'}
+            spellCheck={false}
+            data-testid="create-env"
+          />
+        </label>
+        <fieldset className="span-2 limits">
+          <legend>Limits</legend>
+          <label>
+            CPUs
+            <input
+              inputMode="decimal"
+              value={cpus}
+              onChange={(e) => setCpus(e.target.value)}
+              placeholder="e.g. 2"
+              data-testid="create-cpus"
+            />
+          </label>
+          <label>
+            Memory (MiB)
+            <input
+              inputMode="numeric"
+              value={memory}
+              onChange={(e) => setMemory(e.target.value)}
+              placeholder="e.g. 2048"
+              data-testid="create-memory"
+            />
+          </label>
+          <label>
+            Processes
+            <input
+              inputMode="numeric"
+              value={pids}
+              onChange={(e) => setPids(e.target.value)}
+              placeholder="e.g. 512"
+              data-testid="create-pids"
+            />
+          </label>
+        </fieldset>
+        <label>
+          Network
+          <input
+            list="berth-networks"
+            value={network}
+            onChange={(e) => setNetwork(e.target.value)}
+            placeholder="isolated"
+            data-testid="create-network"
+          />
+          <datalist id="berth-networks">
+            <option value="isolated" />
+            <option value="internal" />
+            <option value="host" />
+          </datalist>
+        </label>
+        <label>
+          Lifetime (minutes)
+          <input
+            inputMode="numeric"
+            value={timeout}
+            onChange={(e) => setTimeoutText(e.target.value)}
+            placeholder="server default"
+            data-testid="create-timeout"
+          />
+        </label>
+        <label className="span-2">
+          Labels (key=value, one per line)
+          <textarea
+            rows={2}
+            value={labels}
+            onChange={(e) => setLabels(e.target.value)}
+            spellCheck={false}
+            data-testid="create-labels"
+          />
+        </label>
+      </div>
+      {error && (
+        <div className="error" role="alert" data-testid="create-error">
+          {error}
+        </div>
+      )}
+      <div className="row end">
+        <button type="button" className="ghost" onClick={onCancel} disabled={busy}>
+          Cancel
+        </button>
+        <button type="submit" className="primary" disabled={busy} data-testid="create-submit">
+          {busy ? 'Creating…' : 'Create sandbox'}
+        </button>
+      </div>
+    </form>
+  );
+}
