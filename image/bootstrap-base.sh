@@ -8,7 +8,8 @@
 #   --force    rebuild even when the image already exists
 #   --sources  an apt sources file (one-line or deb822) to use instead of the host's bookworm entries
 #
-# Progress goes to stderr as "[berth-base N] <mmdebstrap line>"; the image ID is printed last on stdout.
+# Progress goes to stderr as "[berth-base N +Ss] <mmdebstrap line>" (line number, seconds since start);
+# the image ID is printed last on stdout.
 set -euo pipefail
 
 SUITE=bookworm
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
   --force) force=1; shift ;;
   --sources) sources_override="${2:?--sources needs a file}"; shift 2 ;;
   --sources=*) sources_override="${1#--sources=}"; shift ;;
-  -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
   *) die "unknown argument: $1 (see --help)" ;;
   esac
 done
@@ -138,6 +139,7 @@ dpkgopts=(
 )
 
 # Leave no host identity or package caches behind; Docker provides resolv.conf, hostname and hosts.
+# shellcheck disable=SC2016 # $1 is expanded by mmdebstrap when it runs the hook
 cleanup_hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/apt/* "$1"/var/log/dpkg.log \
   "$1"/var/log/alternatives.log "$1"/root/.cache "$1"/tmp/* && : > "$1"/etc/resolv.conf && rm -f "$1"/etc/hostname'
 

@@ -108,7 +108,7 @@ else
   else
     home="$(passwd_field "$user" 6)"
     case "$home" in "" | / | /nonexistent | /var/empty | /dev/null) home="/home/$user" ;; esac
-    log "reusing the base image's account $user for uid $uid"
+    [ "$user" = "$wanted_name" ] || log "using the account $user that already has uid $uid"
   fi
   if [ ! -d "$home" ]; then
     mkdir -p "$home"

@@ -61,7 +61,8 @@ function opt<T extends z.ZodType>(schema: T, doc: OptionDoc): T {
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
 const IMAGE_REF = /^[^\s]+$/;
 const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
@@ -92,7 +93,8 @@ export const ControlPlaneConfigSchema = z.strictObject({
     inFile: false,
     default: '$XDG_CONFIG_HOME/berth/config.toml, else ~/.config/berth/config.toml',
     expected: 'a file path',
-    description: 'The TOML file read for settings. Null in the loaded config when the default file does not exist.',
+    description:
+      'The TOML file read for settings. Null in the loaded config when the default file does not exist.',
   }),
   host: opt(
     z.string().refine((h) => isIP(h) !== 0 || HOST_NAME.test(h)),
@@ -149,7 +151,8 @@ export const ControlPlaneConfigSchema = z.strictObject({
       env: 'WORKSPACE_BASE',
       default: 'none',
       expected: 'a directory path',
-      description: 'Host directory mounted at workspace_mount_path_in_sandbox when a create request names none.',
+      description:
+        'Host directory mounted at workspace_mount_path_in_sandbox when a create request names none.',
     }),
     workspace_mount_path: opt(filePath().nullable(), {
       kind: 'path',
@@ -327,7 +330,8 @@ export const ControlPlaneConfigSchema = z.strictObject({
       default: 'none',
       value: {},
       expected: 'a table of NAME = "value" strings',
-      description: 'Environment variables set in every sandbox (config file only; a [sandbox.runtime_startup_env_vars] table).',
+      description:
+        'Environment variables set in every sandbox (config file only; a [sandbox.runtime_startup_env_vars] table).',
     }),
     env: opt(envMap(), {
       kind: 'map',
@@ -351,7 +355,9 @@ type DeepReadonly<T> = T extends (infer U)[]
 export type ControlPlaneConfig = DeepReadonly<z.infer<typeof ControlPlaneConfigSchema>>;
 type SandboxSection = ControlPlaneConfig['sandbox'];
 /** An option's key: a top-level name, or sandbox.<name>. */
-export type ConfigKey = Exclude<keyof ControlPlaneConfig, 'sandbox'> | `sandbox.${keyof SandboxSection & string}`;
+export type ConfigKey =
+  | Exclude<keyof ControlPlaneConfig, 'sandbox'>
+  | `sandbox.${keyof SandboxSection & string}`;
 
 /** One row of the option table: what `berth config` and the README list. */
 export interface ConfigOption {
@@ -492,7 +498,7 @@ function convert(doc: OptionDoc, value: unknown, base: string, home: string): un
 }
 
 function describeValue(value: unknown): string {
-  const shown = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+  const shown = typeof value === 'string' ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
   return shown.length > 80 ? `${shown.slice(0, 77)}...` : shown;
 }
 
@@ -522,7 +528,11 @@ function isTable(value: unknown): value is Record<string, unknown> {
  * Reads the TOML file into option settings; unknown keys are errors. Undefined when the file does not
  * exist and `namedBy` is undefined (the default location); a named file must exist.
  */
-function readConfigFile(file: string, namedBy: string | undefined, home: string): Map<string, Setting> | undefined {
+function readConfigFile(
+  file: string,
+  namedBy: string | undefined,
+  home: string,
+): Map<string, Setting> | undefined {
   let source: string;
   try {
     source = readFileSync(file, 'utf8');
@@ -603,7 +613,9 @@ function setIn(target: Record<string, unknown>, key: string, value: unknown): vo
 }
 
 /** The configuration with the source of every value (for `berth config`). */
-export function resolveControlPlaneConfig(options: LoadControlPlaneConfigOptions = {}): ResolvedControlPlaneConfig {
+export function resolveControlPlaneConfig(
+  options: LoadControlPlaneConfigOptions = {},
+): ResolvedControlPlaneConfig {
   const env = options.env ?? process.env;
   const flags: Readonly<Record<string, unknown>> = options.flags ?? {};
   const cwd = options.cwd ?? process.cwd();
@@ -629,7 +641,11 @@ export function resolveControlPlaneConfig(options: LoadControlPlaneConfigOptions
     if (!name || e.doc.kind === 'map') continue;
     const raw = env[name];
     if (raw === undefined || raw === '') continue;
-    envSettings.set(e.key, { value: convert(e.doc, raw, cwd, home), raw, source: { kind: 'environment', name } });
+    envSettings.set(e.key, {
+      value: convert(e.doc, raw, cwd, home),
+      raw,
+      source: { kind: 'environment', name },
+    });
   }
   const passthrough: Record<string, string> = {};
   let passthroughName: string | undefined;
@@ -713,7 +729,8 @@ export function resolveControlPlaneConfig(options: LoadControlPlaneConfigOptions
   const config = deepFreeze(parsed.data) as ControlPlaneConfig;
   if (!isLoopbackHost(config.host) && config.api_keys.length === 0) {
     const source = settings.get('host')!.source;
-    const setBy = 'name' in source ? source.name : source.kind === 'file' ? `host in ${source.file}` : 'default';
+    const setBy =
+      'name' in source ? source.name : source.kind === 'file' ? `host in ${source.file}` : 'default';
     throw invalid(
       `Refusing to listen on ${config.host} (set by ${setBy}) without an API key: anyone who can reach it could run ` +
         'commands in sandboxes. Set BERTH_API_KEY (or api_keys in the config file), or listen on 127.0.0.1.',

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
-import { guard } from './errors.js';
+import { guard, toStoreError } from './errors.js';
 import { EventRepo } from './events.js';
 import { MIGRATIONS, migrate } from './migrations.js';
 import { SandboxRepo } from './sandboxes.js';
@@ -87,19 +87,20 @@ export class Store {
   /**
    * Runs `fn` in one IMMEDIATE transaction: every store call inside it commits together or not at all
    * (e.g. a state change with its lifecycle event). `fn` must be synchronous; store calls may nest.
+   * What `fn` throws comes through unchanged; SQLite's own failures become BerthErrors.
    */
   transaction<T>(fn: () => T): T {
-    return guard('transaction', () => this.db.transaction(fn).immediate());
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (err) {
+      if (err instanceof Database.SqliteError || err instanceof TypeError)
+        throw toStoreError(err, 'transaction');
+      throw err;
+    }
   }
 
-  /** Checkpoints the WAL into the main file and closes the connection. Idempotent. */
+  /** Closes the connection (the last one to close folds the WAL into the main file). Idempotent. */
   close(): void {
-    if (!this.db.open) return;
-    try {
-      this.db.pragma('wal_checkpoint(TRUNCATE)');
-    } catch {
-      // A failed checkpoint (busy, full disk) leaves the WAL to be replayed on the next open.
-    }
-    this.db.close();
+    if (this.db.open) this.db.close();
   }
 }

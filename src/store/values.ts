@@ -21,9 +21,13 @@ export function toJson(value: unknown, field: string): string {
   try {
     text = JSON.stringify(value ?? null);
   } catch (err) {
-    throw new BerthError(ErrorCode.VALIDATION_FAILED, `${field} is not JSON-serialisable: ${(err as Error).message}`);
+    throw new BerthError(
+      ErrorCode.VALIDATION_FAILED,
+      `${field} is not JSON-serialisable: ${(err as Error).message}`,
+    );
   }
-  if (text === undefined) throw new BerthError(ErrorCode.VALIDATION_FAILED, `${field} is not JSON-serialisable`);
+  if (text === undefined)
+    throw new BerthError(ErrorCode.VALIDATION_FAILED, `${field} is not JSON-serialisable`);
   return text;
 }
 

@@ -5,12 +5,13 @@
  */
 import { execFile } from 'node:child_process';
 import { chownSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { pack } from 'tar-stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadDockerConfig } from '../../src/config/docker.js';
 import { bootstrapBaseImage } from '../../src/docker/base-image.js';
 import type { ImageProgressEvent } from '../../src/docker/build-stream.js';
@@ -45,7 +46,9 @@ async function skipReason(): Promise<string | undefined> {
 }
 const skip = await skipReason();
 if (skip) {
-  console.warn(`\n${'!'.repeat(100)}\nSKIPPING test/integration/image.test.ts: ${skip}\n${'!'.repeat(100)}\n`);
+  console.warn(
+    `\n${'!'.repeat(100)}\nSKIPPING test/integration/image.test.ts: ${skip}\n${'!'.repeat(100)}\n`,
+  );
 }
 
 async function docker(...args: string[]): Promise<string> {
@@ -69,6 +72,45 @@ interface Sandbox {
   url: string;
 }
 
+/**
+ * One HTTP exchange with node:http. Not fetch: Node 20's fetch never settles when the server closes the
+ * connection without answering, which is what docker-proxy does until the container's port listens.
+ */
+function http(
+  url: string,
+  options: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const req = request(
+      url,
+      {
+        method: options.method ?? 'GET',
+        headers: { ...options.headers, ...(body ? { 'content-type': 'application/json' } : {}) },
+        timeout: 30_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown = text;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            // not JSON: keep the text
+          }
+          resolve({ status: res.statusCode ?? 0, json });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${url} within 30 s`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 async function startSandbox(image: string, uid: number, workspace?: string): Promise<Sandbox> {
   const args = ['run', '-d', '--init', '--label', 'berth.test=image'];
   args.push('-e', `SANDBOX_USER_ID=${uid}`, '-e', `SESSION_API_KEY=${SESSION_KEY}`, '-p', '127.0.0.1::8000');
@@ -79,12 +121,8 @@ async function startSandbox(image: string, uid: number, workspace?: string): Pro
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
-    try {
-      const res = await fetch(`${url}/alive`);
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
+    const alive = await http(`${url}/alive`).catch(() => undefined);
+    if (alive?.status === 200) break;
     if (Date.now() > deadline) {
       const logs = await docker('logs', id).catch(() => '');
       throw new Error(`runtime server in ${image} did not come up within 30 s; logs:\n${logs}`);
@@ -95,19 +133,18 @@ async function startSandbox(image: string, uid: number, workspace?: string): Pro
 }
 
 async function runCommand(sandbox: Sandbox, command: string): Promise<{ content: string; exitCode: number }> {
-  const res = await fetch(`${sandbox.url}/execute_action`, {
+  const res = await http(`${sandbox.url}/execute_action`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'X-Session-API-Key': SESSION_KEY },
-    body: JSON.stringify({ action: { action: 'run', args: { command } } }),
+    headers: { 'X-Session-API-Key': SESSION_KEY },
+    body: { action: { action: 'run', args: { command } } },
   });
   expect(res.status).toBe(200);
-  const body = (await res.json()) as { content: string; extras: { metadata: { exit_code: number } } };
+  const body = res.json as { content: string; extras: { metadata: { exit_code: number } } };
   return { content: body.content.trim(), exitCode: body.extras.metadata.exit_code };
 }
 
 async function expectAliveAndUid(sandbox: Sandbox, uid: number): Promise<void> {
-  const alive = await fetch(`${sandbox.url}/alive`);
-  expect(await alive.json()).toEqual({ status: 'ok' });
+  expect(await http(`${sandbox.url}/alive`)).toEqual({ status: 200, json: { status: 'ok' } });
   expect(await runCommand(sandbox, 'id -u')).toEqual({ content: String(uid), exitCode: 0 });
 }
 
@@ -120,7 +157,9 @@ describe.skipIf(skip !== undefined)('runtime images on the real Docker engine', 
     for (const ref of imagesToRemove) await engine.images.remove(ref, { force: true }).catch(() => false);
   });
 
-  it('bootstraps the Debian base image, or reuses the one already there', { timeout: 20 * 60_000 }, async () => {
+  it('bootstraps the Debian base image, or reuses the one already there', {
+    timeout: 20 * 60_000,
+  }, async () => {
     const lines: string[] = [];
     const result = await bootstrapBaseImage({
       engine,
@@ -149,11 +188,15 @@ describe.skipIf(skip !== undefined)('runtime images on the real Docker engine', 
     expect((await bootstrapBaseImage({ engine, tag: BASE })).cached).toBe(true);
   });
 
-  it('builds the runtime image; an unchanged build is a cache hit; force rebuilds', { timeout: 10 * 60_000 }, async () => {
+  it('builds the runtime image; an unchanged build is a cache hit; force rebuilds', {
+    timeout: 10 * 60_000,
+  }, async () => {
     const steps: ImageProgressEvent[] = [];
     const first = await builder.build({ base: BASE, onProgress: (e) => steps.push(e) });
     expect(first.tag).toMatch(/^berth-runtime:[0-9a-f]{16}$/);
-    console.info(`runtime image ${first.tag}: ${first.cached ? 'cache hit' : 'built'} in ${first.durationMs.toFixed(0)} ms`);
+    console.info(
+      `runtime image ${first.tag}: ${first.cached ? 'cache hit' : 'built'} in ${first.durationMs.toFixed(0)} ms`,
+    );
 
     const again = await builder.build({ base: BASE });
     expect(again).toMatchObject({ tag: first.tag, cached: true, imageId: first.imageId });
@@ -162,9 +205,9 @@ describe.skipIf(skip !== undefined)('runtime images on the real Docker engine', 
     const forced = await builder.build({ base: BASE, force: true, onProgress: (e) => steps.push(e) });
     expect(forced).toMatchObject({ tag: first.tag, cached: false });
     expect(forced.imageId).not.toBe(first.imageId);
-    expect(steps.some((e) => e.type === 'step' && e.instruction.startsWith('COPY berth/runtime-server.mjs'))).toBe(
-      true,
-    );
+    expect(
+      steps.some((e) => e.type === 'step' && e.instruction.startsWith('COPY berth/runtime-server.mjs')),
+    ).toBe(true);
     console.info(`forced rebuild in ${forced.durationMs.toFixed(0)} ms`);
     expect((await builder.build({ base: BASE })).imageId).toBe(forced.imageId);
 
@@ -192,7 +235,10 @@ describe.skipIf(skip !== undefined)('runtime images on the real Docker engine', 
       const sandbox = await startSandbox(runtime!.tag, SANDBOX_UID, workspace);
       await expectAliveAndUid(sandbox, SANDBOX_UID);
 
-      const made = await runCommand(sandbox, 'echo agent > /workspace/made.txt && sudo -n true && echo sudo-ok');
+      const made = await runCommand(
+        sandbox,
+        'echo agent > /workspace/made.txt && sudo -n true && echo sudo-ok',
+      );
       expect(made).toEqual({ content: 'sudo-ok', exitCode: 0 });
       expect(statSync(join(workspace, 'made.txt')).uid).toBe(SANDBOX_UID);
       // No recursive chown: what was there keeps its owner.
@@ -206,7 +252,9 @@ describe.skipIf(skip !== undefined)('runtime images on the real Docker engine', 
     }
   });
 
-  it('builds on a base without python, node or setpriv, with --extra-deps, and runs there', { timeout: 10 * 60_000 }, async () => {
+  it('builds on a base without python, node or setpriv, with --extra-deps, and runs there', {
+    timeout: 10 * 60_000,
+  }, async () => {
     await engine.images.build(
       dockerfileContext(
         [
@@ -218,7 +266,10 @@ describe.skipIf(skip !== undefined)('runtime images on the real Docker engine', 
       { tag: BARE_BASE, labels: { 'berth.test': 'image' } },
     );
     imagesToRemove.add(BARE_BASE);
-    const built = await builder.build({ base: BARE_BASE, extraDeps: 'echo "installed by extra deps" > /opt/extra-deps' });
+    const built = await builder.build({
+      base: BARE_BASE,
+      extraDeps: 'echo "installed by extra deps" > /opt/extra-deps',
+    });
     imagesToRemove.add(built.tag);
     expect(built.tag).not.toBe(runtime?.tag);
 
@@ -238,7 +289,9 @@ describe.skipIf(skip !== undefined)('runtime images on the real Docker engine', 
   it('reuses the account a base already has for the uid', { timeout: 10 * 60_000 }, async () => {
     await engine.images.build(
       dockerfileContext(
-        [`FROM ${BASE}`, 'RUN groupadd -g 1000 dev && useradd -m -u 1000 -g 1000 -s /bin/bash dev'].join('\n'),
+        [`FROM ${BASE}`, 'RUN groupadd -g 1000 dev && useradd -m -u 1000 -g 1000 -s /bin/bash dev'].join(
+          '\n',
+        ),
       ),
       { tag: UID1000_BASE, labels: { 'berth.test': 'image' } },
     );
@@ -247,7 +300,9 @@ describe.skipIf(skip !== undefined)('runtime images on the real Docker engine', 
     imagesToRemove.add(built.tag);
     const sandbox = await startSandbox(built.tag, 1000);
     await expectAliveAndUid(sandbox, 1000);
-    expect((await runCommand(sandbox, 'whoami; echo $HOME; sudo -n whoami')).content).toBe('dev\n/home/dev\nroot');
+    expect((await runCommand(sandbox, 'whoami; echo $HOME; sudo -n whoami')).content).toBe(
+      'dev\n/home/dev\nroot',
+    );
   });
 
   it('rejects a musl-based (Alpine-like) base with a clear error', async () => {
@@ -261,7 +316,10 @@ describe.skipIf(skip !== undefined)('runtime images on the real Docker engine', 
     p.entry({ name: 'etc/', type: 'directory', mode: 0o755 });
     p.entry({ name: 'etc/alpine-release' }, '3.20.0\n');
     p.finalize();
-    await engine.images.importTarball(p as unknown as Readable, { tag: MUSL_BASE, changes: ['CMD ["/bin/sh"]'] });
+    await engine.images.importTarball(p as unknown as Readable, {
+      tag: MUSL_BASE,
+      changes: ['CMD ["/bin/sh"]'],
+    });
     imagesToRemove.add(MUSL_BASE);
 
     const err = await builder.build({ base: MUSL_BASE }).catch((e: unknown) => e);
@@ -286,8 +344,4 @@ describe.skipIf(skip !== undefined)('runtime images on the real Docker engine', 
     expect(message).toContain('extra-deps says: something is off');
     expect(message).toContain('non-zero code: 3');
   });
-});
-
-beforeAll(() => {
-  if (skip) console.warn(`image.test.ts skipped: ${skip}`);
 });

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { loadDockerConfig } from '../../src/config/docker.js';
-import { BuildStreamParser, describeBuildFailure, type ImageProgressEvent } from '../../src/docker/build-stream.js';
+import {
+  BuildStreamParser,
+  describeBuildFailure,
+  type ImageProgressEvent,
+} from '../../src/docker/build-stream.js';
 import { connectEngine, engineMessage, parseDockerHost } from '../../src/docker/engine.js';
 import { splitTag } from '../../src/docker/images.js';
 import { BerthError } from '../../src/protocol/errors.js';
@@ -32,7 +36,11 @@ describe('parseDockerHost', () => {
 describe('loadDockerConfig', () => {
   it('takes DOCKER_HOST and the cache directory from the environment', () => {
     const config = loadDockerConfig({ DOCKER_HOST: 'tcp://h:1', XDG_CACHE_HOME: '/c' });
-    expect(config).toEqual({ dockerHost: 'tcp://h:1', cacheDir: '/c/berth', baseImage: 'berth-base:bookworm' });
+    expect(config).toEqual({
+      dockerHost: 'tcp://h:1',
+      cacheDir: '/c/berth',
+      baseImage: 'berth-base:bookworm',
+    });
     expect(loadDockerConfig({ BERTH_CACHE_DIR: '/x' }).cacheDir).toBe('/x');
   });
 });
@@ -88,7 +96,10 @@ describe('BuildStreamParser', () => {
         { stream: ' ---> Running in 0123\n' },
         { stream: 'E: Unable to locate package nope\n' },
         {
-          errorDetail: { code: 100, message: "The command '/bin/sh -c apt-get install nope' returned a non-zero code: 100" },
+          errorDetail: {
+            code: 100,
+            message: "The command '/bin/sh -c apt-get install nope' returned a non-zero code: 100",
+          },
           error: 'x',
         },
       ),
@@ -118,9 +129,9 @@ describe('helpers', () => {
   });
 
   it("keeps the engine's words from a dockerode error", () => {
-    expect(engineMessage({ json: { message: 'No such image: x' }, message: '(HTTP code 404) no such image - ' })).toBe(
-      'No such image: x',
-    );
+    expect(
+      engineMessage({ json: { message: 'No such image: x' }, message: '(HTTP code 404) no such image - ' }),
+    ).toBe('No such image: x');
     expect(engineMessage(new Error('(HTTP code 500) server error - boom'))).toBe('boom');
   });
 });

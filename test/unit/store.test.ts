@@ -183,7 +183,9 @@ describe('sandboxes', () => {
     expect(codeOf(() => store.sandboxes.update('nope', { state: 'stopped' }))).toBe('NOT_FOUND');
     expect(codeOf(() => store.sandboxes.touch('nope'))).toBe('NOT_FOUND');
     expect(codeOf(() => store.sandboxes.markDeleted('nope'))).toBe('NOT_FOUND');
-    expect(codeOf(() => store.sandboxes.update('a', { state: 'exploded' as never }))).toBe('VALIDATION_FAILED');
+    expect(codeOf(() => store.sandboxes.update('a', { state: 'exploded' as never }))).toBe(
+      'VALIDATION_FAILED',
+    );
     expect(codeOf(() => store.sandboxes.update('a', { expires_at: 'soon' }))).toBe('VALIDATION_FAILED');
   });
 
@@ -252,7 +254,10 @@ describe('sandboxes', () => {
   it('filters by state, labels and pool membership', () => {
     const store = openStore();
     let t = Date.parse('2030-01-01T00:00:00Z');
-    const next = () => new Date((t += 1000));
+    const next = () => {
+      t += 1000;
+      return new Date(t);
+    };
     store.sandboxes.insert(sandbox('r1', { created_at: next(), labels: { team: 'a', env: 'dev' } }));
     store.sandboxes.insert(sandbox('r2', { created_at: next(), labels: { team: 'b', env: 'dev' } }));
     store.sandboxes.insert(sandbox('p1', { created_at: next(), state: 'paused', labels: { team: 'a' } }));
@@ -332,7 +337,7 @@ describe('warm pool', () => {
 
   it('never hands one sandbox to two claimers in concurrent processes', async () => {
     const store = openStore();
-    const size = 200;
+    const size = 400;
     store.transaction(() => {
       for (let i = 0; i < size; i++) store.sandboxes.insert(sandbox(`pool-${i}`, { pool_image: 'img' }));
     });
@@ -341,6 +346,7 @@ describe('warm pool', () => {
     const source = `
       const [file] = process.argv.slice(2);
       const store = Store.open(file);
+      const pause = new Int32Array(new SharedArrayBuffer(4));
       process.stderr.write('ready\\n');
       process.stdin.once('data', () => {
         const ids = [];
@@ -348,6 +354,8 @@ describe('warm pool', () => {
           const claimed = store.sandboxes.claimPooled('img', { labels: { pid: String(process.pid) } });
           if (!claimed) break;
           ids.push(claimed.id);
+          // Pause between claims, as a real claimer would, so that waiting claimers get the lock too.
+          Atomics.wait(pause, 0, 0, 1);
         }
         store.close();
         process.stdout.write(JSON.stringify(ids));
@@ -419,7 +427,11 @@ describe('events', () => {
       duration_ms: 1234.5,
     });
     expect(SandboxEvent.parse(action)).toEqual(action);
-    expect(observation).toMatchObject({ kind: 'observation', at: '2030-01-01T00:01:02.000Z', duration_ms: 1234.5 });
+    expect(observation).toMatchObject({
+      kind: 'observation',
+      at: '2030-01-01T00:01:02.000Z',
+      duration_ms: 1234.5,
+    });
     expect(action.duration_ms).toBeNull();
     expect(store.sandboxes.get('a').last_activity_at).toBe('2030-01-01T00:01:02.000Z');
     store.events.append({
@@ -429,7 +441,11 @@ describe('events', () => {
       payload: { event: 'paused', reason: 'user' },
     });
     expect(store.sandboxes.get('a').last_activity_at).toBe('2030-01-01T00:01:02.000Z');
-    expect(store.events.page('a').events).toEqual([action, observation, expect.objectContaining({ kind: 'lifecycle' })]);
+    expect(store.events.page('a').events).toEqual([
+      action,
+      observation,
+      expect.objectContaining({ kind: 'lifecycle' }),
+    ]);
   });
 
   it('rejects events of unknown sandboxes and bad input', () => {
@@ -468,7 +484,9 @@ describe('events', () => {
   it('survive close and reopen', () => {
     let store = openStore();
     store.sandboxes.insert(sandbox('a'));
-    const appended = [1, 2, 3].map((n) => store.events.append({ sandbox_id: 'a', kind: 'action', payload: { n } }));
+    const appended = [1, 2, 3].map((n) =>
+      store.events.append({ sandbox_id: 'a', kind: 'action', payload: { n } }),
+    );
     store.close();
     store = openStore();
     expect(store.events.page('a').events).toEqual(appended);
@@ -497,7 +515,9 @@ describe('events', () => {
     proc.stderr?.on('data', (d: Buffer) => {
       stderr += d.toString();
     });
-    const exit = new Promise<NodeJS.Signals | null>((resolve) => proc.on('exit', (_code, signal) => resolve(signal)));
+    const exit = new Promise<NodeJS.Signals | null>((resolve) =>
+      proc.on('exit', (_code, signal) => resolve(signal)),
+    );
     let buffered = '';
     await new Promise<void>((resolve, reject) => {
       proc.on('exit', () => reject(new Error(`child exited before it was killed: ${stderr}`)));
@@ -543,19 +563,22 @@ describe('failures', () => {
     // reads still work, and so does a write that fits
     expect(store.events.page('a', 0, 1000).events).toHaveLength(appended);
     expect(store.sandboxes.update('a', { state: 'stopped' }).state).toBe('stopped');
-    expect(codeOf(() => store.sandboxes.insert(sandbox('b', { spec: { labels: { big } } })))).toBe('NO_SPACE');
+    expect(codeOf(() => store.sandboxes.insert(sandbox('b', { spec: { labels: { big } } })))).toBe(
+      'NO_SPACE',
+    );
   });
 
   it('commits a transaction as a whole or not at all', () => {
     const store = openStore();
     store.sandboxes.insert(sandbox('a'));
+    const mind = new Error('changed my mind');
     expect(() =>
       store.transaction(() => {
         store.sandboxes.update('a', { state: 'stopped' });
         store.events.append({ sandbox_id: 'a', kind: 'lifecycle', payload: { event: 'stopped' } });
-        throw new Error('changed my mind');
+        throw mind;
       }),
-    ).toThrow(/changed my mind/);
+    ).toThrow(mind);
     expect(store.sandboxes.get('a').state).toBe('running');
     expect(store.events.latestSeq('a')).toBe(0);
 

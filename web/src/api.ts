@@ -12,7 +12,7 @@ import type {
 } from '../../src/protocol/api.js';
 import type { Observation } from '../../src/protocol/openhands.js';
 
-export type { CreateSandboxBody, Sandbox, SandboxEvent, Observation };
+export type { CreateSandboxBody, Observation, Sandbox, SandboxEvent };
 export type Health = z.infer<typeof HealthSchema>;
 export type { SandboxState, TerminalServerMessage } from '../../src/protocol/api.js';
 

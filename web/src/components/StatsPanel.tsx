@@ -25,14 +25,7 @@ function Meter({
         <span className="meter-label">{label}</span>
         <span className="meter-value">{detail}</span>
       </div>
-      <div
-        className={`meter-bar ${level}`}
-        role="meter"
-        aria-label={label}
-        aria-valuenow={Math.round(p)}
-        aria-valuemin={0}
-        aria-valuemax={100}
-      >
+      <div className={`meter-bar ${level}`} aria-hidden="true">
         <span style={{ width: `${p}%` }} />
       </div>
     </div>

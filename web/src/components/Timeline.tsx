@@ -46,6 +46,12 @@ function asAction(payload: unknown): ActionPayload {
 }
 function asObservation(payload: unknown): ObservationPayload {
   const p = (payload ?? {}) as Record<string, unknown>;
+  // The control plane records a failed proxy call as {error: {code, message}}.
+  const err = p.error as { code?: string; message?: string } | undefined;
+  if (err && typeof err === 'object' && !('observation' in p)) {
+    const text = `${err.code ?? 'ERROR'}: ${err.message ?? ''}`;
+    return { observation: 'error', content: text, message: text, success: false };
+  }
   if (p.observation && typeof p.observation === 'object') return p.observation as ObservationPayload;
   return p as ObservationPayload;
 }
@@ -226,7 +232,13 @@ export function Timeline({ sandboxId }: { sandboxId: string }) {
   const listRef = useRef<HTMLOListElement>(null);
   const stick = useRef(true);
 
+  const [streamError, setStreamError] = useState<string | null>(null);
   const onMessage = useCallback((data: unknown) => {
+    const frame = data as { type?: string; code?: string; message?: string };
+    if (frame?.type === 'error') {
+      setStreamError(`${frame.message ?? 'event stream error'} (${frame.code ?? 'ERROR'})`);
+      return;
+    }
     const e = data as SandboxEvent;
     if (!e || typeof e.seq !== 'number' || e.seq <= lastSeq.current) return;
     lastSeq.current = e.seq;
@@ -262,6 +274,11 @@ export function Timeline({ sandboxId }: { sandboxId: string }) {
         <div className="spacer" />
         <StreamPill status={stream} label="event stream" />
       </div>
+      {streamError && (
+        <div className="error inline-error" role="alert" data-testid="timeline-error">
+          {streamError}
+        </div>
+      )}
       {entries.length === 0 ? (
         <div className="tree-note muted">
           No events yet. Actions this sandbox runs appear here as they happen.

@@ -1,0 +1,176 @@
+/** `berth sandbox ...`, `berth exec` and `berth shell`: thin wrappers over the SDK. */
+import type { Command } from 'commander';
+import WebSocket from 'ws';
+import { loadClientConfig } from '../config/client.js';
+import type { CreateSandboxBody, Sandbox, SandboxState } from '../protocol/api.js';
+import { BerthClient } from '../sdk/client.js';
+import { age, printJson, printTable, spinner } from './output.js';
+
+interface GlobalFlags {
+  url?: string;
+  apiKey?: string;
+}
+
+function client(cmd: Command): BerthClient {
+  const g = cmd.optsWithGlobals() as GlobalFlags;
+  return new BerthClient(loadClientConfig(g));
+}
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+
+function pairs(list: string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const at = item.indexOf('=');
+    if (at <= 0) throw new Error(`${what} "${item}" must look like KEY=VALUE`);
+    out[item.slice(0, at)] = item.slice(at + 1);
+  }
+  return out;
+}
+
+function row(s: Sandbox): string[] {
+  return [s.id, s.state, s.image, age(s.created_at), age(s.last_activity_at), s.workspace ?? '-'];
+}
+
+export function registerSandboxCommands(program: Command): void {
+  const sandbox = program.command('sandbox').description('Create and manage sandboxes');
+
+  sandbox
+    .command('create')
+    .description('Create a sandbox and wait until it is ready')
+    .option('--image <image>', 'runtime image (default: the configured one)')
+    .option('--workspace <dir>', 'host directory to mount at /workspace')
+    .option('-v, --volume <spec>', 'extra mount host:container[:ro|rw] (repeatable)', collect, [])
+    .option('-e, --env <KEY=VALUE>', 'environment variable (repeatable)', collect, [])
+    .option('--label <KEY=VALUE>', 'label (repeatable)', collect, [])
+    .option('--cpus <n>', 'CPU limit', Number)
+    .option('--memory-mb <n>', 'memory limit in MiB', Number)
+    .option('--pids <n>', 'process limit', Number)
+    .option('--network <name>', 'isolated (default), internal, host, or a Docker network name')
+    .option('--timeout <seconds>', 'lifetime in seconds', Number)
+    .option('--json', 'print the sandbox as JSON')
+    .action(async (opts, cmd: Command) => {
+      const body: CreateSandboxBody = {};
+      if (opts.image) body.image = opts.image;
+      if (opts.workspace) body.workspace = opts.workspace;
+      if (opts.volume.length) body.volumes = opts.volume;
+      if (opts.env.length) body.env = pairs(opts.env, 'env');
+      if (opts.label.length) body.labels = pairs(opts.label, 'label');
+      if (opts.cpus || opts.memoryMb || opts.pids) {
+        body.limits = { cpus: opts.cpus, memory_mb: opts.memoryMb, pids: opts.pids };
+      }
+      if (opts.network) body.network = opts.network;
+      if (opts.timeout) body.timeout_seconds = opts.timeout;
+      const spin = spinner('Starting sandbox', !opts.json && process.stderr.isTTY === true);
+      try {
+        const s = await client(cmd).sandboxes.create(body);
+        spin.stop();
+        if (opts.json) printJson(s);
+        else process.stdout.write(`${s.id}\n`);
+      } catch (err) {
+        spin.stop();
+        throw err;
+      }
+    });
+
+  sandbox
+    .command('ls')
+    .description('List sandboxes')
+    .option('--state <state>', 'only sandboxes in this state')
+    .option('--label <KEY=VALUE>', 'only sandboxes with this label (repeatable)', collect, [])
+    .option('--json', 'print JSON')
+    .action(async (opts, cmd: Command) => {
+      const list = await client(cmd).sandboxes.list({
+        state: opts.state as SandboxState | undefined,
+        labels: pairs(opts.label, 'label'),
+      });
+      if (opts.json) printJson(list);
+      else printTable(list.map(row), ['ID', 'STATE', 'IMAGE', 'AGE', 'ACTIVE', 'WORKSPACE']);
+    });
+
+  for (const [name, desc] of [
+    ['pause', 'Pause a sandbox (processes freeze, state is kept)'],
+    ['resume', 'Resume a paused or stopped sandbox'],
+  ] as const) {
+    sandbox
+      .command(`${name} <id>`)
+      .description(desc)
+      .option('--json', 'print JSON')
+      .action(async (id: string, opts, cmd: Command) => {
+        const s = await client(cmd).sandboxes[name](id);
+        if (opts.json) printJson(s);
+        else process.stdout.write(`${s.id} ${s.state}\n`);
+      });
+  }
+
+  sandbox
+    .command('rm <id...>')
+    .description('Delete sandboxes (removes their containers)')
+    .option('--keep', 'leave the container in place')
+    .action(async (ids: string[], opts, cmd: Command) => {
+      const c = client(cmd);
+      for (const id of ids) {
+        await c.sandboxes.delete(id, { keep: opts.keep === true });
+        process.stdout.write(`${id} deleted\n`);
+      }
+    });
+
+  program
+    .command('exec <id> <command...>')
+    .description('Run a command in a sandbox; prints its output and exits with its exit code')
+    .option('--timeout <seconds>', 'hard timeout', Number, 600)
+    .option('--json', 'print the observation as JSON')
+    .action(async (id: string, words: string[], opts, cmd: Command) => {
+      const obs = await client(cmd).sandbox(id).run(words.join(' '), { timeoutSeconds: opts.timeout });
+      if (opts.json) printJson(obs);
+      else if (obs.content) process.stdout.write(`${obs.content}\n`);
+      const meta = (obs.extras as { metadata?: { exit_code?: number; suffix?: string } }).metadata;
+      if (obs.observation === 'error') process.exitCode = 1;
+      else if (meta?.exit_code === -1) {
+        process.stderr.write(`${meta.suffix?.trim() ?? 'the command is still running'}\n`);
+        process.exitCode = 124;
+      } else process.exitCode = meta?.exit_code ?? 1;
+    });
+
+  program
+    .command('shell <id>')
+    .description('Open an interactive terminal in a sandbox (Ctrl-] to detach)')
+    .option('--session <name>', 'terminal session to attach to', 'cli')
+    .action(async (id: string, opts, cmd: Command) => {
+      const c = client(cmd);
+      await c.sandboxes.get(id);
+      const cols = process.stdout.columns ?? 120;
+      const rows = process.stdout.rows ?? 32;
+      const q = new URLSearchParams({ session: opts.session, cols: String(cols), rows: String(rows) });
+      const ws = new WebSocket(`${c.url.replace(/^http/, 'ws')}/api/sandboxes/${id}/terminal?${q}`, {
+        headers: c.authHeader(),
+      });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      const stdin = process.stdin;
+      if (stdin.isTTY) stdin.setRawMode(true);
+      stdin.resume();
+      const done = new Promise<void>((resolve) => {
+        ws.on('close', () => resolve());
+      });
+      ws.on('message', (raw) => {
+        const m = JSON.parse(raw.toString()) as { type: string; data?: string; message?: string; code?: number };
+        if (m.type === 'output') process.stdout.write(m.data ?? '');
+        else if (m.type === 'error') process.stderr.write(`\r\nberth: ${m.message}\r\n`);
+        else if (m.type === 'exit') ws.close();
+      });
+      stdin.on('data', (d: Buffer) => {
+        if (d.length === 1 && d[0] === 0x1d) ws.close(); // Ctrl-]
+        else ws.send(JSON.stringify({ type: 'input', data: d.toString('utf8') }));
+      });
+      process.stdout.on('resize', () => {
+        ws.send(JSON.stringify({ type: 'resize', cols: process.stdout.columns, rows: process.stdout.rows }));
+      });
+      await done;
+      if (stdin.isTTY) stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write('\r\n[detached]\r\n');
+    });
+}

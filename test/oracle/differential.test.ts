@@ -1,0 +1,499 @@
+/**
+ * Differential suite: the same actions go to the reference OpenHands V0 action-execution server
+ * (installed by scripts/oracle/setup.sh, started by ./oracle.ts) and to Berth, and the observations
+ * must be equal after normalising only what has to differ:
+ *   - each server's working directory  -> <WS>   (in every string, and in action arguments)
+ *   - metadata.hostname                -> <HOST>
+ *   - metadata.pid (a real pid)        -> <PID>
+ *   - metadata.py_interpreter_path and the "[Jupyter Python interpreter: ...]" line -> <PY>
+ *   - event bookkeeping keys (id, timestamp, cause), which the server does not set anyway.
+ * Timing-dependent output is avoided by the choice of commands rather than normalised away.
+ *
+ * Where Berth deliberately differs from the reference (reference doc §13 "Where Berth deliberately
+ * differs", §12.1), Berth's behaviour is asserted and the reference's is noted in a comment.
+ *
+ * Every step is also written to .test-results/oracle-differential.json (both normalised replies).
+ * Skipped, with the reason in its name, when the reference is not installed.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RuntimeClient, type RuntimeTarget, startHostTarget } from '../contract/harness.js';
+import { type OracleTarget, oracleUnavailableReason, startOracleTarget } from './oracle.js';
+
+const SOFT_SECONDS = 2;
+const UNAVAILABLE = oracleUnavailableReason();
+const TITLE = UNAVAILABLE
+  ? `differential vs the reference server — SKIPPED: ${UNAVAILABLE}`
+  : 'differential vs the reference server';
+
+/** Action arguments exactly as the reference client serialises its dataclasses (event_to_dict). */
+const DEFAULT_ARGS: Record<string, Record<string, unknown>> = {
+  run: {
+    is_input: false,
+    thought: '',
+    blocking: false,
+    is_static: false,
+    cwd: null,
+    hidden: false,
+    confirmation_state: 'confirmed',
+    security_risk: -1,
+  },
+  read: { start: 0, end: -1, thought: '', security_risk: -1, impl_source: 'default', view_range: null },
+  write: { start: 0, end: -1, thought: '', security_risk: -1 },
+  edit: {
+    file_text: null,
+    old_str: null,
+    new_str: null,
+    insert_line: null,
+    content: '',
+    start: 1,
+    end: -1,
+    thought: '',
+    security_risk: -1,
+    impl_source: 'oh_aci',
+  },
+  run_ipython: { thought: '', include_extra: true, confirmation_state: 'confirmed', security_risk: -1, kernel_init_code: '' },
+};
+
+interface Reply {
+  status: number;
+  body: any;
+}
+interface Record_ {
+  test: string;
+  step: string;
+  request: unknown;
+  equal: boolean;
+  ref: Reply;
+  berth: Reply;
+}
+
+let ref: OracleTarget | undefined;
+let berth: RuntimeTarget | undefined;
+let refClient: RuntimeClient;
+let berthClient: RuntimeClient;
+let hasJupyter = false;
+const records: Record_[] = [];
+let currentTest = '';
+
+function substitute(value: unknown, ws: string): unknown {
+  if (typeof value === 'string') return value.replaceAll('<WS>', ws);
+  if (Array.isArray(value)) return value.map((v) => substitute(v, ws));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, ws)]));
+  }
+  return value;
+}
+
+function normalise(value: unknown, ws: string, key = ''): unknown {
+  if (typeof value === 'string') {
+    let s = value.replaceAll(ws, '<WS>');
+    s = s.replace(/\[Jupyter Python interpreter: [^\]\n]*\]/g, '[Jupyter Python interpreter: <PY>]');
+    if (key === 'hostname') return '<HOST>';
+    if (key === 'py_interpreter_path') return '<PY>';
+    return s;
+  }
+  if (key === 'pid' && typeof value === 'number' && value > 0) return '<PID>';
+  if (Array.isArray(value)) return value.map((v) => normalise(v, ws));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'id' || k === 'timestamp' || k === 'cause') continue;
+      out[k] = normalise(v, ws, k);
+    }
+    return out;
+  }
+  return value;
+}
+
+async function send(client: RuntimeClient, ws: string, action: Record<string, unknown>): Promise<Reply> {
+  const res = await client.request('POST', '/execute_action', { action: substitute(action, ws) });
+  return { status: res.status, body: normalise(res.json ?? res.text, ws) };
+}
+
+function buildAction(type: string, args: Record<string, unknown>, timeout?: number): Record<string, unknown> {
+  return { action: type, args: { ...DEFAULT_ARGS[type], ...args }, ...(timeout === undefined ? {} : { timeout }) };
+}
+
+/** Sends one action to both servers at once and returns both normalised replies. */
+async function both(step: string, type: string, args: Record<string, unknown>, timeout?: number) {
+  const action = buildAction(type, args, timeout);
+  const [r, b] = await Promise.all([send(refClient, ref!.workspace, action), send(berthClient, berth!.workspace, action)]);
+  const equal = JSON.stringify(sortKeys(r)) === JSON.stringify(sortKeys(b));
+  records.push({ test: currentTest, step, request: action, equal, ref: r, berth: b });
+  return { ref: r, berth: b };
+}
+
+/** Sends one action to both and expects equal replies (soft: later steps still run). */
+async function same(step: string, type: string, args: Record<string, unknown>, timeout?: number) {
+  const replies = await both(step, type, args, timeout);
+  expect.soft(replies.berth, `${step}: Berth (actual) vs reference (expected)`).toEqual(replies.ref);
+  return replies;
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
+    );
+  }
+  return v;
+}
+
+const run = (step: string, command: string, extra: Record<string, unknown> = {}, timeout?: number) =>
+  same(step, 'run', { command, ...extra }, timeout);
+
+/** Ends whatever still runs in both shells; not compared. */
+async function reset() {
+  for (let i = 0; i < 2; i++) {
+    const action = buildAction('run', { command: 'C-c', is_input: true });
+    await Promise.all([
+      refClient.request('POST', '/execute_action', { action }),
+      berthClient.request('POST', '/execute_action', { action }),
+    ]);
+  }
+}
+
+describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
+  beforeAll(async () => {
+    const env = { NO_CHANGE_TIMEOUT_SECONDS: String(SOFT_SECONDS) };
+    const [r, b] = await Promise.allSettled([startOracleTarget({ env }), startHostTarget({ env })]);
+    if (r.status === 'fulfilled') ref = r.value;
+    if (b.status === 'fulfilled') berth = b.value;
+    if (r.status === 'rejected') throw r.reason;
+    if (b.status === 'rejected') throw b.reason;
+    refClient = new RuntimeClient(ref!);
+    berthClient = new RuntimeClient(berth!);
+    hasJupyter = ref!.plugins.includes('jupyter');
+  }, 180_000);
+
+  afterAll(async () => {
+    mkdirSync('.test-results', { recursive: true });
+    writeFileSync('.test-results/oracle-differential.json', `${JSON.stringify(records, null, 2)}\n`);
+    await Promise.allSettled([ref?.close(), berth?.close()]);
+  }, 30_000);
+
+  const test = (name: string, fn: () => Promise<void>, timeout = 60_000) =>
+    it(
+      name,
+      async () => {
+        currentTest = name;
+        try {
+          await fn();
+        } finally {
+          await reset();
+        }
+      },
+      timeout,
+    );
+
+  // ---------------------------------------------------------------- run
+  describe('run', () => {
+    test('echo', async () => {
+      await run('echo hello', 'echo hello');
+      await run('echo with quotes and $', `echo "a  b" 'c $HOME_NOT_SET' x`);
+    });
+
+    test('exit codes, including 127', async () => {
+      await run('(exit 3)', '(exit 3)');
+      await run('false', 'false');
+      await run('missing command', 'definitely_not_a_command_xyz');
+      await run('true after failure', 'true');
+    });
+
+    test('cd persists', async () => {
+      await run('mkdir + cd', 'mkdir -p sub/dir && cd sub/dir');
+      await run('pwd after cd', 'pwd');
+      await run('cd ../..', 'cd ../..');
+      await run('pwd back', 'pwd');
+      await run('cd absolute', 'cd <WS>/sub');
+      await run('cd back', 'cd ..');
+    });
+
+    test('export persists', async () => {
+      await run('export', 'export BERTH_DIFF_VAR=bar42');
+      await run('echo exported', 'echo "value=$BERTH_DIFF_VAR"');
+      await run('env grep', 'env | grep ^BERTH_DIFF_VAR=');
+    });
+
+    test('multiple commands are refused', async () => {
+      await run('two lines', 'echo a\necho b');
+      await run('three lines', 'ls\npwd\necho c');
+      await run('trailing comment glued on', 'echo a\n# a comment');
+      await run('leading comment then command', '# a comment\necho a');
+    });
+
+    test('chains, pipes, loops are one command', async () => {
+      await run('&& ;  ||', 'echo a && echo b; false || echo c');
+      await run('pipe', "printf 'x\\ny\\nz\\n' | wc -l");
+      await run('for loop', 'for i in 1 2 3; do echo "n$i"; done');
+      await run('line continuation', 'echo one \\\n  two');
+      await run('subshell + redirect', '(echo out; echo err >&2) 2>&1');
+      await run('escaped semicolon', 'find . -maxdepth 0 -exec echo found {} \\;');
+    });
+
+    test('heredoc', async () => {
+      await run('heredoc to file', "cat <<'EOF' > heredoc.txt\nline one\n  $NOT_EXPANDED\nEOF");
+      await run('cat heredoc file', 'cat heredoc.txt');
+      await run('heredoc expanded', 'X=7; cat <<EOF\nx is $X\nEOF');
+    });
+
+    test('soft timeout, then continue with an empty command', async () => {
+      await run('soft timeout', 'echo start; sleep 4; echo done');
+      await run('empty command continues', '');
+    });
+
+    test('soft timeout, interact with is_input', async () => {
+      await run('read waits for input', "read -p 'name? ' NAME && echo \"hello $NAME\"");
+      await run('is_input answers', 'bob', { is_input: true });
+    });
+
+    test('hard timeout, NOT executed, C-c', async () => {
+      await run('hard timeout', 'sleep 30; echo never', { blocking: true }, 1);
+      await run('new command is NOT executed', 'echo next');
+      await run('empty command while running', '', { blocking: true }, 1);
+      await run('C-c', 'C-c', { is_input: true });
+      await run('shell usable again', 'echo after');
+    });
+
+    test('hard timeout with a fractional timeout', async () => {
+      await run('timeout 1.5', 'sleep 30', { blocking: true }, 1.5);
+      await run('C-c', 'C-c', { is_input: true });
+    });
+
+    test('nothing running: empty command, is_input', async () => {
+      await run('empty command', '');
+      await run('is_input', 'hello', { is_input: true });
+      await run('C-c as is_input', 'C-c', { is_input: true });
+    });
+
+    test('C-c on a loop gives 130', async () => {
+      await run('loop times out', 'while true; do sleep 0.2; done', { blocking: true }, 1);
+      await run('C-c ends it', 'C-c', { is_input: true });
+      await run('echo $? is 130', 'echo "status $?"');
+    });
+
+    test('output truncation: seq 1 20000', async () => {
+      const { ref: r, berth: b } = await run('seq 1 20000', 'seq 1 20000', {}, 60);
+      // Shape summary in the record, so a mismatch is easy to read.
+      records.push({
+        test: currentTest,
+        step: 'seq summary',
+        request: null,
+        equal: false,
+        ref: { status: r.status, body: summary(r.body) },
+        berth: { status: b.status, body: summary(b.body) },
+      });
+      await run('seq 1 3000 (under the limit)', 'seq 1 3000 | tail -n 3');
+    });
+
+    test('background job and pid', async () => {
+      await run('background job', 'sleep 1 &');
+      await run('next command sees $!', 'echo ok');
+      await run('wait', 'wait');
+    });
+  });
+
+  // ---------------------------------------------------------------- read / write
+  describe('read and write', () => {
+    test('write then read, with ranges', async () => {
+      await same('write new', 'write', { path: '<WS>/rw.txt', content: 'a\nb\nc\nd' });
+      await run('cat written', 'cat -A rw.txt');
+      await same('read all', 'read', { path: '<WS>/rw.txt' });
+      await same('read start=1 end=3', 'read', { path: '<WS>/rw.txt', start: 1, end: 3 });
+      await same('read start=2', 'read', { path: '<WS>/rw.txt', start: 2 });
+      await same('read start past end', 'read', { path: '<WS>/rw.txt', start: 10 });
+      await same('write range [1:3)', 'write', { path: '<WS>/rw.txt', content: 'B', start: 1, end: 3 });
+      await same('read after range write', 'read', { path: '<WS>/rw.txt' });
+      await same('write range start only', 'write', { path: '<WS>/rw.txt', content: 'tail', start: 2 });
+      await same('read after start-only write', 'read', { path: '<WS>/rw.txt' });
+      await same('write creates parents', 'write', { path: '<WS>/new/deep/f.txt', content: 'x' });
+      await run('ls created', 'ls -R new');
+    });
+
+    test('relative paths follow the shell cwd', async () => {
+      await run('mkdir + cd', 'mkdir -p rel && cd rel');
+      await same('write relative', 'write', { path: 'r.txt', content: 'rel' });
+      await same('read relative', 'read', { path: 'r.txt' });
+      await run('cd back', 'cd ..');
+      await same('read missing relative', 'read', { path: 'r.txt' });
+    });
+
+    test('errors: missing file, directory', async () => {
+      await same('read missing', 'read', { path: '<WS>/nope.txt' });
+      await same('read directory', 'read', { path: '<WS>' });
+      await run('mkdir adir', 'mkdir -p adir');
+      await same('write to directory', 'write', { path: '<WS>/adir', content: 'x' });
+    });
+
+    test('non-UTF-8 and binary text', async () => {
+      await run('latin1 file', "printf 'caf\\xe9\\n' > latin1.txt");
+      await same('read latin1', 'read', { path: '<WS>/latin1.txt' });
+      await run('nul file', "printf 'a\\0b' > nul.bin");
+      await same('read nul', 'read', { path: '<WS>/nul.bin' });
+    });
+
+    test('deliberate: a real PNG is returned as a data URL', async () => {
+      await run(
+        'make png',
+        "printf '\\x89PNG\\r\\n\\x1a\\n\\x00\\x00\\x00\\rIHDR\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x01\\x08\\x06\\x00\\x00\\x00\\x1f\\x15\\xc4\\x89' > img.png",
+      );
+      const { berth: b } = await both('read png', 'read', { path: '<WS>/img.png' });
+      // Reference: {"observation":"error","content":"ERROR_BINARY_FILE",...} (is_binary is checked
+      // before the image branch). Berth returns the image (§13 "Where Berth deliberately differs").
+      expect(b.status).toBe(200);
+      expect(b.body.observation).toBe('read');
+      expect(b.body.content).toMatch(/^data:image\/png;base64,iVBORw0KGgo/);
+    });
+  });
+
+  // ---------------------------------------------------------------- edit (str_replace_editor)
+  describe('edit', () => {
+    const F = '<WS>/e.py';
+    const edit = (step: string, args: Record<string, unknown>) => same(step, 'edit', args);
+    const view = (step: string, path: string, view_range: unknown = null) =>
+      same(step, 'read', { path, impl_source: 'oh_aci', view_range });
+
+    test('create, view, ranges', async () => {
+      await edit('create', { command: 'create', path: F, file_text: 'line1\nline2\nline3\n' });
+      await edit('create again', { command: 'create', path: F, file_text: 'x' });
+      await edit('create without file_text', { command: 'create', path: '<WS>/nofile.py' });
+      await edit('create empty file', { command: 'create', path: '<WS>/empty.py', file_text: '' });
+      await edit('create in missing dir', { command: 'create', path: '<WS>/missing/dir/x.py', file_text: 'x' });
+      await run('cat created', 'cat -A e.py');
+      await edit('view (edit)', { command: 'view', path: F });
+      await view('view (read oh_aci)', F);
+      await view('view [2,3]', F, [2, 3]);
+      await view('view [2,-1]', F, [2, -1]);
+      await view('view [1,10] clamps', F, [1, 10]);
+      await view('view [0,1] error', F, [0, 1]);
+      await view('view [3,2] error', F, [3, 2]);
+      await view('view [9,9] error', F, [9, 9]);
+      await view('view empty file', '<WS>/empty.py');
+      await view('view missing', '<WS>/missing.py');
+      await view('view relative path', 'e.py');
+    });
+
+    test('str_replace: success and every error', async () => {
+      await edit('create', { command: 'create', path: '<WS>/s.py', file_text: 'a = 1\nb = 2\nb = 2\nc = 3\n' });
+      await edit('success', { command: 'str_replace', path: '<WS>/s.py', old_str: 'a = 1', new_str: 'a = 10' });
+      await edit('no match', { command: 'str_replace', path: '<WS>/s.py', old_str: 'zzz', new_str: 'y' });
+      await edit('multiple', { command: 'str_replace', path: '<WS>/s.py', old_str: 'b = 2', new_str: 'b = 3' });
+      await edit('same old/new', { command: 'str_replace', path: '<WS>/s.py', old_str: 'c = 3', new_str: 'c = 3' });
+      await edit('old_str missing', { command: 'str_replace', path: '<WS>/s.py', new_str: 'x' });
+      await edit('new_str missing (deletes)', { command: 'str_replace', path: '<WS>/s.py', old_str: 'c = 3\n' });
+      await edit('empty old_str', { command: 'str_replace', path: '<WS>/s.py', old_str: '', new_str: 'x' });
+      await edit('missing file', { command: 'str_replace', path: '<WS>/none.py', old_str: 'a', new_str: 'b' });
+      await edit('relative path', { command: 'str_replace', path: 's.py', old_str: 'a', new_str: 'b' });
+      await run('mkdir d', 'mkdir -p d');
+      await edit('on a directory', { command: 'str_replace', path: '<WS>/d', old_str: 'a', new_str: 'b' });
+      await edit('unknown command', { command: 'frobnicate', path: '<WS>/s.py' });
+      await run('cat result', 'cat -A s.py');
+    });
+
+    test('str_replace snippet context on a longer file', async () => {
+      const text = `${Array.from({ length: 30 }, (_, i) => `row ${i + 1}`).join('\n')}\n`;
+      await edit('create long', { command: 'create', path: '<WS>/long.txt', file_text: text });
+      await edit('replace in the middle', {
+        command: 'str_replace',
+        path: '<WS>/long.txt',
+        old_str: 'row 15\nrow 16',
+        new_str: 'ROW 15\nnew line\nROW 16',
+      });
+      await edit('replace first line', { command: 'str_replace', path: '<WS>/long.txt', old_str: 'row 1\n', new_str: '' });
+    });
+
+    test('insert and undo_edit', async () => {
+      await edit('create', { command: 'create', path: '<WS>/i.txt', file_text: 'one\ntwo\nthree\n' });
+      await edit('insert at 1', { command: 'insert', path: '<WS>/i.txt', insert_line: 1, new_str: 'one-and-a-half' });
+      await edit('insert at 0', { command: 'insert', path: '<WS>/i.txt', insert_line: 0, new_str: 'zero\nzero2' });
+      await edit('insert at end', { command: 'insert', path: '<WS>/i.txt', insert_line: 6, new_str: 'last' });
+      await edit('insert out of range', { command: 'insert', path: '<WS>/i.txt', insert_line: 99, new_str: 'x' });
+      await edit('insert negative', { command: 'insert', path: '<WS>/i.txt', insert_line: -1, new_str: 'x' });
+      await edit('insert without new_str', { command: 'insert', path: '<WS>/i.txt', insert_line: 1 });
+      await edit('insert without insert_line', { command: 'insert', path: '<WS>/i.txt', new_str: 'x' });
+      await edit('insert_line as string', { command: 'insert', path: '<WS>/i.txt', insert_line: '2', new_str: 's' });
+      await edit('undo 1', { command: 'undo_edit', path: '<WS>/i.txt' });
+      await edit('undo 2', { command: 'undo_edit', path: '<WS>/i.txt' });
+      await edit('undo 3', { command: 'undo_edit', path: '<WS>/i.txt' });
+      await edit('undo 4', { command: 'undo_edit', path: '<WS>/i.txt' });
+      await edit('undo 5', { command: 'undo_edit', path: '<WS>/i.txt' });
+      await edit('undo 6 (history exhausted)', { command: 'undo_edit', path: '<WS>/i.txt' });
+      await run('plain file', 'echo plain > plain.txt');
+      await edit('undo on never-edited file', { command: 'undo_edit', path: '<WS>/plain.txt' });
+    });
+
+    test('directory view', async () => {
+      await run(
+        'make tree',
+        'mkdir -p tree/a/b/c tree/.hid && touch tree/f1 tree/.dot tree/a/f2 tree/a/b/f3 tree/a/b/c/f4 tree/.hid/x',
+      );
+      await edit('view dir (edit)', { command: 'view', path: '<WS>/tree' });
+      await view('view dir (read oh_aci)', '<WS>/tree');
+      await view('view dir with view_range', '<WS>/tree', [1, 2]);
+      await edit('create on a directory', { command: 'create', path: '<WS>/tree', file_text: 'x' });
+      await edit('insert on a directory', { command: 'insert', path: '<WS>/tree', insert_line: 0, new_str: 'x' });
+    });
+  });
+
+  // ---------------------------------------------------------------- run_ipython
+  describe('run_ipython', () => {
+    const py = (step: string, code: string, extra: Record<string, unknown> = {}) =>
+      same(step, 'run_ipython', { code, ...extra });
+
+    test('print, expression, no output, extra lines', async () => {
+      if (!hasJupyter) return; // the reference was started without the jupyter plugin
+      await py('print', 'print("hi")');
+      await py('expression', '1 + 1');
+      await py('no output', 'x = 5');
+      await py('state persists', 'print(x * 2)');
+      await py('include_extra false', 'print("plain")', { include_extra: false });
+      await py('trailing whitespace stripped', 'print("a   \\n\\n")');
+      await py('multi output', 'print(1)\nprint(2)\n3');
+      await py('stderr', 'import sys; print("to stderr", file=sys.stderr)');
+    });
+
+    test('error traceback', async () => {
+      if (!hasJupyter) return;
+      await py('ZeroDivisionError', '1/0');
+      await py('NameError', 'undefined_name_xyz');
+    });
+
+    test('cwd follows bash', async () => {
+      if (!hasJupyter) return;
+      await run('mkdir + cd', 'mkdir -p pyd && cd pyd');
+      await py('getcwd', 'import os; print(os.getcwd())');
+      await run('cd back', 'cd ..');
+      await py('getcwd back', 'print(os.getcwd())');
+    });
+  });
+
+  // ---------------------------------------------------------------- protocol, deliberate differences
+  describe('protocol', () => {
+    test('deliberate: an unknown action type is a 4xx', async () => {
+      const { ref: r, berth: b } = await both('unknown action', 'no_such_action', {});
+      // Reference: 500 {"detail":"Internal server error: ..."} (any exception in /execute_action).
+      expect(b.status).toBeGreaterThanOrEqual(400);
+      expect(b.status).toBeLessThan(500);
+      void r;
+    });
+  });
+});
+
+function summary(body: any) {
+  const content: string = body?.content ?? '';
+  const marker = '\n[... Observation truncated due to length ...]\n';
+  const i = content.indexOf(marker);
+  return {
+    length: content.length,
+    truncated: i >= 0,
+    head: content.slice(0, 40),
+    aroundMarker: i >= 0 ? content.slice(i - 30, i + marker.length + 30) : null,
+    tail: content.slice(-40),
+    prefix: body?.extras?.metadata?.prefix,
+    suffix: body?.extras?.metadata?.suffix,
+  };
+}
