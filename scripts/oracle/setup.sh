@@ -72,7 +72,10 @@ if ! "$VENV/bin/python" -c 'import kernel_gateway' >/dev/null 2>&1; then
   pip_install jupyter_kernel_gateway ipykernel
 fi
 
-"$VENV/bin/python" -c 'import openhands.runtime.action_execution_server' \
-  || { log "openhands.runtime.action_execution_server does not import"; exit 1; }
+if ! err="$("$VENV/bin/python" -c 'import openhands.runtime.action_execution_server' 2>&1)"; then
+  printf '%s\n' "$err" | tail -20
+  log "openhands.runtime.action_execution_server does not import"
+  exit 1
+fi
 cp "$CONSTRAINTS" "$VENV/.berth-oracle-ok"
 log "done: $("$VENV/bin/python" -m pip show openhands-ai | grep -i '^version') in $VENV"

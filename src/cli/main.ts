@@ -2,9 +2,17 @@
 import { Command } from 'commander';
 import { loadRuntimeServerConfig } from '../config/runtime-server.js';
 import { runRuntimeServerUntilSignal } from '../runtime-server/main.js';
+import { explain } from './output.js';
+import { registerSandboxCommands } from './sandbox-commands.js';
+import { registerUpCommand } from './up-command.js';
 
 const program = new Command();
-program.name('berth').description('Sandboxes for AI agents, OpenHands-compatible, on Docker').showHelpAfterError();
+program
+  .name('berth')
+  .description('Sandboxes for AI agents, OpenHands-compatible, on Docker')
+  .option('--url <url>', 'control plane URL (default: $BERTH_URL or http://127.0.0.1:3000)')
+  .option('--api-key <key>', 'API key (default: $BERTH_API_KEY)')
+  .showHelpAfterError();
 
 program
   .command('runtime-server')
@@ -18,7 +26,11 @@ program
     await runRuntimeServerUntilSignal(config);
   });
 
+registerUpCommand(program);
+registerSandboxCommands(program);
+
 program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`berth: ${(err as Error)?.message ?? String(err)}\n`);
-  process.exit(1);
+  const { message, code } = explain(err);
+  process.stderr.write(`berth: ${message}\n`);
+  process.exit(code);
 });

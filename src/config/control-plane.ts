@@ -145,6 +145,15 @@ export const ControlPlaneConfigSchema = z.strictObject({
     expected: `one of ${LOG_LEVELS.join(', ')}`,
     description: 'Log verbosity.',
   }),
+  control_plane_container: opt(text(NETWORK_NAME).nullable(), {
+    kind: 'string',
+    env: 'BERTH_CONTROL_PLANE_CONTAINER',
+    default: 'none',
+    value: null,
+    expected: 'a container name or id',
+    description:
+      "When Berth itself runs in a container: that container's name or id (the Berth image sets it to its hostname). Sandboxes are then reached over a private network shared with this container, not through host ports.",
+  }),
   sandbox: z.strictObject({
     workspace_base: opt(filePath().nullable(), {
       kind: 'path',

@@ -8,6 +8,7 @@
  */
 import Dockerode from 'dockerode';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
+import { type ContainerClient, DockerContainerClient, DockerNetworkClient, type NetworkClient } from './containers.js';
 import { DockerImageClient, type ImageClient } from './images.js';
 
 /** Used when DOCKER_HOST is unset, like the docker CLI. */
@@ -36,6 +37,8 @@ export interface DockerEngine {
   /** The address this client talks to, for messages: `unix:///var/run/docker.sock`. */
   readonly endpoint: string;
   readonly images: ImageClient;
+  readonly containers: ContainerClient;
+  readonly networks: NetworkClient;
   /** Resolves when the engine answers; otherwise throws one UNAVAILABLE error that says what to do. */
   ping(): Promise<void>;
   version(): Promise<EngineVersion>;
@@ -89,12 +92,17 @@ export function connectEngine(options: EngineOptions = {}): DockerodeEngine {
 /** The dockerode-backed engine. Other modules in src/docker may use `docker`; nothing outside may. */
 export class DockerodeEngine implements DockerEngine {
   readonly images: DockerImageClient;
+  readonly containers: DockerContainerClient;
+  readonly networks: DockerNetworkClient;
 
   constructor(
     readonly docker: Dockerode,
     readonly endpoint: string,
   ) {
-    this.images = new DockerImageClient(docker, (err, what) => this.toError(err, what));
+    const toError = (err: unknown, what: string) => this.toError(err, what);
+    this.images = new DockerImageClient(docker, toError);
+    this.containers = new DockerContainerClient(docker, toError);
+    this.networks = new DockerNetworkClient(docker, toError);
   }
 
   async ping(): Promise<void> {

@@ -392,13 +392,25 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   // ---- helpers -------------------------------------------------------------------------------
 
-  private async addEnvVars(rec: SandboxRecord, env: Record<string, string>): Promise<void> {
-    const exports = Object.entries(env)
-      .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
-      .join('; ');
+  /**
+   * The reference's add_env_vars: exports into the live shell and records them in ~/.bashrc, so they
+   * survive a stop and start. A changed value replaces the old line (the reference keeps the old one).
+   */
+  async addEnvVars(rec: SandboxRecord, env: Record<string, string>): Promise<void> {
+    const parts: string[] = [];
+    for (const [k, v] of Object.entries(env)) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {
+        throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid environment variable name "${k}"`);
+      }
+      const line = `export ${k}=${shellQuote(v)}`;
+      parts.push(line, `sed -i '/^export ${k}=/d' ~/.bashrc`, `printf '%s\\n' ${shellQuote(line)} >> ~/.bashrc`);
+    }
+    const command = `touch ~/.bashrc && ${parts.join(' && ')}`;
     const c = new RuntimeServerClient(rec.url, rec.session_api_key);
     try {
-      await c.executeAction({ action: { action: 'run', args: { command: exports, hidden: true, blocking: true }, timeout: 30 } });
+      const obs = await c.executeAction({ action: { action: 'run', args: { command, hidden: true, blocking: true }, timeout: 30 } });
+      const code = (obs.extras as { metadata?: { exit_code?: number } }).metadata?.exit_code;
+      if (code !== 0) throw new BerthError(ErrorCode.INTERNAL, `Setting environment variables failed: ${obs.content}`);
     } finally {
       c.close();
     }

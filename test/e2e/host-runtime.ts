@@ -33,7 +33,16 @@ export class HostProcessRuntime implements SandboxRuntime {
     const workspace = spec.workspaceHostPath ?? mkdtempSync(join(tmpdir(), 'berth-host-sandbox-'));
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(REPO, 'src/cli/main.ts'), 'runtime-server', '--port', '0', '--working-dir', workspace],
+      [
+        '--import',
+        'tsx',
+        join(REPO, 'src/cli/main.ts'),
+        'runtime-server',
+        '--port',
+        '0',
+        '--working-dir',
+        workspace,
+      ],
       {
         cwd: REPO,
         env: { ...process.env, ...spec.env, SESSION_API_KEY: spec.sessionApiKey, BERTH_LOG_LEVEL: 'warn' },
@@ -46,7 +55,10 @@ export class HostProcessRuntime implements SandboxRuntime {
     });
     const url = await new Promise<string>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`runtime server did not start: ${stderr}`)), START_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => reject(new Error(`runtime server did not start: ${stderr}`)),
+        START_TIMEOUT_MS,
+      );
       child.stdout?.setEncoding('utf8').on('data', (d: string) => {
         out += d;
         const m = /listening on (http:\/\/\S+)/.exec(out);
@@ -121,7 +133,11 @@ export class HostProcessRuntime implements SandboxRuntime {
   }
 
   async list(): Promise<Array<{ id: string; state: ContainerState; labels: Record<string, string> }>> {
-    return [...this.sandboxes].map(([id, s]) => ({ id, state: s.paused ? 'paused' : 'running', labels: s.labels }));
+    return [...this.sandboxes].map(([id, s]) => ({
+      id,
+      state: s.paused ? 'paused' : 'running',
+      labels: s.labels,
+    }));
   }
 
   async reap(keep: Set<string>): Promise<string[]> {

@@ -193,7 +193,7 @@ describe.skipIf(skipReason !== null)('web UI against the mock control plane', ()
     await page.getByTestId('sandbox-page').waitFor();
     await page.setViewportSize(NARROW);
     await page.waitForTimeout(300);
-    await screenshot(page, 'mock-sandbox-narrow');
+    await screenshot(page, 'mock-sandbox-narrow', { fullPage: true });
     await page.setViewportSize(DESKTOP);
     await fetch(`${mock.url}/api/sandboxes/${sandboxId}`, {
       method: 'DELETE',

@@ -14,10 +14,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fastifyStatic from '@fastify/static';
+import { pino } from 'pino';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildControlPlane, type ControlPlaneDeps } from '../../src/api/server.js';
 import { Store } from '../../src/store/store.js';
 import {
@@ -55,11 +55,15 @@ interface Backend {
   createTimeoutMs: number;
 }
 
-type StartControlPlane = (options: Record<string, unknown>) => Promise<{ url: string; close(): Promise<void> }>;
+type StartControlPlane = (
+  options: Record<string, unknown>,
+) => Promise<{ url: string; close(): Promise<void> }>;
 
 async function findStartControlPlane(): Promise<StartControlPlane | undefined> {
   const mod = (await import('../../src/api/server.js')) as Record<string, unknown>;
-  return typeof mod.startControlPlane === 'function' ? (mod.startControlPlane as StartControlPlane) : undefined;
+  return typeof mod.startControlPlane === 'function'
+    ? (mod.startControlPlane as StartControlPlane)
+    : undefined;
 }
 
 const backends: Backend[] = [
@@ -72,8 +76,17 @@ const backends: Backend[] = [
         : 'src/api/server.ts does not export startControlPlane yet: THE DOCKER-BACKED WEB UI TEST IS SKIPPED',
     start: async () => {
       const start = (await findStartControlPlane())!;
-      const cp = await start({ host: '127.0.0.1', port: 0, apiKeys: [KEY], webDir: path.join(REPO, 'web/dist') });
-      return { url: cp.url.replace(/\/$/, ''), close: () => cp.close(), workspaceInSandbox: () => '/workspace' };
+      const cp = await start({
+        host: '127.0.0.1',
+        port: 0,
+        apiKeys: [KEY],
+        webDir: path.join(REPO, 'web/dist'),
+      });
+      return {
+        url: cp.url.replace(/\/$/, ''),
+        close: () => cp.close(),
+        workspaceInSandbox: () => '/workspace',
+      };
     },
   },
   {
@@ -154,7 +167,8 @@ for (const backend of backends) {
     let problems: string[] = [];
     let workspace: string;
     let sandboxId = '';
-    const shot = (name: string) => screenshot(page, `${backend.name.replace(/\s+/g, '-')}-${name}`);
+    const shot = (name: string, options?: { fullPage?: boolean }) =>
+      screenshot(page, `${backend.name.replace(/\s+/g, '-')}-${name}`, options);
     const api = (p: string, init: RequestInit = {}) =>
       fetch(`${server!.url}${p}`, {
         ...init,
@@ -178,7 +192,8 @@ for (const backend of backends) {
 
     afterAll(async () => {
       if (problems.length) console.warn(`[${backend.name}] page problems:\n${problems.join('\n')}`);
-      if (server && sandboxId) await api(`/api/sandboxes/${sandboxId}`, { method: 'DELETE' }).catch(() => undefined);
+      if (server && sandboxId)
+        await api(`/api/sandboxes/${sandboxId}`, { method: 'DELETE' }).catch(() => undefined);
       await context?.close();
       await browser?.close();
       await server?.close();
@@ -228,7 +243,9 @@ for (const backend of backends) {
         await page
           .locator('[data-testid="sandbox-page"] [data-testid="sandbox-state"][data-state="running"]')
           .waitFor({ timeout: backend.createTimeoutMs });
-        const rec = (await (await api(`/api/sandboxes/${sandboxId}`)).json()) as { labels: Record<string, string> };
+        const rec = (await (await api(`/api/sandboxes/${sandboxId}`)).json()) as {
+          labels: Record<string, string>;
+        };
         expect(rec.labels).toEqual({ suite: 'web-ui' });
       },
       backend.createTimeoutMs + 30_000,
@@ -237,7 +254,10 @@ for (const backend of backends) {
     it('types `echo hello` into the terminal and sees hello', async ({ skip }) => {
       if (skipReason) skip(skipReason);
       expect(sandboxId, 'no sandbox was created').not.toBe('');
-      await page.locator('[data-testid="terminal-status"][data-status="connected"]').waitFor({ timeout: 30_000 });
+      await page
+        .locator('[data-testid="terminal-status"][data-status="connected"]')
+        .waitFor({ timeout: 30_000 });
+      await waitForTerminalText(page, /[$#]\s*$/m);
       await typeInTerminal(page, 'echo hello\r');
       await waitForTerminalText(page, /\nhello\s*(\n|$)/);
       await typeInTerminal(page, 'echo "$GREETING"; printf "first line\\n" > notes.txt\r');
@@ -270,7 +290,9 @@ for (const backend of backends) {
       });
       const obs = (await res.json()) as { observation: string; content: string };
       expect(obs).toMatchObject({ observation: 'read', content: 'edited in the browser\nsecond line' });
-      expect(readFileSync(path.join(workspace, 'notes.txt'), 'utf8')).toBe('edited in the browser\nsecond line');
+      expect(readFileSync(path.join(workspace, 'notes.txt'), 'utf8')).toBe(
+        'edited in the browser\nsecond line',
+      );
     });
 
     it('shows actions in the timeline as they happen, with exit codes and durations', async ({ skip }) => {
@@ -285,25 +307,35 @@ for (const backend of backends) {
         body: JSON.stringify({ action: { action: 'run', args: { command: 'ls /definitely-missing-dir' } } }),
       });
       const run = page.locator('[data-testid="timeline-item"][data-action="run"]').last();
-      await expect.poll(() => run.getByTestId('timeline-summary').textContent()).toContain('ls /definitely-missing-dir');
+      await expect
+        .poll(() => run.getByTestId('timeline-summary').textContent())
+        .toContain('ls /definitely-missing-dir');
       await expect.poll(() => run.getByTestId('timeline-exit').getAttribute('data-exit-code')).toBe('2');
       await run.getByTestId('timeline-duration').waitFor();
       await run.locator('.tl-main').click();
-      await expect.poll(() => run.getByTestId('timeline-body').textContent()).toMatch(/No such file or directory/);
-      await expect.poll(() => page.getByTestId('stats-memory').textContent(), { timeout: 15_000 }).toMatch(/iB/);
+      await expect
+        .poll(() => run.getByTestId('timeline-body').textContent())
+        .toMatch(/No such file or directory/);
+      await expect
+        .poll(() => page.getByTestId('stats-memory').textContent(), { timeout: 15_000 })
+        .toMatch(/iB/);
       await shot('sandbox');
       await page.setViewportSize(NARROW);
       await page.waitForTimeout(300);
-      await shot('sandbox-narrow');
+      await shot('sandbox-narrow', { fullPage: true });
       await page.setViewportSize(DESKTOP);
     });
 
     it('pauses and resumes, and the terminal reattaches with its scrollback', async ({ skip }) => {
       if (skipReason) skip(skipReason);
       await page.getByTestId('sandbox-pause').click();
-      await expect.poll(() => page.getByTestId('state-notice').textContent(), { timeout: 30_000 }).toMatch(/paused/);
+      await expect
+        .poll(() => page.getByTestId('state-notice').textContent(), { timeout: 30_000 })
+        .toMatch(/paused/);
       await page.getByTestId('sandbox-resume').click();
-      await page.locator('[data-testid="terminal-status"][data-status="connected"]').waitFor({ timeout: 30_000 });
+      await page
+        .locator('[data-testid="terminal-status"][data-status="connected"]')
+        .waitFor({ timeout: 30_000 });
       await waitForTerminalText(page, /echo hello/);
       await typeInTerminal(page, 'echo again-$((40+2))\r');
       await waitForTerminalText(page, /\nagain-42/);

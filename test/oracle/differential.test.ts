@@ -63,7 +63,8 @@ interface Record_ {
   test: string;
   step: string;
   request: unknown;
-  equal: boolean;
+  /** true/false for compared steps; 'deliberate' where Berth differs on purpose (not compared). */
+  equal: boolean | 'deliberate' | 'info';
   ref: Reply;
   berth: Reply;
 }
@@ -89,6 +90,8 @@ function normalise(value: unknown, ws: string, key = ''): unknown {
   if (typeof value === 'string') {
     let s = value.replaceAll(ws, '<WS>');
     s = s.replace(/\[Jupyter Python interpreter: [^\]\n]*\]/g, '[Jupyter Python interpreter: <PY>]');
+    // bash's job-start line "[1] 12345" carries a pid
+    if (key === 'content') s = s.replace(/^\[(\d+)\] \d+$/gm, '[$1] <PID>');
     if (key === 'hostname') return '<HOST>';
     if (key === 'py_interpreter_path') return '<PY>';
     return s;
@@ -115,13 +118,47 @@ function buildAction(type: string, args: Record<string, unknown>, timeout?: numb
   return { action: type, args: { ...DEFAULT_ARGS[type], ...args }, ...(timeout === undefined ? {} : { timeout }) };
 }
 
-/** Sends one action to both servers at once and returns both normalised replies. */
-async function both(step: string, type: string, args: Record<string, unknown>, timeout?: number) {
+/**
+ * Sends one action to both servers at once and returns both normalised replies. `deliberate` marks
+ * a step where Berth differs on purpose: it is recorded but the caller asserts Berth's behaviour.
+ */
+async function both(step: string, type: string, args: Record<string, unknown>, timeout?: number, deliberate = false) {
   const action = buildAction(type, args, timeout);
   const [r, b] = await Promise.all([send(refClient, ref!.workspace, action), send(berthClient, berth!.workspace, action)]);
-  const equal = JSON.stringify(sortKeys(r)) === JSON.stringify(sortKeys(b));
+  const equal = deliberate ? 'deliberate' : JSON.stringify(sortKeys(r)) === JSON.stringify(sortKeys(b));
   records.push({ test: currentTest, step, request: action, equal, ref: r, berth: b });
   return { ref: r, berth: b };
+}
+
+const NO_OUTPUT = '[Code executed successfully with no output]';
+
+/**
+ * run_ipython on both. The reference's Jupyter client stops reading at execute_reply, which can
+ * overtake the cell's stream output on the kernel gateway's multiplexed websocket, so it sometimes
+ * answers "[Code executed successfully with no output]" for a cell that printed (measured: ~1 cell
+ * in 10 with ipykernel 6, ~1 in 5 with ipykernel 7). For cells that are safe to run again, the
+ * reference alone is asked again (up to 4 times) when it answered that and Berth did not; the
+ * retries are recorded.
+ */
+async function sameCell(step: string, code: string, extra: Record<string, unknown> = {}, rerunnable = true) {
+  const replies = await both(step, 'run_ipython', { code, ...extra });
+  const lost = (r: Reply) => typeof r.body?.content === 'string' && r.body.content.startsWith(NO_OUTPUT);
+  for (let i = 0; rerunnable && i < 4 && lost(replies.ref) && !lost(replies.berth); i++) {
+    const action = buildAction('run_ipython', { code, ...extra });
+    replies.ref = await send(refClient, ref!.workspace, action);
+    records.push({
+      test: currentTest,
+      step: `${step} (reference re-run ${i + 1}: lost output race)`,
+      request: action,
+      equal: 'info',
+      ref: replies.ref,
+      berth: replies.berth,
+    });
+  }
+  const last = records.findLast((r) => r.step === step);
+  if (last) last.equal = JSON.stringify(sortKeys(replies.ref)) === JSON.stringify(sortKeys(replies.berth));
+  expect.soft(replies.berth, `${step}: Berth (actual) vs reference (expected)`).toEqual(replies.ref);
+  return replies;
 }
 
 /** Sends one action to both and expects equal replies (soft: later steps still run). */
@@ -168,6 +205,14 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
     refClient = new RuntimeClient(ref!);
     berthClient = new RuntimeClient(berth!);
     hasJupyter = ref!.plugins.includes('jupyter');
+    // Warm-up, not compared: the reference's first command after startup sometimes comes back empty
+    // with "[Previous command outputs are truncated. Showing the last 1 lines ...]" (its screen clear
+    // after the init commands races with the prompt).
+    const warm = buildAction('run', { command: 'true' });
+    await Promise.all([
+      refClient.request('POST', '/execute_action', { action: warm }),
+      berthClient.request('POST', '/execute_action', { action: warm }),
+    ]);
   }, 180_000);
 
   afterAll(async () => {
@@ -202,6 +247,8 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
       await run('false', 'false');
       await run('missing command', 'definitely_not_a_command_xyz');
       await run('true after failure', 'true');
+      await run('false, then', 'false');
+      await run('$? is the previous exit code', 'echo "status $?"');
     });
 
     test('cd persists', async () => {
@@ -246,6 +293,11 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
       await run('empty command continues', '');
     });
 
+    test('soft timeout also applies under a hard timeout when blocking is false', async () => {
+      await run('soft timeout (timeout 30, blocking false)', 'echo begin; sleep 4; echo end', {}, 30);
+      await run('empty command continues', '', {}, 30);
+    });
+
     test('soft timeout, interact with is_input', async () => {
       await run('read waits for input', "read -p 'name? ' NAME && echo \"hello $NAME\"");
       await run('is_input answers', 'bob', { is_input: true });
@@ -256,6 +308,7 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
       await run('new command is NOT executed', 'echo next');
       await run('empty command while running', '', { blocking: true }, 1);
       await run('C-c', 'C-c', { is_input: true });
+      await run('$? after C-c', 'echo "status $?"');
       await run('shell usable again', 'echo after');
     });
 
@@ -268,6 +321,8 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
       await run('empty command', '');
       await run('is_input', 'hello', { is_input: true });
       await run('C-c as is_input', 'C-c', { is_input: true });
+      await run('C-c as a command at an idle prompt', 'C-c');
+      await run('$? after idle C-c', 'echo "status $?"');
     });
 
     test('C-c on a loop gives 130', async () => {
@@ -283,7 +338,7 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
         test: currentTest,
         step: 'seq summary',
         request: null,
-        equal: false,
+        equal: 'info',
         ref: { status: r.status, body: summary(r.body) },
         berth: { status: b.status, body: summary(b.body) },
       });
@@ -341,7 +396,7 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
         'make png',
         "printf '\\x89PNG\\r\\n\\x1a\\n\\x00\\x00\\x00\\rIHDR\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x01\\x08\\x06\\x00\\x00\\x00\\x1f\\x15\\xc4\\x89' > img.png",
       );
-      const { berth: b } = await both('read png', 'read', { path: '<WS>/img.png' });
+      const { berth: b } = await both('read png', 'read', { path: '<WS>/img.png' }, undefined, true);
       // Reference: {"observation":"error","content":"ERROR_BINARY_FILE",...} (is_binary is checked
       // before the image branch). Berth returns the image (§13 "Where Berth deliberately differs").
       expect(b.status).toBe(200);
@@ -441,8 +496,7 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
 
   // ---------------------------------------------------------------- run_ipython
   describe('run_ipython', () => {
-    const py = (step: string, code: string, extra: Record<string, unknown> = {}) =>
-      same(step, 'run_ipython', { code, ...extra });
+    const py = (step: string, code: string, extra: Record<string, unknown> = {}) => sameCell(step, code, extra);
 
     test('print, expression, no output, extra lines', async () => {
       if (!hasJupyter) return; // the reference was started without the jupyter plugin
@@ -474,7 +528,7 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
   // ---------------------------------------------------------------- protocol, deliberate differences
   describe('protocol', () => {
     test('deliberate: an unknown action type is a 4xx', async () => {
-      const { ref: r, berth: b } = await both('unknown action', 'no_such_action', {});
+      const { ref: r, berth: b } = await both('unknown action', 'no_such_action', {}, undefined, true);
       // Reference: 500 {"detail":"Internal server error: ..."} (any exception in /execute_action).
       expect(b.status).toBeGreaterThanOrEqual(400);
       expect(b.status).toBeLessThan(500);

@@ -42,6 +42,10 @@ export function App() {
     );
   }, [check]);
 
+  useEffect(() => {
+    document.title = route.name === 'sandbox' ? `${route.id} · Berth` : 'Berth';
+  }, [route]);
+
   useEffect(
     () =>
       onUnauthorized(() => {

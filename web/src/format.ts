@@ -8,6 +8,14 @@ export function relativeTime(iso: string | null | undefined, now: number): strin
   return `${duration(s)} ago`;
 }
 
+export function untilTime(iso: string | null | undefined, now: number): string {
+  if (!iso) return '—';
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '—';
+  const s = Math.round((t - now) / 1000);
+  return s <= 0 ? 'now' : `in ${duration(s)}`;
+}
+
 /** Seconds as "42s", "5m 3s", "3h 12m", "2d 4h". */
 export function duration(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));

@@ -1,15 +1,8 @@
 /** Shared hooks: hash routing, a ticking clock, and a WebSocket that reconnects with backoff. */
 import { useEffect, useRef, useState } from 'react';
+import { parseHash, type Route } from './parse.js';
 
-export type Route = { name: 'list' } | { name: 'sandbox'; id: string } | { name: 'unknown'; hash: string };
-
-export function parseHash(hash: string): Route {
-  const path = hash.replace(/^#/, '') || '/';
-  if (path === '/' || path === '/sandboxes' || path === '/sandboxes/') return { name: 'list' };
-  const m = /^\/sandboxes\/([^/?]+)\/?$/.exec(path);
-  if (m?.[1]) return { name: 'sandbox', id: decodeURIComponent(m[1]) };
-  return { name: 'unknown', hash: path };
-}
+export type { Route };
 
 export function useHashRoute(): Route {
   const [route, setRoute] = useState(() => parseHash(location.hash));

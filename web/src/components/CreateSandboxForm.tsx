@@ -1,35 +1,7 @@
 /** The "new sandbox" form: image, workspace, environment, limits, network, lifetime, labels. */
 import { type FormEvent, useState } from 'react';
 import { api, type CreateSandboxBody, errorMessage, type Sandbox } from '../api.js';
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/** Parses KEY=VALUE lines; blank lines and # comments are skipped. */
-export function parsePairs(text: string, what: 'environment' | 'labels'): Record<string, string> {
-  const out: Record<string, string> = {};
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) return;
-    const eq = line.indexOf('=');
-    if (eq <= 0) throw new Error(`${what}, line ${i + 1}: expected KEY=VALUE, got "${line}"`);
-    const key = line.slice(0, eq).trim();
-    if (what === 'environment' && !ENV_NAME.test(key)) {
-      throw new Error(`environment, line ${i + 1}: "${key}" is not a valid variable name`);
-    }
-    out[key] = line.slice(eq + 1);
-  });
-  return out;
-}
-
-function positive(text: string, what: string, integer: boolean): number | undefined {
-  const t = text.trim();
-  if (!t) return undefined;
-  const n = Number(t);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new Error(`${what} must be a positive ${integer ? 'whole number' : 'number'}`);
-  }
-  return n;
-}
+import { parsePairs, positive } from '../parse.js';
 
 export function CreateSandboxForm({
   onCreated,
@@ -200,6 +172,11 @@ export function CreateSandboxForm({
         </div>
       )}
       <div className="row end">
+        {busy && (
+          <span className="muted small spacer" data-testid="create-progress">
+            Starting the sandbox. The first one from a new image can take a few minutes while it is built.
+          </span>
+        )}
         <button type="button" className="ghost" onClick={onCancel} disabled={busy}>
           Cancel
         </button>

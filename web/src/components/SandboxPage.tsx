@@ -1,7 +1,7 @@
 /** One sandbox (#/sandboxes/<id>): header and actions, resource use, terminal, files, event timeline. */
 import { useEffect, useState } from 'react';
 import { ApiError, api, errorMessage, type Sandbox } from '../api.js';
-import { fullDate, relativeTime } from '../format.js';
+import { fullDate, relativeTime, untilTime } from '../format.js';
 import { navigate, useNow } from '../hooks.js';
 import { useLiveSandboxes } from '../live.js';
 import { ErrorBoundary } from './ErrorBoundary.js';
@@ -113,7 +113,7 @@ export function SandboxPage({ id }: { id: string }) {
           {sandbox.expires_at && (
             <div>
               <dt>Expires</dt>
-              <dd title={fullDate(sandbox.expires_at)}>{fullDate(sandbox.expires_at)}</dd>
+              <dd title={fullDate(sandbox.expires_at)}>{untilTime(sandbox.expires_at, now)}</dd>
             </div>
           )}
         </dl>

@@ -1,0 +1,141 @@
+/**
+ * Translates a SandboxSpec into Docker create options: the hardened defaults live here.
+ */
+import type Dockerode from 'dockerode';
+import type { SandboxSpec } from '../sandboxes/types.js';
+
+export const SANDBOX_LABELS = {
+  managed: 'berth.managed',
+  kind: 'berth.kind',
+  id: 'berth.sandbox.id',
+  runtimePort: 'berth.sandbox.runtime-port',
+  appPorts: 'berth.sandbox.app-ports',
+  reachVia: 'berth.sandbox.reach-via',
+} as const;
+
+/** Network names Berth creates for the built-in modes. */
+export const ISOLATED_NETWORK = 'berth-isolated';
+export const INTERNAL_NETWORK = 'berth-internal';
+
+/**
+ * Capabilities a sandbox keeps: what sudo, su, chown and a shell need. Docker's defaults minus
+ * NET_RAW (raw sockets, ARP spoofing on the bridge) and MKNOD (device nodes).
+ */
+export const SANDBOX_CAPABILITIES = [
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'SETGID',
+  'SETUID',
+  'SETPCAP',
+  'SETFCAP',
+  'NET_BIND_SERVICE',
+  'SYS_CHROOT',
+  'AUDIT_WRITE',
+];
+
+/** Open-files limit inside sandboxes (build tools and language servers want many). */
+const NOFILE_LIMIT = 65_536;
+
+export function containerName(id: string): string {
+  return `berth-sandbox-${id}`;
+}
+
+export function networkName(spec: SandboxSpec): string {
+  switch (spec.network.mode) {
+    case 'isolated':
+      return ISOLATED_NETWORK;
+    case 'internal':
+      return INTERNAL_NETWORK;
+    case 'host':
+      return 'host';
+    case 'named':
+      return spec.network.name;
+  }
+}
+
+export interface PortPlan {
+  runtime: number;
+  app: number[];
+}
+
+export function containerCreateOptions(spec: SandboxSpec, ports: PortPlan): Dockerode.ContainerCreateOptions {
+  const hostNetwork = spec.network.mode === 'host';
+  const env: Record<string, string> = {
+    ...spec.env,
+    SESSION_API_KEY: spec.sessionApiKey,
+    SANDBOX_USER_ID: String(spec.userId),
+    WORKSPACE_MOUNT_PATH_IN_SANDBOX: spec.workspaceMountPathInSandbox,
+    port: String(ports.runtime),
+    PYTHONUNBUFFERED: '1',
+    PIP_BREAK_SYSTEM_PACKAGES: '1',
+  };
+  ports.app.forEach((p, i) => {
+    env[`APP_PORT_${i + 1}`] = String(p);
+  });
+
+  const binds: string[] = [];
+  const mounts: Dockerode.MountSettings[] = [];
+  if (spec.workspaceHostPath) binds.push(`${spec.workspaceHostPath}:${spec.workspaceMountPathInSandbox}:rw`);
+  for (const m of spec.mounts) {
+    if (m.kind === 'bind') binds.push(`${m.source}:${m.target}:${m.readOnly ? 'ro' : 'rw'}`);
+    else mounts.push({ Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.readOnly });
+  }
+
+  const exposed: Record<string, object> = {};
+  const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
+  for (const p of [ports.runtime, ...ports.app]) {
+    exposed[`${p}/tcp`] = {};
+    // Same number inside and out, as the reference does: services inside listen on the port the
+    // outside sees, and nested runtimes work.
+    if (!hostNetwork) bindings[`${p}/tcp`] = [{ HostIp: spec.bindingAddress, HostPort: String(p) }];
+  }
+
+  const labels: Record<string, string> = {
+    ...spec.labels,
+    [SANDBOX_LABELS.managed]: 'true',
+    [SANDBOX_LABELS.kind]: 'sandbox',
+    [SANDBOX_LABELS.id]: spec.id,
+    [SANDBOX_LABELS.runtimePort]: String(ports.runtime),
+    [SANDBOX_LABELS.appPorts]: ports.app.join(','),
+  };
+
+  const hostConfig: Dockerode.HostConfig = {
+    Init: true,
+    Binds: binds,
+    Mounts: mounts,
+    PortBindings: bindings,
+    NetworkMode: networkName(spec),
+    CapDrop: ['ALL'],
+    CapAdd: SANDBOX_CAPABILITIES,
+    Privileged: false,
+    Ulimits: [{ Name: 'nofile', Soft: NOFILE_LIMIT, Hard: NOFILE_LIMIT }],
+    ...(hostNetwork ? {} : { ExtraHosts: ['host.docker.internal:host-gateway'] }),
+  };
+  if (spec.limits.cpus) hostConfig.NanoCpus = Math.round(spec.limits.cpus * 1e9);
+  if (spec.limits.memoryMb) {
+    hostConfig.Memory = spec.limits.memoryMb * 1024 * 1024;
+    hostConfig.MemorySwap = hostConfig.Memory; // no swap beyond the limit
+  }
+  if (spec.limits.pids) hostConfig.PidsLimit = spec.limits.pids;
+  if (spec.ociRuntime) hostConfig.Runtime = spec.ociRuntime;
+  if (spec.gpu?.enabled) {
+    hostConfig.DeviceRequests = [
+      spec.gpu.deviceIds?.length
+        ? { Driver: '', DeviceIDs: spec.gpu.deviceIds, Capabilities: [['gpu']] }
+        : { Driver: '', Count: -1, Capabilities: [['gpu']] },
+    ];
+  }
+
+  return {
+    name: containerName(spec.id),
+    Image: spec.image,
+    Cmd: ['--port', String(ports.runtime), '--working-dir', spec.workspaceMountPathInSandbox],
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    Labels: labels,
+    ExposedPorts: exposed,
+    HostConfig: hostConfig,
+  };
+}

@@ -1,0 +1,305 @@
+/**
+ * Container and network operations on the Docker Engine, for sandboxes. Like images.ts, only the engine
+ * constructs these; the rest of Berth sees the interfaces.
+ */
+import type Dockerode from 'dockerode';
+import type { BerthError } from '../protocol/errors.js';
+
+export type ToError = (err: unknown, what: string) => BerthError;
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  state: 'running' | 'paused' | 'exited' | 'created' | 'restarting' | 'dead' | 'removing';
+  exitCode: number;
+  labels: Record<string, string>;
+  env: string[];
+  /** Network name -> container IP address on it. */
+  networks: Record<string, string>;
+  /** "8000/tcp" -> host port bindings. */
+  ports: Record<string, Array<{ hostIp: string; hostPort: number }>>;
+  networkMode: string;
+}
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  state: string;
+  labels: Record<string, string>;
+}
+
+export interface ContainerClient {
+  /** Creates and starts; returns the container id. */
+  run(options: Dockerode.ContainerCreateOptions): Promise<string>;
+  inspect(idOrName: string): Promise<ContainerInfo>;
+  /** undefined when there is no such container. */
+  find(idOrName: string): Promise<ContainerInfo | undefined>;
+  start(id: string): Promise<void>;
+  stop(id: string, timeoutSeconds?: number): Promise<void>;
+  pause(id: string): Promise<void>;
+  unpause(id: string): Promise<void>;
+  /** Force-removes; false when it did not exist. */
+  remove(id: string): Promise<boolean>;
+  list(labels: Record<string, string | true>): Promise<ContainerSummary[]>;
+  /** The last lines of stdout and stderr. */
+  logs(id: string, tail: number): Promise<string>;
+  /** Runs a command in the container and returns its exit code and output (for tests and diagnostics). */
+  exec(id: string, cmd: string[], user?: string): Promise<{ exitCode: number; output: string }>;
+  /** Streams container state events ("die", "oom", ...) for the given container until the signal aborts. */
+}
+
+export interface NetworkOptions {
+  name: string;
+  internal: boolean;
+  /** Containers on the network may talk to each other. */
+  interContainer: boolean;
+  labels: Record<string, string>;
+}
+
+export interface NetworkClient {
+  /** Creates the network if there is none by that name; returns its id. */
+  ensure(options: NetworkOptions): Promise<string>;
+  exists(name: string): Promise<boolean>;
+  connect(network: string, container: string): Promise<void>;
+  disconnect(network: string, container: string): Promise<void>;
+  remove(name: string): Promise<boolean>;
+  list(labels: Record<string, string | true>): Promise<Array<{ id: string; name: string }>>;
+}
+
+function labelFilter(labels: Record<string, string | true>): string[] {
+  return Object.entries(labels).map(([k, v]) => (v === true ? k : `${k}=${v}`));
+}
+
+export class DockerContainerClient implements ContainerClient {
+  constructor(
+    private readonly docker: Dockerode,
+    private readonly toError: ToError,
+  ) {}
+
+  async run(options: Dockerode.ContainerCreateOptions): Promise<string> {
+    let id: string | undefined;
+    try {
+      const c = await this.docker.createContainer(options);
+      id = c.id;
+      await c.start();
+      return c.id;
+    } catch (err) {
+      if (id) await this.remove(id).catch(() => undefined);
+      throw this.toError(err, `start container ${options.name ?? ''}`.trim());
+    }
+  }
+
+  async inspect(idOrName: string): Promise<ContainerInfo> {
+    try {
+      const i = await this.docker.getContainer(idOrName).inspect();
+      const networks: Record<string, string> = {};
+      for (const [name, n] of Object.entries(i.NetworkSettings?.Networks ?? {})) networks[name] = n.IPAddress;
+      const ports: ContainerInfo['ports'] = {};
+      for (const [p, b] of Object.entries(i.NetworkSettings?.Ports ?? {})) {
+        ports[p] = (b ?? []).map((x) => ({ hostIp: x.HostIp, hostPort: Number(x.HostPort) }));
+      }
+      return {
+        id: i.Id,
+        name: i.Name.replace(/^\//, ''),
+        state: i.State.Status as ContainerInfo['state'],
+        exitCode: i.State.ExitCode,
+        labels: i.Config.Labels ?? {},
+        env: i.Config.Env ?? [],
+        networks,
+        ports,
+        networkMode: i.HostConfig.NetworkMode ?? '',
+      };
+    } catch (err) {
+      throw this.toError(err, `inspect container ${idOrName}`);
+    }
+  }
+
+  async find(idOrName: string): Promise<ContainerInfo | undefined> {
+    try {
+      return await this.inspect(idOrName);
+    } catch (err) {
+      if ((err as BerthError).code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  private async op(what: string, id: string, fn: (c: Dockerode.Container) => Promise<unknown>): Promise<void> {
+    try {
+      await fn(this.docker.getContainer(id));
+    } catch (err) {
+      // 304: already in the wanted state.
+      if ((err as { statusCode?: number }).statusCode === 304) return;
+      throw this.toError(err, `${what} container ${id}`);
+    }
+  }
+
+  start(id: string) {
+    return this.op('start', id, (c) => c.start());
+  }
+  stop(id: string, timeoutSeconds = 10) {
+    return this.op('stop', id, (c) => c.stop({ t: timeoutSeconds }));
+  }
+  pause(id: string) {
+    return this.op('pause', id, (c) => c.pause());
+  }
+  unpause(id: string) {
+    return this.op('unpause', id, (c) => c.unpause());
+  }
+
+  async remove(id: string): Promise<boolean> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+      return true;
+    } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status === 404) return false;
+      // 409 "removal already in progress" counts as gone.
+      if (status === 409) return true;
+      throw this.toError(err, `remove container ${id}`);
+    }
+  }
+
+  async list(labels: Record<string, string | true>): Promise<ContainerSummary[]> {
+    try {
+      const list = await this.docker.listContainers({ all: true, filters: { label: labelFilter(labels) } });
+      return list.map((c) => ({
+        id: c.Id,
+        name: (c.Names[0] ?? '').replace(/^\//, ''),
+        state: c.State,
+        labels: c.Labels ?? {},
+      }));
+    } catch (err) {
+      throw this.toError(err, 'list containers');
+    }
+  }
+
+  async logs(id: string, tail: number): Promise<string> {
+    try {
+      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false })) as Buffer;
+      return demux(buf);
+    } catch (err) {
+      throw this.toError(err, `logs of container ${id}`);
+    }
+  }
+
+  async exec(id: string, cmd: string[], user?: string): Promise<{ exitCode: number; output: string }> {
+    try {
+      const e = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, User: user });
+      const stream = await e.start({ hijack: true, stdin: false });
+      const chunks: Buffer[] = [];
+      await new Promise<void>((resolve, reject) => {
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => resolve());
+        stream.on('error', reject);
+      });
+      const info = await e.inspect();
+      return { exitCode: info.ExitCode ?? -1, output: demux(Buffer.concat(chunks)) };
+    } catch (err) {
+      throw this.toError(err, `exec in container ${id}`);
+    }
+  }
+}
+
+/** Docker's multiplexed log format: 8-byte frame headers (stream, 0, 0, 0, size32) before each chunk. */
+function demux(buf: Buffer): string {
+  const parts: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length && (buf[i] === 1 || buf[i] === 2 || buf[i] === 0) && buf[i + 1] === 0) {
+    const size = buf.readUInt32BE(i + 4);
+    parts.push(buf.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return (i === 0 ? buf : Buffer.concat(parts)).toString('utf8');
+}
+
+export class DockerNetworkClient implements NetworkClient {
+  private readonly ensuring = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly docker: Dockerode,
+    private readonly toError: ToError,
+  ) {}
+
+  ensure(options: NetworkOptions): Promise<string> {
+    let p = this.ensuring.get(options.name);
+    if (!p) {
+      p = this.create(options).finally(() => this.ensuring.delete(options.name));
+      this.ensuring.set(options.name, p);
+    }
+    return p;
+  }
+
+  private async create(options: NetworkOptions): Promise<string> {
+    try {
+      const existing = await this.docker.listNetworks({ filters: { name: [options.name] } });
+      const exact = existing.find((n) => n.Name === options.name);
+      if (exact) return exact.Id;
+      const n = await this.docker.createNetwork({
+        Name: options.name,
+        Driver: 'bridge',
+        Internal: options.internal,
+        CheckDuplicate: true,
+        Labels: options.labels,
+        Options: { 'com.docker.network.bridge.enable_icc': String(options.interContainer) },
+      });
+      return n.id;
+    } catch (err) {
+      // Another process created it between our list and create.
+      if ((err as { statusCode?: number }).statusCode === 409) {
+        const again = await this.docker.listNetworks({ filters: { name: [options.name] } });
+        const exact = again.find((n) => n.Name === options.name);
+        if (exact) return exact.Id;
+      }
+      throw this.toError(err, `create network ${options.name}`);
+    }
+  }
+
+  async exists(name: string): Promise<boolean> {
+    try {
+      await this.docker.getNetwork(name).inspect();
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return false;
+      throw this.toError(err, `inspect network ${name}`);
+    }
+  }
+
+  async connect(network: string, container: string): Promise<void> {
+    try {
+      await this.docker.getNetwork(network).connect({ Container: container });
+    } catch (err) {
+      const msg = String((err as { message?: string }).message ?? '');
+      if (/already exists|already attached/i.test(msg)) return;
+      throw this.toError(err, `connect ${container} to network ${network}`);
+    }
+  }
+
+  async disconnect(network: string, container: string): Promise<void> {
+    try {
+      await this.docker.getNetwork(network).disconnect({ Container: container, Force: true });
+    } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status === 404 || status === 403) return;
+      throw this.toError(err, `disconnect ${container} from network ${network}`);
+    }
+  }
+
+  async remove(name: string): Promise<boolean> {
+    try {
+      await this.docker.getNetwork(name).remove();
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return false;
+      throw this.toError(err, `remove network ${name}`);
+    }
+  }
+
+  async list(labels: Record<string, string | true>): Promise<Array<{ id: string; name: string }>> {
+    try {
+      const list = await this.docker.listNetworks({ filters: { label: labelFilter(labels) } });
+      return list.map((n) => ({ id: n.Id, name: n.Name }));
+    } catch (err) {
+      throw this.toError(err, 'list networks');
+    }
+  }
+}
