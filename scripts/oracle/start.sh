@@ -12,7 +12,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${BERTH_ORACLE_VENV:-/opt/berth-oracle}"
 PORT="${1:-39000}"
-WORKDIR="${2:-$(mktemp -d /tmp/berth-oracle-ws-XXXXXX)}"
+CREATED_WORKDIR=""
+if [ -n "${2:-}" ]; then WORKDIR="$2"; else WORKDIR="$(mktemp -d /tmp/berth-oracle-ws-XXXXXX)"; CREATED_WORKDIR="$WORKDIR"; fi
 PLUGINS="${BERTH_ORACLE_PLUGINS-agent_skills jupyter}"
 [ -x "$VENV/bin/python" ] || { echo "no $VENV/bin/python: run scripts/oracle/setup.sh" >&2; exit 1; }
 mkdir -p "$WORKDIR"
@@ -40,6 +41,7 @@ cleanup() {
   kill -KILL -- "-$PID" 2>/dev/null || true
   tmux kill-server 2>/dev/null || true
   rm -rf "$TMUX_TMPDIR"
+  [ -z "$CREATED_WORKDIR" ] || rm -rf "$CREATED_WORKDIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -2,7 +2,8 @@
  * Starts the whole control plane from configuration: Docker engine, store, port allocator, runtime,
  * image, HTTP server; then reconciles with the engine, fills the warm pool and runs the reaper.
  */
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import type { ControlPlaneConfig } from '../config/control-plane.js';
 import { loadDockerConfig } from '../config/docker.js';
 import { connectEngine } from '../docker/engine.js';
@@ -67,6 +68,7 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
     engine,
     ports,
     logger,
+    owner: instanceOwner(config.data_dir),
     reach: self ? { kind: 'link', selfContainer: self } : { kind: 'host-ports' },
   });
   const cp = await buildControlPlane({
@@ -104,4 +106,9 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
       store.close();
     },
   };
+}
+
+/** A stable name for this Berth instance: its data directory, hashed. */
+export function instanceOwner(dataDir: string): string {
+  return createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12);
 }

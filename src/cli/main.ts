@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { loadRuntimeServerConfig } from '../config/runtime-server.js';
 import { runRuntimeServerUntilSignal } from '../runtime-server/main.js';
+import { registerGcCommand, registerImageCommands } from './image-commands.js';
 import { explain } from './output.js';
 import { registerSandboxCommands } from './sandbox-commands.js';
 import { registerUpCommand } from './up-command.js';
@@ -28,6 +29,8 @@ program
 
 registerUpCommand(program);
 registerSandboxCommands(program);
+registerImageCommands(program);
+registerGcCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const { message, code } = explain(err);

@@ -8,6 +8,8 @@ export const SANDBOX_LABELS = {
   managed: 'berth.managed',
   kind: 'berth.kind',
   id: 'berth.sandbox.id',
+  /** Which Berth instance (data directory) made it: reapers only touch their own. */
+  owner: 'berth.owner',
   runtimePort: 'berth.sandbox.runtime-port',
   appPorts: 'berth.sandbox.app-ports',
   reachVia: 'berth.sandbox.reach-via',
@@ -35,9 +37,6 @@ export const SANDBOX_CAPABILITIES = [
   'SYS_CHROOT',
   'AUDIT_WRITE',
 ];
-
-/** Open-files limit inside sandboxes (build tools and language servers want many). */
-const NOFILE_LIMIT = 65_536;
 
 export function containerName(id: string): string {
   return `berth-sandbox-${id}`;
@@ -111,7 +110,6 @@ export function containerCreateOptions(spec: SandboxSpec, ports: PortPlan): Dock
     CapDrop: ['ALL'],
     CapAdd: SANDBOX_CAPABILITIES,
     Privileged: false,
-    Ulimits: [{ Name: 'nofile', Soft: NOFILE_LIMIT, Hard: NOFILE_LIMIT }],
     ...(hostNetwork ? {} : { ExtraHosts: ['host.docker.internal:host-gateway'] }),
   };
   if (spec.limits.cpus) hostConfig.NanoCpus = Math.round(spec.limits.cpus * 1e9);

@@ -29,6 +29,8 @@ export interface DockerRuntimeOptions {
   engine: DockerodeEngine;
   ports: PortAllocator;
   logger: Logger;
+  /** Labels every container with this owner; list and reap see only containers of the same owner. */
+  owner: string;
   /**
    * How this process reaches runtime servers: through published host ports (Berth on the host), or,
    * when Berth itself runs in a container, over a small internal network per sandbox that only that
@@ -55,6 +57,7 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       const lease = await this.opts.ports.reserve(spec.id, 1 + APP_PORT_COUNT);
       const [runtime, ...app] = lease.ports as [number, ...number[]];
       const options = containerCreateOptions(spec, { runtime, app });
+      options.Labels = { ...options.Labels, [SANDBOX_LABELS.owner]: this.opts.owner };
       const link = this.opts.reach.kind === 'link' && spec.network.mode !== 'host' ? linkNetwork(spec.id) : undefined;
       if (link) options.Labels = { ...options.Labels, [SANDBOX_LABELS.reachVia]: link };
       let id: string;
@@ -183,7 +186,11 @@ export class DockerSandboxRuntime implements SandboxRuntime {
   }
 
   async list(): Promise<Array<{ id: string; state: ContainerState; labels: Record<string, string> }>> {
-    const list = await this.engine.containers.list({ [SANDBOX_LABELS.managed]: 'true', [SANDBOX_LABELS.kind]: 'sandbox' });
+    const list = await this.engine.containers.list({
+      [SANDBOX_LABELS.managed]: 'true',
+      [SANDBOX_LABELS.kind]: 'sandbox',
+      [SANDBOX_LABELS.owner]: this.opts.owner,
+    });
     return list.map((c) => ({
       id: c.labels[SANDBOX_LABELS.id] ?? c.name,
       state: c.state as ContainerState,

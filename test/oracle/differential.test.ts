@@ -52,11 +52,18 @@ const DEFAULT_ARGS: Record<string, Record<string, unknown>> = {
     security_risk: -1,
     impl_source: 'oh_aci',
   },
-  run_ipython: { thought: '', include_extra: true, confirmation_state: 'confirmed', security_risk: -1, kernel_init_code: '' },
+  run_ipython: {
+    thought: '',
+    include_extra: true,
+    confirmation_state: 'confirmed',
+    security_risk: -1,
+    kernel_init_code: '',
+  },
 };
 
 interface Reply {
   status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: the JSON either server answered, compared as a whole
   body: any;
 }
 interface Record_ {
@@ -89,7 +96,9 @@ function substitute(value: unknown, ws: string): unknown {
 function normalise(value: unknown, ws: string, key = ''): unknown {
   if (typeof value === 'string') {
     let s = value.replaceAll(ws, '<WS>');
-    s = s.replace(/\[Jupyter Python interpreter: [^\]\n]*\]/g, '[Jupyter Python interpreter: <PY>]');
+    // The whole line: the reference's interpreter path is the output of a cell it runs at startup,
+    // and when that output is lost (see sameCell) the path reads "[Code executed ... no output]".
+    s = s.replace(/^\[Jupyter Python interpreter: .*\]$/gm, '[Jupyter Python interpreter: <PY>]');
     // bash's job-start line "[1] 12345" carries a pid
     if (key === 'content') s = s.replace(/^\[(\d+)\] \d+$/gm, '[$1] <PID>');
     if (key === 'hostname') return '<HOST>';
@@ -115,16 +124,29 @@ async function send(client: RuntimeClient, ws: string, action: Record<string, un
 }
 
 function buildAction(type: string, args: Record<string, unknown>, timeout?: number): Record<string, unknown> {
-  return { action: type, args: { ...DEFAULT_ARGS[type], ...args }, ...(timeout === undefined ? {} : { timeout }) };
+  return {
+    action: type,
+    args: { ...DEFAULT_ARGS[type], ...args },
+    ...(timeout === undefined ? {} : { timeout }),
+  };
 }
 
 /**
  * Sends one action to both servers at once and returns both normalised replies. `deliberate` marks
  * a step where Berth differs on purpose: it is recorded but the caller asserts Berth's behaviour.
  */
-async function both(step: string, type: string, args: Record<string, unknown>, timeout?: number, deliberate = false) {
+async function both(
+  step: string,
+  type: string,
+  args: Record<string, unknown>,
+  timeout?: number,
+  deliberate = false,
+) {
   const action = buildAction(type, args, timeout);
-  const [r, b] = await Promise.all([send(refClient, ref!.workspace, action), send(berthClient, berth!.workspace, action)]);
+  const [r, b] = await Promise.all([
+    send(refClient, ref!.workspace, action),
+    send(berthClient, berth!.workspace, action),
+  ]);
   const equal = deliberate ? 'deliberate' : JSON.stringify(sortKeys(r)) === JSON.stringify(sortKeys(b));
   records.push({ test: currentTest, step, request: action, equal, ref: r, berth: b });
   return { ref: r, berth: b };
@@ -299,7 +321,7 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
     });
 
     test('soft timeout, interact with is_input', async () => {
-      await run('read waits for input', "read -p 'name? ' NAME && echo \"hello $NAME\"");
+      await run('read waits for input', 'read -p \'name? \' NAME && echo "hello $NAME"');
       await run('is_input answers', 'bob', { is_input: true });
     });
 
@@ -417,7 +439,11 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
       await edit('create again', { command: 'create', path: F, file_text: 'x' });
       await edit('create without file_text', { command: 'create', path: '<WS>/nofile.py' });
       await edit('create empty file', { command: 'create', path: '<WS>/empty.py', file_text: '' });
-      await edit('create in missing dir', { command: 'create', path: '<WS>/missing/dir/x.py', file_text: 'x' });
+      await edit('create in missing dir', {
+        command: 'create',
+        path: '<WS>/missing/dir/x.py',
+        file_text: 'x',
+      });
       await run('cat created', 'cat -A e.py');
       await edit('view (edit)', { command: 'view', path: F });
       await view('view (read oh_aci)', F);
@@ -433,15 +459,43 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
     });
 
     test('str_replace: success and every error', async () => {
-      await edit('create', { command: 'create', path: '<WS>/s.py', file_text: 'a = 1\nb = 2\nb = 2\nc = 3\n' });
-      await edit('success', { command: 'str_replace', path: '<WS>/s.py', old_str: 'a = 1', new_str: 'a = 10' });
+      await edit('create', {
+        command: 'create',
+        path: '<WS>/s.py',
+        file_text: 'a = 1\nb = 2\nb = 2\nc = 3\n',
+      });
+      await edit('success', {
+        command: 'str_replace',
+        path: '<WS>/s.py',
+        old_str: 'a = 1',
+        new_str: 'a = 10',
+      });
       await edit('no match', { command: 'str_replace', path: '<WS>/s.py', old_str: 'zzz', new_str: 'y' });
-      await edit('multiple', { command: 'str_replace', path: '<WS>/s.py', old_str: 'b = 2', new_str: 'b = 3' });
-      await edit('same old/new', { command: 'str_replace', path: '<WS>/s.py', old_str: 'c = 3', new_str: 'c = 3' });
+      await edit('multiple', {
+        command: 'str_replace',
+        path: '<WS>/s.py',
+        old_str: 'b = 2',
+        new_str: 'b = 3',
+      });
+      await edit('same old/new', {
+        command: 'str_replace',
+        path: '<WS>/s.py',
+        old_str: 'c = 3',
+        new_str: 'c = 3',
+      });
       await edit('old_str missing', { command: 'str_replace', path: '<WS>/s.py', new_str: 'x' });
-      await edit('new_str missing (deletes)', { command: 'str_replace', path: '<WS>/s.py', old_str: 'c = 3\n' });
+      await edit('new_str missing (deletes)', {
+        command: 'str_replace',
+        path: '<WS>/s.py',
+        old_str: 'c = 3\n',
+      });
       await edit('empty old_str', { command: 'str_replace', path: '<WS>/s.py', old_str: '', new_str: 'x' });
-      await edit('missing file', { command: 'str_replace', path: '<WS>/none.py', old_str: 'a', new_str: 'b' });
+      await edit('missing file', {
+        command: 'str_replace',
+        path: '<WS>/none.py',
+        old_str: 'a',
+        new_str: 'b',
+      });
       await edit('relative path', { command: 'str_replace', path: 's.py', old_str: 'a', new_str: 'b' });
       await run('mkdir d', 'mkdir -p d');
       await edit('on a directory', { command: 'str_replace', path: '<WS>/d', old_str: 'a', new_str: 'b' });
@@ -458,19 +512,44 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
         old_str: 'row 15\nrow 16',
         new_str: 'ROW 15\nnew line\nROW 16',
       });
-      await edit('replace first line', { command: 'str_replace', path: '<WS>/long.txt', old_str: 'row 1\n', new_str: '' });
+      await edit('replace first line', {
+        command: 'str_replace',
+        path: '<WS>/long.txt',
+        old_str: 'row 1\n',
+        new_str: '',
+      });
     });
 
     test('insert and undo_edit', async () => {
       await edit('create', { command: 'create', path: '<WS>/i.txt', file_text: 'one\ntwo\nthree\n' });
-      await edit('insert at 1', { command: 'insert', path: '<WS>/i.txt', insert_line: 1, new_str: 'one-and-a-half' });
-      await edit('insert at 0', { command: 'insert', path: '<WS>/i.txt', insert_line: 0, new_str: 'zero\nzero2' });
+      await edit('insert at 1', {
+        command: 'insert',
+        path: '<WS>/i.txt',
+        insert_line: 1,
+        new_str: 'one-and-a-half',
+      });
+      await edit('insert at 0', {
+        command: 'insert',
+        path: '<WS>/i.txt',
+        insert_line: 0,
+        new_str: 'zero\nzero2',
+      });
       await edit('insert at end', { command: 'insert', path: '<WS>/i.txt', insert_line: 6, new_str: 'last' });
-      await edit('insert out of range', { command: 'insert', path: '<WS>/i.txt', insert_line: 99, new_str: 'x' });
+      await edit('insert out of range', {
+        command: 'insert',
+        path: '<WS>/i.txt',
+        insert_line: 99,
+        new_str: 'x',
+      });
       await edit('insert negative', { command: 'insert', path: '<WS>/i.txt', insert_line: -1, new_str: 'x' });
       await edit('insert without new_str', { command: 'insert', path: '<WS>/i.txt', insert_line: 1 });
       await edit('insert without insert_line', { command: 'insert', path: '<WS>/i.txt', new_str: 'x' });
-      await edit('insert_line as string', { command: 'insert', path: '<WS>/i.txt', insert_line: '2', new_str: 's' });
+      await edit('insert_line as string', {
+        command: 'insert',
+        path: '<WS>/i.txt',
+        insert_line: '2',
+        new_str: 's',
+      });
       await edit('undo 1', { command: 'undo_edit', path: '<WS>/i.txt' });
       await edit('undo 2', { command: 'undo_edit', path: '<WS>/i.txt' });
       await edit('undo 3', { command: 'undo_edit', path: '<WS>/i.txt' });
@@ -490,13 +569,19 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
       await view('view dir (read oh_aci)', '<WS>/tree');
       await view('view dir with view_range', '<WS>/tree', [1, 2]);
       await edit('create on a directory', { command: 'create', path: '<WS>/tree', file_text: 'x' });
-      await edit('insert on a directory', { command: 'insert', path: '<WS>/tree', insert_line: 0, new_str: 'x' });
+      await edit('insert on a directory', {
+        command: 'insert',
+        path: '<WS>/tree',
+        insert_line: 0,
+        new_str: 'x',
+      });
     });
   });
 
   // ---------------------------------------------------------------- run_ipython
   describe('run_ipython', () => {
-    const py = (step: string, code: string, extra: Record<string, unknown> = {}) => sameCell(step, code, extra);
+    const py = (step: string, code: string, extra: Record<string, unknown> = {}) =>
+      sameCell(step, code, extra);
 
     test('print, expression, no output, extra lines', async () => {
       if (!hasJupyter) return; // the reference was started without the jupyter plugin
@@ -537,7 +622,7 @@ describe.skipIf(UNAVAILABLE !== undefined)(TITLE, () => {
   });
 });
 
-function summary(body: any) {
+function summary(body: Reply['body']) {
   const content: string = body?.content ?? '';
   const marker = '\n[... Observation truncated due to length ...]\n';
   const i = content.indexOf(marker);
