@@ -4,7 +4,7 @@
 # sources this host already uses (read from /etc/apt), so no mirror address lives in this repository.
 #
 # Usage: image/bootstrap-base.sh [--tag NAME:TAG] [--force] [--sources FILE]
-#   --tag      image to create (default: $BERTH_BASE_IMAGE or berth-base:bookworm)
+#   --tag      image to create (default: $SANDBOX_BASE_CONTAINER_IMAGE or berth-base:bookworm)
 #   --force    rebuild even when the image already exists
 #   --sources  an apt sources file (one-line or deb822) to use instead of the host's bookworm entries
 #
@@ -13,7 +13,7 @@
 set -euo pipefail
 
 SUITE=bookworm
-tag="${BERTH_BASE_IMAGE:-berth-base:bookworm}"
+tag="${SANDBOX_BASE_CONTAINER_IMAGE:-berth-base:bookworm}"
 force=0
 sources_override=""
 

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import {
   jsonSchemaTransform,
   serializerCompiler,
@@ -20,7 +20,7 @@ import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { toBerthError } from '../protocol/http-errors.js';
 import { type ManagerSettings, SandboxManager } from '../sandboxes/manager.js';
 import type { SandboxRuntime } from '../sandboxes/types.js';
-import { Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { installAuth } from './auth.js';
 import { ActionLatency, renderMetrics } from './metrics.js';
 import { proxyRoutes } from './routes/proxy.js';
@@ -52,7 +52,8 @@ export interface ControlPlane {
 export async function buildControlPlane(deps: ControlPlaneDeps): Promise<ControlPlane> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request log lines would dominate the log; errors are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_API_BODY_BYTES,
     keepAliveTimeout: 65_000,
   }).withTypeProvider<ZodTypeProvider>();
@@ -66,7 +67,10 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
     try {
       done(null, JSON.parse(text));
     } catch (err) {
-      done(new BerthError(ErrorCode.INVALID_JSON, `Malformed JSON body: ${(err as Error).message}`), undefined);
+      done(
+        new BerthError(ErrorCode.INVALID_JSON, `Malformed JSON body: ${(err as Error).message}`),
+        undefined,
+      );
     }
   });
 
@@ -115,8 +119,8 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
   await app.register(streamRoutes(manager, deps.store));
 
   if (deps.webDir && existsSync(join(deps.webDir, 'index.html'))) {
+    // wildcard:false registers one route per built file, and / for index.html.
     await app.register(fastifyStatic, { root: resolve(deps.webDir), prefix: '/', wildcard: false });
-    app.get('/', { schema: { hide: true } }, (_req, reply) => reply.sendFile('index.html'));
   }
 
   return {
@@ -130,7 +134,10 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
 }
 
 /** Settings for the manager, from the loaded configuration. */
-export function managerSettings(config: ControlPlaneConfig, defaultImage: () => Promise<string>): ManagerSettings {
+export function managerSettings(
+  config: ControlPlaneConfig,
+  defaultImage: () => Promise<string>,
+): ManagerSettings {
   const s = config.sandbox;
   return {
     defaultImage,

@@ -12,8 +12,9 @@ import { loadDockerConfig } from '../config/docker.js';
 import { bootstrapBaseImage } from '../docker/base-image.js';
 import type { ImageProgressEvent } from '../docker/build-stream.js';
 import { connectEngine, type DockerodeEngine } from '../docker/engine.js';
-import { collectGc, type GcOwnership, type GcPlan, planGc } from '../docker/gc.js';
+import { collectGc, GC_IMAGE_MIN_AGE_MS, type GcOwnership, type GcPlan, planGc } from '../docker/gc.js';
 import { RUNTIME_IMAGE_LABELS, RuntimeImageBuilder } from '../docker/image-builder.js';
+import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { Store } from '../store/store.js';
 import { age, printJson, printTable, spinner } from './output.js';
 
@@ -84,9 +85,14 @@ export function registerImageCommands(program: Command): void {
 
   image
     .command('bootstrap')
-    .description('Create the offline Debian base image from the host apt sources (mmdebstrap + docker import)')
+    .description(
+      'Create the offline Debian base image from the host apt sources (mmdebstrap + docker import)',
+    )
     .option('--force', 'rebuild even when the image exists')
-    .option('--tag <tag>', 'tag of the base image (default: $SANDBOX_BASE_CONTAINER_IMAGE or berth-base:bookworm)')
+    .option(
+      '--tag <tag>',
+      'tag of the base image (default: $SANDBOX_BASE_CONTAINER_IMAGE or berth-base:bookworm)',
+    )
     .option('--json', 'print the result as JSON')
     .action(async (opts: { force?: boolean; tag?: string; json?: boolean }) => {
       const docker = loadDockerConfig();
@@ -99,10 +105,15 @@ export function registerImageCommands(program: Command): void {
           force: opts.force ?? false,
           onProgress: p.onProgress,
         });
-        p.line(`${r.tag} ${r.cached ? 'already exists' : `built in ${seconds(r.durationMs)}`}`);
+        if (!r.cached) p.line(`${r.tag} built in ${seconds(r.durationMs)}`);
         p.stop();
         if (opts.json) {
-          printJson({ tag: r.tag, image_id: r.imageId, cached: r.cached, duration_ms: Math.round(r.durationMs) });
+          printJson({
+            tag: r.tag,
+            image_id: r.imageId,
+            cached: r.cached,
+            duration_ms: Math.round(r.durationMs),
+          });
         } else process.stdout.write(`${r.tag}\n`);
       } finally {
         p.stop();
@@ -112,13 +123,25 @@ export function registerImageCommands(program: Command): void {
   image
     .command('build')
     .description('Build the runtime image (the base plus the Berth layer); a cache hit when nothing changed')
-    .option('--base <image>', 'base image, present locally (default: $SANDBOX_BASE_CONTAINER_IMAGE or berth-base:bookworm)')
+    .option(
+      '--base <image>',
+      'base image, present locally (default: $SANDBOX_BASE_CONTAINER_IMAGE or berth-base:bookworm)',
+    )
     .option('--force', 'rebuild even when an image with the same content exists')
-    .option('--extra-deps <snippet>', 'shell snippet run as root on the base first, e.g. "apt-get install -y jq"')
+    .option(
+      '--extra-deps <snippet>',
+      'shell snippet run as root on the base first, e.g. "apt-get install -y jq"',
+    )
     .option('--verbose', 'show the output of every build step')
     .option('--json', 'print the result as JSON')
     .action(
-      async (opts: { base?: string; force?: boolean; extraDeps?: string; verbose?: boolean; json?: boolean }) => {
+      async (opts: {
+        base?: string;
+        force?: boolean;
+        extraDeps?: string;
+        verbose?: boolean;
+        json?: boolean;
+      }) => {
         const docker = loadDockerConfig();
         const e = await engine();
         const p = progress({ verbose: opts.verbose ?? false });
@@ -134,7 +157,7 @@ export function registerImageCommands(program: Command): void {
             ...(opts.extraDeps ? { extraDeps: opts.extraDeps } : {}),
             onProgress: p.onProgress,
           });
-          p.line(`${r.tag} ${r.cached ? 'is up to date' : `built in ${seconds(r.durationMs)}`}`);
+          if (!r.cached) p.line(`${r.tag} built in ${seconds(r.durationMs)}`);
           p.stop();
           if (opts.json) {
             printJson({
@@ -252,32 +275,54 @@ export function registerGcCommand(program: Command): void {
     )
     .option('--dry-run', 'only list what would be removed')
     .option('--data-dir <dir>', 'the control plane data directory whose records own sandboxes')
+    .option(
+      '--min-age <seconds>',
+      `only remove runtime images at least this old (default ${GC_IMAGE_MIN_AGE_MS / 1000}: one may be about to be used)`,
+    )
     .option('--json', 'print JSON')
-    .action(async (opts: { dryRun?: boolean; dataDir?: string; json?: boolean }) => {
+    .action(async (opts: { dryRun?: boolean; dataDir?: string; minAge?: string; json?: boolean }) => {
+      const minAge = opts.minAge === undefined ? undefined : Number(opts.minAge);
+      if (minAge !== undefined && !(Number.isFinite(minAge) && minAge >= 0)) {
+        throw new BerthError(
+          ErrorCode.VALIDATION_FAILED,
+          `--min-age ${opts.minAge}: expected a number of seconds`,
+        );
+      }
       const config = loadControlPlaneConfig({ flags: { data_dir: opts.dataDir } });
       const ownership = readOwnership(config.data_dir, config.sandbox.runtime_container_image);
+      if (minAge !== undefined) ownership.imageMinAgeMs = minAge * 1000;
       const e = await engine();
       const plan = await planGc(e, ownership);
       const dryRun = opts.dryRun ?? false;
       const result = dryRun ? { ...plan, failures: [] } : await collectGc(e, plan);
       if (opts.json) printJson(gcJson(result, dryRun));
       else {
-        const verb = dryRun ? 'would remove' : 'removed';
         const rows = [
-          ...result.containers.map((c) => ['container', c.name || shortId(c.id), c.sandboxId ?? '-', c.state]),
-          ...result.images.map((i) => ['image', i.tags[0] ?? shortId(i.id), i.base, formatBytes(i.sizeBytes)]),
+          ...result.containers.map((c) => [
+            'container',
+            c.name || shortId(c.id),
+            c.sandboxId ?? '-',
+            c.state,
+          ]),
+          ...result.images.map((i) => [
+            'image',
+            i.tags[0] ?? shortId(i.id),
+            i.base,
+            formatBytes(i.sizeBytes),
+          ]),
         ];
         if (rows.length) {
           process.stdout.write(`${dryRun ? 'Would remove' : 'Removed'}:\n`);
           printTable(rows, ['KIND', 'NAME', 'SANDBOX / BASE', 'STATE / SIZE']);
-        } else process.stdout.write(`Nothing to remove (${verb} 0 containers, 0 images).\n`);
+        } else process.stdout.write('Nothing to remove.\n');
         if (result.otherInstances) {
           process.stdout.write(
             `Left ${result.otherInstances} sandbox container(s) of other Berth instances (other data directories).\n`,
           );
         }
       }
-      for (const f of result.failures) process.stderr.write(`berth: could not remove ${f.kind} ${shortId(f.id)}: ${f.message}\n`);
+      for (const f of result.failures)
+        process.stderr.write(`berth: could not remove ${f.kind} ${shortId(f.id)}: ${f.message}\n`);
       if (result.failures.length) process.exitCode = 1;
     });
 }

@@ -21,7 +21,7 @@ export interface DockerConfig {
   cacheDir: string;
   /**
    * Base image of runtime images when none is named.
-   * @default BERTH_BASE_IMAGE, else berth-base:bookworm
+   * @default SANDBOX_BASE_CONTAINER_IMAGE (the name OpenHands and src/config/control-plane.ts use), else berth-base:bookworm
    */
   baseImage: string;
 }
@@ -31,6 +31,6 @@ export function loadDockerConfig(env: NodeJS.ProcessEnv = process.env): DockerCo
   return Object.freeze({
     dockerHost: env.DOCKER_HOST || undefined,
     cacheDir: env.BERTH_CACHE_DIR || join(cacheRoot, 'berth'),
-    baseImage: env.BERTH_BASE_IMAGE || DEFAULT_BASE_IMAGE,
+    baseImage: env.SANDBOX_BASE_CONTAINER_IMAGE || DEFAULT_BASE_IMAGE,
   });
 }

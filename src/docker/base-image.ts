@@ -16,7 +16,7 @@ const BOOTSTRAP_ERROR_LINES = 30;
 
 export interface BootstrapBaseImageOptions {
   engine: DockerEngine;
-  /** @default BERTH_BASE_IMAGE, else berth-base:bookworm */
+  /** @default SANDBOX_BASE_CONTAINER_IMAGE, else berth-base:bookworm */
   tag?: string;
   /** Rebuild even when the image exists. */
   force?: boolean;

@@ -20,7 +20,17 @@ export interface GcOwnership {
   instance?: string | undefined;
   /** Image references (tags or ids) never removed, e.g. the configured runtime image. */
   keepImages?: ReadonlySet<string>;
+  /** Runtime images younger than this stay. @default GC_IMAGE_MIN_AGE_MS */
+  imageMinAgeMs?: number;
+  /** For tests. @default Date.now */
+  now?: number;
 }
+
+/**
+ * Runtime images younger than this are never collected: a control plane may have just built one and be
+ * about to start sandboxes from it, and a build takes far less than this.
+ */
+export const GC_IMAGE_MIN_AGE_MS = 10 * 60_000;
 
 export interface GcContainer {
   id: string;
@@ -88,6 +98,7 @@ export async function planGc(engine: DockerodeEngine, ownership: GcOwnership): P
   const runtime = await engine.images.list({
     labels: { [RUNTIME_IMAGE_LABELS.managed]: 'true', [RUNTIME_IMAGE_LABELS.kind]: 'runtime-image' },
   });
+  const cutoff = (ownership.now ?? Date.now()) - (ownership.imageMinAgeMs ?? GC_IMAGE_MIN_AGE_MS);
   const newest = new Map<string, number>();
   for (const i of runtime) {
     const base = i.labels[RUNTIME_IMAGE_LABELS.base] ?? '';
@@ -96,7 +107,7 @@ export async function planGc(engine: DockerodeEngine, ownership: GcOwnership): P
   const images: GcImage[] = [];
   for (const i of runtime) {
     const base = i.labels[RUNTIME_IMAGE_LABELS.base] ?? '';
-    if (i.createdMs >= (newest.get(base) ?? 0)) continue;
+    if (i.createdMs >= (newest.get(base) ?? 0) || i.createdMs > cutoff) continue;
     if (used.has(i.id) || keep.has(i.id) || i.tags.some((t) => keep.has(t))) continue;
     images.push({ id: i.id, tags: i.tags, base, sizeBytes: i.sizeBytes, createdMs: i.createdMs });
   }

@@ -40,7 +40,7 @@ export const RUNTIME_IMAGE_LABELS = {
 } as const;
 
 export interface BuildRuntimeImageOptions {
-  /** Base image, present locally (nothing is pulled). @default BERTH_BASE_IMAGE, else berth-base:bookworm */
+  /** Base image, present locally (nothing is pulled). @default SANDBOX_BASE_CONTAINER_IMAGE, else berth-base:bookworm */
   base?: string;
   /** Build even when an image with the same content hash exists, without the engine's layer cache. */
   force?: boolean;

@@ -2,11 +2,17 @@
  * Runtime server wiring: one Fastify app, the session-key check, the error vocabulary, and the
  * OpenHands adapter's routes. Everything stateful lives in the services passed in.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+
+import websocket from '@fastify/websocket';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { toBerthError } from '../protocol/http-errors.js';
-import websocket from '@fastify/websocket';
 import { registerBerthRoutes } from './berth-routes.js';
 import { registerActionRoutes } from './openhands/action-routes.js';
 import { registerFileRoutes } from './openhands/file-routes.js';
@@ -29,7 +35,8 @@ export async function createRuntimeHttpServer(
 ): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request log lines would dominate the log; errors are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_JSON_BODY_BYTES,
     // Keep-alive connections are the fast path for clients sending one action after another.
     keepAliveTimeout: 65_000,
@@ -43,7 +50,10 @@ export async function createRuntimeHttpServer(
     try {
       done(null, JSON.parse(text));
     } catch (err) {
-      done(new BerthError(ErrorCode.INVALID_JSON, `Malformed JSON body: ${(err as Error).message}`), undefined);
+      done(
+        new BerthError(ErrorCode.INVALID_JSON, `Malformed JSON body: ${(err as Error).message}`),
+        undefined,
+      );
     }
   });
 

@@ -403,7 +403,9 @@ export class PortAllocator {
     );
   }
 
-  private async scan(): Promise<Array<{ port: number; raw: string; lock: PortLock | undefined; mtimeMs: number }>> {
+  private async scan(): Promise<
+    Array<{ port: number; raw: string; lock: PortLock | undefined; mtimeMs: number }>
+  > {
     const names = await readdir(this.lockDir).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return [] as string[];
       throw new BerthError(ErrorCode.UNAVAILABLE, `cannot read ${this.lockDir}: ${err.message}`);
@@ -443,8 +445,15 @@ function lockContent(owner: string, atMs: number): string {
 function parseLock(raw: string): PortLock | undefined {
   try {
     const v = JSON.parse(raw) as Partial<PortLock>;
-    if (typeof v.owner !== 'string' || typeof v.pid !== 'number' || typeof v.at !== 'string') return undefined;
-    return { owner: v.owner, pid: v.pid, host: typeof v.host === 'string' ? v.host : HOST, at: v.at, nonce: v.nonce ?? '' };
+    if (typeof v.owner !== 'string' || typeof v.pid !== 'number' || typeof v.at !== 'string')
+      return undefined;
+    return {
+      owner: v.owner,
+      pid: v.pid,
+      host: typeof v.host === 'string' ? v.host : HOST,
+      at: v.at,
+      nonce: v.nonce ?? '',
+    };
   } catch {
     return undefined;
   }

@@ -22,6 +22,9 @@ const LAUNCHER = join(ROOT, 'scripts/oracle/launch.py');
 
 /** Why the oracle cannot run here, or undefined when it can. */
 export function oracleUnavailableReason(): string | undefined {
+  if (['0', 'off', 'false', 'no'].includes((process.env.BERTH_ORACLE ?? '').toLowerCase())) {
+    return 'disabled by BERTH_ORACLE=0';
+  }
   if (!existsSync(PYTHON)) {
     return `reference server not installed: no ${PYTHON} (run scripts/oracle/setup.sh, or set BERTH_ORACLE_VENV)`;
   }

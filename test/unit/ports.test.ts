@@ -1,6 +1,14 @@
 /** The host port allocator: lock files in a temporary directory, real test binds, real child processes. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,7 +127,8 @@ describe('PortAllocator in one process', () => {
     }
     const allocator = new PortAllocator({ lockDir: dir, ...range, bindHost: '0.0.0.0' });
     const got: number[] = [];
-    for (let i = 0; i < 10 - listened.length; i++) got.push(...(await allocator.reserve(`free-${i}`, 1)).ports);
+    for (let i = 0; i < 10 - listened.length; i++)
+      got.push(...(await allocator.reserve(`free-${i}`, 1)).ports);
     for (const p of listened) expect(got).not.toContain(p);
     expect(new Set(got).size).toBe(got.length);
     // Nothing is left: the next reservation fails fast, and leaves no lock behind.
