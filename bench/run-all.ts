@@ -1,6 +1,7 @@
 /** Runs every benchmark and writes bench/results/all.json. Run: npm run bench */
-import { benchRuntimeServer } from './runtime-server.js';
+
 import { printTable, writeJson } from './lib/stats.js';
+import { benchRuntimeServer } from './runtime-server.js';
 
 const results: Record<string, unknown> = {};
 const rows = await benchRuntimeServer();

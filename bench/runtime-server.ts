@@ -44,7 +44,8 @@ export async function benchRuntimeServer() {
       req.on('error', reject);
       req.end(body);
     });
-  const act = (action: string, args: Record<string, unknown>) => post(JSON.stringify({ action: { action, args } }));
+  const act = (action: string, args: Record<string, unknown>) =>
+    post(JSON.stringify({ action: { action, args } }));
 
   const big = 'x'.repeat(1023);
   const mb = `${big}\n`.repeat(1024);
@@ -54,11 +55,16 @@ export async function benchRuntimeServer() {
 
   const rows = [
     summarize('floor: spawn bash -c true', await measure(N, spawnTrue)),
-    summarize('run true', await measure(N, () => act('run', { command: 'true' })), { floor: 'floor: spawn bash -c true' }),
+    summarize('run true', await measure(N, () => act('run', { command: 'true' })), {
+      floor: 'floor: spawn bash -c true',
+    }),
     summarize('run echo hi', await measure(N, () => act('run', { command: 'echo hi' })), {
       floor: 'floor: spawn bash -c true',
     }),
-    summarize('run: 1 MB of output', await measure(N_BIG, () => act('run', { command: 'head -c 1048576 one-mb.txt' }))),
+    summarize(
+      'run: 1 MB of output',
+      await measure(N_BIG, () => act('run', { command: 'head -c 1048576 one-mb.txt' })),
+    ),
     summarize('read 1 MB file', await measure(N_BIG, () => act('read', { path: 'one-mb.txt' }))),
     summarize('write 1 MB file', await measure(N_BIG, () => act('write', { path: 'w.txt', content: mb }))),
     summarize(

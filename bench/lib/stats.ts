@@ -36,7 +36,11 @@ export function summarize(name: string, samplesMs: number[], extra: Partial<Row>
 }
 
 /** Runs `fn` `warmup` times unmeasured, then `n` times measured (milliseconds each). */
-export async function measure(n: number, fn: () => Promise<unknown>, warmup = Math.min(10, n)): Promise<number[]> {
+export async function measure(
+  n: number,
+  fn: () => Promise<unknown>,
+  warmup = Math.min(10, n),
+): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await fn();
   const out: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -54,11 +58,12 @@ export function printTable(title: string, rows: Row[]): void {
   const byName = new Map(rows.map((r) => [r.name, r]));
   const lines = rows.map((r) => {
     const floor = r.floor ? byName.get(r.floor) : undefined;
-    const ratio = floor ? `${(r.p50 / floor.p50).toFixed(2)}x ${r.floor}` : r.note ?? '';
+    const ratio = floor ? `${(r.p50 / floor.p50).toFixed(2)}x ${r.floor}` : (r.note ?? '');
     return [r.name, String(r.n), fmt(r.p50), fmt(r.p95), fmt(r.p99), fmt(r.max), ratio];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   process.stdout.write(`\n${title}\n${line(header)}\n${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
   for (const l of lines) process.stdout.write(`${line(l)}\n`);
 }

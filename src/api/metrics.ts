@@ -15,9 +15,16 @@ export class ActionLatency {
   }
 
   render(name: string): string[] {
-    const lines = [`# HELP ${name} Time from receiving an action to returning its observation.`, `# TYPE ${name} histogram`];
+    const lines = [
+      `# HELP ${name} Time from receiving an action to returning its observation.`,
+      `# TYPE ${name} histogram`,
+    ];
     BUCKETS.forEach((b, i) => lines.push(`${name}_bucket{le="${b}"} ${this.counts[i]}`));
-    lines.push(`${name}_bucket{le="+Inf"} ${this.count}`, `${name}_sum ${this.sum}`, `${name}_count ${this.count}`);
+    lines.push(
+      `${name}_bucket{le="+Inf"} ${this.count}`,
+      `${name}_sum ${this.sum}`,
+      `${name}_count ${this.count}`,
+    );
     return lines;
   }
 }
@@ -27,7 +34,10 @@ export function renderMetrics(input: {
   poolSize: number;
   latency: ActionLatency;
 }): string {
-  const lines = ['# HELP berth_sandboxes Sandboxes by state (pooled: warm, not yet handed out).', '# TYPE berth_sandboxes gauge'];
+  const lines = [
+    '# HELP berth_sandboxes Sandboxes by state (pooled: warm, not yet handed out).',
+    '# TYPE berth_sandboxes gauge',
+  ];
   const states = ['starting', 'running', 'paused', 'stopped', 'error', 'vanished', 'pooled'];
   for (const s of states) lines.push(`berth_sandboxes{state="${s}"} ${input.sandboxesByState[s] ?? 0}`);
   lines.push('# HELP berth_pool_size Ready sandboxes in the warm pool.', '# TYPE berth_pool_size gauge');

@@ -49,7 +49,9 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
           if ('message' in e && typeof e.message === 'string') progress(e.message);
         },
       });
-      progress(`runtime image ${built.tag}${built.cached ? ' (cached)' : ` built in ${Math.round(built.durationMs)} ms`}`);
+      progress(
+        `runtime image ${built.tag}${built.cached ? ' (cached)' : ` built in ${Math.round(built.durationMs)} ms`}`,
+      );
       return built.tag;
     })();
     image.catch(() => {

@@ -7,7 +7,11 @@ export function printJson(value: unknown): void {
 
 export function printTable(rows: string[][], header: string[]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   process.stdout.write(`${line(header)}\n`);
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
 }
@@ -25,7 +29,10 @@ export function explain(err: unknown): { message: string; code: number } {
   }
   const e = err as NodeJS.ErrnoException & { cause?: { code?: string } };
   if (e?.cause?.code === 'ECONNREFUSED' || e?.code === 'ECONNREFUSED') {
-    return { message: 'Cannot reach the control plane: start it with `berth up` (or set BERTH_URL)', code: 1 };
+    return {
+      message: 'Cannot reach the control plane: start it with `berth up` (or set BERTH_URL)',
+      code: 1,
+    };
   }
   return { message: e?.message ?? String(err), code: 1 };
 }
@@ -46,7 +53,9 @@ export function spinner(text: string, enabled = process.stderr.isTTY === true) {
   const t0 = Date.now();
   const timer = enabled
     ? setInterval(() => {
-        process.stderr.write(`\r${frames[i++ % frames.length]} ${current} (${Math.round((Date.now() - t0) / 1000)}s)\x1b[K`);
+        process.stderr.write(
+          `\r${frames[i++ % frames.length]} ${current} (${Math.round((Date.now() - t0) / 1000)}s)\x1b[K`,
+        );
       }, 100)
     : undefined;
   if (!enabled) process.stderr.write(`${text}...\n`);

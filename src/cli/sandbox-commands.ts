@@ -91,6 +91,7 @@ export function registerSandboxCommands(program: Command): void {
   for (const [name, desc] of [
     ['pause', 'Pause a sandbox (processes freeze, state is kept)'],
     ['resume', 'Resume a paused or stopped sandbox'],
+    ['stop', 'Stop a sandbox (processes end; files and ~/.bashrc stay)'],
   ] as const) {
     sandbox
       .command(`${name} <id>`)
@@ -156,13 +157,19 @@ export function registerSandboxCommands(program: Command): void {
         ws.on('close', () => resolve());
       });
       ws.on('message', (raw) => {
-        const m = JSON.parse(raw.toString()) as { type: string; data?: string; message?: string; code?: number };
+        const m = JSON.parse(raw.toString()) as {
+          type: string;
+          data?: string;
+          message?: string;
+          code?: number;
+        };
         if (m.type === 'output') process.stdout.write(m.data ?? '');
         else if (m.type === 'error') process.stderr.write(`\r\nberth: ${m.message}\r\n`);
         else if (m.type === 'exit') ws.close();
       });
       stdin.on('data', (d: Buffer) => {
-        if (d.length === 1 && d[0] === 0x1d) ws.close(); // Ctrl-]
+        if (d.length === 1 && d[0] === 0x1d)
+          ws.close(); // Ctrl-]
         else ws.send(JSON.stringify({ type: 'input', data: d.toString('utf8') }));
       });
       process.stdout.on('resize', () => {

@@ -3,7 +3,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { startControlPlane } from '../api/start.js';
-import { loadControlPlaneConfig, renderConfigTable, resolveControlPlaneConfig } from '../config/control-plane.js';
+import {
+  loadControlPlaneConfig,
+  renderConfigTable,
+  resolveControlPlaneConfig,
+} from '../config/control-plane.js';
 import { PACKAGE_ROOT } from '../docker/image-builder.js';
 import { printJson } from './output.js';
 
@@ -20,11 +24,14 @@ export function registerUpCommand(program: Command): void {
         flags: { host: opts.host, port: opts.port, data_dir: opts.dataDir, config_file: opts.config },
       });
       const t0 = Date.now();
-      const say = (m: string) => process.stderr.write(`[berth ${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}\n`);
+      const say = (m: string) =>
+        process.stderr.write(`[berth ${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}\n`);
       say('connecting to Docker');
       const webDir = join(PACKAGE_ROOT, 'web', 'dist');
       const cp = await startControlPlane({ config, webDir, onProgress: say });
-      say(`control plane listening on ${cp.url}${existsSync(join(webDir, 'index.html')) ? ` (web UI at ${cp.url}/)` : ''}`);
+      say(
+        `control plane listening on ${cp.url}${existsSync(join(webDir, 'index.html')) ? ` (web UI at ${cp.url}/)` : ''}`,
+      );
       if (config.api_keys.length === 0) say('no API keys set: only clients on this machine can reach it');
       process.stdout.write(`berth control plane listening on ${cp.url}\n`);
       const stop = () => {
@@ -49,11 +56,14 @@ export function registerUpCommand(program: Command): void {
         return;
       }
       const { config, sources } = resolveControlPlaneConfig();
-      if (opts.json) printJson({ config: { ...config, api_keys: config.api_keys.map(() => '***') }, sources });
+      if (opts.json)
+        printJson({ config: { ...config, api_keys: config.api_keys.map(() => '***') }, sources });
       else
         for (const [k, src] of Object.entries(sources)) {
           const v = k === 'api_keys' ? '***' : JSON.stringify(getPath(config, k));
-          process.stdout.write(`${k} = ${v}  (${src.kind}${'name' in src ? ` ${src.name}` : ''}${'file' in src ? ` ${src.file}` : ''})\n`);
+          process.stdout.write(
+            `${k} = ${v}  (${src.kind}${'name' in src ? ` ${src.name}` : ''}${'file' in src ? ` ${src.file}` : ''})\n`,
+          );
         }
     });
 }

@@ -34,7 +34,8 @@ export function loadRuntimeServerConfig(
     host: flags.host ?? '0.0.0.0',
     workingDir: flags.workingDir ?? env.WORKSPACE_MOUNT_PATH_IN_SANDBOX ?? process.cwd(),
     sessionApiKey: flags.sessionApiKey ?? (env.SESSION_API_KEY || undefined),
-    noChangeTimeoutSeconds: soft === undefined || soft === '' ? DEFAULT_NO_CHANGE_TIMEOUT_SECONDS : Number(soft),
+    noChangeTimeoutSeconds:
+      soft === undefined || soft === '' ? DEFAULT_NO_CHANGE_TIMEOUT_SECONDS : Number(soft),
     logLevel: env.BERTH_LOG_LEVEL ?? (env.DEBUG === 'true' ? 'debug' : 'info'),
   });
   if (!parsed.success) {

@@ -123,7 +123,11 @@ export class DockerContainerClient implements ContainerClient {
     }
   }
 
-  private async op(what: string, id: string, fn: (c: Dockerode.Container) => Promise<unknown>): Promise<void> {
+  private async op(
+    what: string,
+    id: string,
+    fn: (c: Dockerode.Container) => Promise<unknown>,
+  ): Promise<void> {
     try {
       await fn(this.docker.getContainer(id));
     } catch (err) {
@@ -175,7 +179,9 @@ export class DockerContainerClient implements ContainerClient {
 
   async logs(id: string, tail: number): Promise<string> {
     try {
-      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail, follow: false })) as Buffer;
+      const buf = (await this.docker
+        .getContainer(id)
+        .logs({ stdout: true, stderr: true, tail, follow: false })) as Buffer;
       return demux(buf);
     } catch (err) {
       throw this.toError(err, `logs of container ${id}`);
@@ -184,7 +190,9 @@ export class DockerContainerClient implements ContainerClient {
 
   async exec(id: string, cmd: string[], user?: string): Promise<{ exitCode: number; output: string }> {
     try {
-      const e = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, User: user });
+      const e = await this.docker
+        .getContainer(id)
+        .exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, User: user });
       const stream = await e.start({ hijack: true, stdin: false });
       const chunks: Buffer[] = [];
       await new Promise<void>((resolve, reject) => {

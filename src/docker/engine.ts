@@ -8,7 +8,12 @@
  */
 import Dockerode from 'dockerode';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
-import { type ContainerClient, DockerContainerClient, DockerNetworkClient, type NetworkClient } from './containers.js';
+import {
+  type ContainerClient,
+  DockerContainerClient,
+  DockerNetworkClient,
+  type NetworkClient,
+} from './containers.js';
 import { DockerImageClient, type ImageClient } from './images.js';
 
 /** Used when DOCKER_HOST is unset, like the docker CLI. */

@@ -93,7 +93,7 @@ export function defaultRuntimeImagePaths(root = PACKAGE_ROOT): RuntimeImagePaths
 }
 
 /** One file of the build context. `source` is either the bytes or a file streamed at pack time. */
-interface ContextEntry {
+export interface ContextEntry {
   name: string;
   mode: number;
   size: number;
@@ -423,7 +423,7 @@ export function hashInputs(baseId: string, arch: string, entries: readonly Conte
 }
 
 /** The build context as a tar stream; big files are streamed from disk, not held in memory. */
-function packContext(entries: readonly ContextEntry[]): Readable {
+export function packContext(entries: readonly ContextEntry[]): Readable {
   const p = pack();
   const dirs = new Set<string>();
   const mtime = new Date(0);

@@ -4,13 +4,23 @@
  */
 import { z } from 'zod';
 
-export const SandboxState = z.enum(['starting', 'running', 'paused', 'stopped', 'error', 'vanished', 'deleted']);
+export const SandboxState = z.enum([
+  'starting',
+  'running',
+  'paused',
+  'stopped',
+  'error',
+  'vanished',
+  'deleted',
+]);
 export type SandboxState = z.infer<typeof SandboxState>;
 
 export const NetworkChoice = z
   .string()
   .min(1)
-  .describe('"isolated" (default: Berth bridge, no traffic between sandboxes), "internal" (no egress), "host", or the name of an existing Docker network');
+  .describe(
+    '"isolated" (default: Berth bridge, no traffic between sandboxes), "internal" (no egress), "host", or the name of an existing Docker network',
+  );
 
 export const Limits = z.strictObject({
   cpus: z.number().positive().max(1024).optional().describe('CPU cores, fractional allowed'),
@@ -26,12 +36,26 @@ export const CreateSandboxBody = z.strictObject({
     .min(1)
     .optional()
     .describe('host directory mounted at /workspace (default: WORKSPACE_BASE, if set; none otherwise)'),
-  volumes: z.array(z.string().min(1)).optional().describe('extra mounts, host:container[:ro|rw] or volume:container'),
+  volumes: z
+    .array(z.string().min(1))
+    .optional()
+    .describe('extra mounts, host:container[:ro|rw] or volume:container'),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
   limits: Limits.optional(),
   network: NetworkChoice.optional(),
-  timeout_seconds: z.number().int().min(1).max(7 * 24 * 3600).optional().describe('lifetime; extendable'),
-  idle_timeout_seconds: z.number().int().min(1).optional().describe('reaped after this long without activity'),
+  timeout_seconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .optional()
+    .describe('lifetime; extendable'),
+  idle_timeout_seconds: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe('reaped after this long without activity'),
   labels: z.record(z.string(), z.string()).optional(),
   keep_alive: z.boolean().optional().describe('leave the container when the sandbox is deleted'),
 });
@@ -64,7 +88,17 @@ export const ListSandboxesQuery = z.object({
     .describe('key=value; repeat for several'),
 });
 
-export const ExtendTimeoutBody = z.strictObject({ timeout_seconds: z.number().int().min(1).max(7 * 24 * 3600) });
+export const SetEnvBody = z.strictObject({
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()),
+});
+
+export const ExtendTimeoutBody = z.strictObject({
+  timeout_seconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600),
+});
 
 export const EventKind = z.enum(['action', 'observation', 'lifecycle']);
 export const SandboxEvent = z.object({
@@ -88,7 +122,11 @@ export const EventPage = z.object({ events: z.array(SandboxEvent), next_after: z
 /** Messages on the terminal WebSocket (/api/sandboxes/{id}/terminal). JSON text frames. */
 export const TerminalClientMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('input'), data: z.string() }),
-  z.object({ type: z.literal('resize'), cols: z.number().int().min(2).max(1000), rows: z.number().int().min(2).max(500) }),
+  z.object({
+    type: z.literal('resize'),
+    cols: z.number().int().min(2).max(1000),
+    rows: z.number().int().min(2).max(500),
+  }),
 ]);
 export type TerminalClientMessage = z.infer<typeof TerminalClientMessage>;
 export type TerminalServerMessage =

@@ -7,15 +7,30 @@ export function toBerthError(error: unknown): BerthError {
   if (error instanceof BerthError) return error;
   // An error relayed from another Berth service (SDK error classes carry status and code).
   const relayed = error as { status?: number; code?: string; message?: string };
-  if (typeof relayed?.status === 'number' && typeof relayed.code === 'string' && relayed.code in errorStatus) {
+  if (
+    typeof relayed?.status === 'number' &&
+    typeof relayed.code === 'string' &&
+    relayed.code in errorStatus
+  ) {
     return new BerthError(relayed.code as ErrorCode, relayed.message ?? relayed.code);
   }
-  const validation = (error as { validation?: Array<{ instancePath?: string; message?: string; params?: { issue?: { path?: unknown[] } } }> }).validation;
+  const validation = (
+    error as {
+      validation?: Array<{
+        instancePath?: string;
+        message?: string;
+        params?: { issue?: { path?: unknown[] } };
+      }>;
+    }
+  ).validation;
   if (Array.isArray(validation) && validation.length > 0) {
     const v = validation[0]!;
     const ctx = (error as { validationContext?: string }).validationContext ?? 'body';
     const path = v.instancePath ? v.instancePath.replace(/^\//, '').replace(/\//g, '.') : '';
-    return new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid field ${ctx}${path ? `.${path}` : ''}: ${v.message}`);
+    return new BerthError(
+      ErrorCode.VALIDATION_FAILED,
+      `Invalid field ${ctx}${path ? `.${path}` : ''}: ${v.message}`,
+    );
   }
   const fe = error as FastifyError;
   switch (fe.code) {

@@ -196,7 +196,12 @@ export interface FileEditExtras {
 }
 
 export function fileEditObservation(content: string, extras: FileEditExtras): Observation {
-  return { observation: 'edit', content, extras: { ...extras }, message: `I edited the file ${extras.path}.` };
+  return {
+    observation: 'edit',
+    content,
+    extras: { ...extras },
+    message: `I edited the file ${extras.path}.`,
+  };
 }
 
 export function ipythonObservation(code: string, content: string, imageUrls: string[] | null): Observation {

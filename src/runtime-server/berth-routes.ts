@@ -40,7 +40,11 @@ export function registerBerthRoutes(app: FastifyInstance, services: RuntimeServi
         try {
           msg = TerminalClientMessage.parse(JSON.parse(raw.toString('utf8')));
         } catch {
-          send({ type: 'error', code: 'VALIDATION_FAILED', message: 'expected {type:"input",data} or {type:"resize",cols,rows}' });
+          send({
+            type: 'error',
+            code: 'VALIDATION_FAILED',
+            message: 'expected {type:"input",data} or {type:"resize",cols,rows}',
+          });
           return;
         }
         if (msg.type === 'input') terminal.write(msg.data);

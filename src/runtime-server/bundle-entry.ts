@@ -17,7 +17,11 @@ const { values } = parseArgs({
 });
 
 try {
-  const config = loadRuntimeServerConfig({ port: values.port, host: values.host, workingDir: values['working-dir'] });
+  const config = loadRuntimeServerConfig({
+    port: values.port,
+    host: values.host,
+    workingDir: values['working-dir'],
+  });
   await runRuntimeServerUntilSignal(config);
 } catch (err) {
   process.stderr.write(`berth runtime server failed to start: ${(err as Error).message}\n`);

@@ -1,11 +1,11 @@
 /** Builds the runtime server's services and owns their disposal. */
 import { statfs } from 'node:fs/promises';
-import { BashSession, type ShellProvider } from './openhands/bash-session.js';
-import { ActionExecutor } from './openhands/executor.js';
 import { FileEditor } from './core/editor/editor.js';
 import { PythonKernel } from './core/python/kernel.js';
 import { PtyShell } from './core/shell/pty-shell.js';
 import { TerminalManager } from './core/terminal/terminals.js';
+import { BashSession, type ShellProvider } from './openhands/bash-session.js';
+import { ActionExecutor } from './openhands/executor.js';
 import type { RuntimeServices, RuntimeServicesOptions } from './services.js';
 import { readProcessStats } from './system-stats.js';
 

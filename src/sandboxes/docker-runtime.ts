@@ -58,7 +58,8 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       const [runtime, ...app] = lease.ports as [number, ...number[]];
       const options = containerCreateOptions(spec, { runtime, app });
       options.Labels = { ...options.Labels, [SANDBOX_LABELS.owner]: this.opts.owner };
-      const link = this.opts.reach.kind === 'link' && spec.network.mode !== 'host' ? linkNetwork(spec.id) : undefined;
+      const link =
+        this.opts.reach.kind === 'link' && spec.network.mode !== 'host' ? linkNetwork(spec.id) : undefined;
       if (link) options.Labels = { ...options.Labels, [SANDBOX_LABELS.reachVia]: link };
       let id: string;
       try {
@@ -76,7 +77,11 @@ export class DockerSandboxRuntime implements SandboxRuntime {
             name: link,
             internal: true,
             interContainer: true,
-            labels: { [SANDBOX_LABELS.managed]: 'true', [SANDBOX_LABELS.kind]: 'link', [SANDBOX_LABELS.id]: spec.id },
+            labels: {
+              [SANDBOX_LABELS.managed]: 'true',
+              [SANDBOX_LABELS.kind]: 'link',
+              [SANDBOX_LABELS.id]: spec.id,
+            },
           });
           await this.engine.networks.connect(link, id);
           await this.engine.networks.connect(link, this.opts.reach.selfContainer);
@@ -84,7 +89,11 @@ export class DockerSandboxRuntime implements SandboxRuntime {
         const info = await this.engine.containers.inspect(id);
         const ep = this.endpoint(info, spec.sessionApiKey);
         onProgress?.('waiting for the runtime server');
-        await waitUntilAlive({ url: ep.url, timeoutMs: spec.startTimeoutMs, check: () => this.failIfExited(id) });
+        await waitUntilAlive({
+          url: ep.url,
+          timeoutMs: spec.startTimeoutMs,
+          check: () => this.failIfExited(id),
+        });
         return ep;
       } catch (err) {
         const logs = await this.engine.containers.logs(id, FAILURE_LOG_LINES).catch(() => '');
@@ -110,12 +119,25 @@ export class DockerSandboxRuntime implements SandboxRuntime {
   private async ensureNetwork(spec: SandboxSpec): Promise<void> {
     const labels = { [SANDBOX_LABELS.managed]: 'true', [SANDBOX_LABELS.kind]: 'network' };
     if (spec.network.mode === 'isolated') {
-      await this.engine.networks.ensure({ name: ISOLATED_NETWORK, internal: false, interContainer: false, labels });
+      await this.engine.networks.ensure({
+        name: ISOLATED_NETWORK,
+        internal: false,
+        interContainer: false,
+        labels,
+      });
     } else if (spec.network.mode === 'internal') {
-      await this.engine.networks.ensure({ name: INTERNAL_NETWORK, internal: true, interContainer: false, labels });
+      await this.engine.networks.ensure({
+        name: INTERNAL_NETWORK,
+        internal: true,
+        interContainer: false,
+        labels,
+      });
     } else if (spec.network.mode === 'named') {
       if (!(await this.engine.networks.exists(spec.network.name))) {
-        throw new BerthError(ErrorCode.VALIDATION_FAILED, `Docker network "${spec.network.name}" does not exist`);
+        throw new BerthError(
+          ErrorCode.VALIDATION_FAILED,
+          `Docker network "${spec.network.name}" does not exist`,
+        );
       }
     }
   }
@@ -130,7 +152,8 @@ export class DockerSandboxRuntime implements SandboxRuntime {
     else if (info.labels[SANDBOX_LABELS.reachVia]) {
       const link = info.labels[SANDBOX_LABELS.reachVia]!;
       host = info.networks[link] ?? '';
-      if (!host) throw new BerthError(ErrorCode.UNAVAILABLE, `sandbox ${id} is not on its link network ${link}`);
+      if (!host)
+        throw new BerthError(ErrorCode.UNAVAILABLE, `sandbox ${id} is not on its link network ${link}`);
     } else if (info.networkMode === INTERNAL_NETWORK) {
       // Docker publishes no ports for internal networks; the host reaches the container's address directly.
       host = info.networks[INTERNAL_NETWORK] ?? '';
@@ -146,7 +169,8 @@ export class DockerSandboxRuntime implements SandboxRuntime {
     const info = await this.engine.containers.find(containerName(id));
     if (!info) throw new BerthError(ErrorCode.NOT_FOUND, `No container for sandbox ${id}`);
     if (info.state === 'exited' || info.state === 'created') await this.engine.containers.start(info.id);
-    const key = info.env.find((e) => e.startsWith('SESSION_API_KEY='))?.slice('SESSION_API_KEY='.length) ?? '';
+    const key =
+      info.env.find((e) => e.startsWith('SESSION_API_KEY='))?.slice('SESSION_API_KEY='.length) ?? '';
     return this.endpoint(await this.engine.containers.inspect(info.id), key);
   }
 

@@ -142,7 +142,9 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       this.lifecycle(id, 'failed', message);
       this.changed(id);
       await this.runtime.remove(id).catch(() => undefined);
-      throw err instanceof BerthError ? err : new BerthError(ErrorCode.UNAVAILABLE, `Sandbox failed to start: ${message}`);
+      throw err instanceof BerthError
+        ? err
+        : new BerthError(ErrorCode.UNAVAILABLE, `Sandbox failed to start: ${message}`);
     }
   }
 
@@ -225,9 +227,36 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     if (rec.state === 'running') return rec;
     this.requireState(rec, ['paused', 'stopped']);
     if (rec.state === 'paused') await this.runtime.resume(id);
-    else this.remember(id, await this.runtime.restart(id));
+    else {
+      const ep = await this.runtime.restart(id);
+      this.remember(id, ep);
+      this.store.sandboxes.update(id, { url: ep.url, container_id: ep.containerId });
+    }
     this.store.sandboxes.update(id, { state: 'running', last_activity_at: new Date() });
     this.lifecycle(id, 'resumed', reason);
+    return this.changed(id);
+  }
+
+  /** Stops the container: processes end, files and ~/.bashrc stay; resume starts it again. */
+  async stop(id: string, reason = 'requested'): Promise<SandboxRecord> {
+    const rec = this.get(id);
+    if (rec.state === 'stopped') return rec;
+    this.requireState(rec, ['running', 'paused']);
+    this.clients.get(id)?.close();
+    this.clients.delete(id);
+    if (rec.state === 'paused') await this.runtime.resume(id);
+    await this.runtime.stop(id);
+    this.store.sandboxes.update(id, { state: 'stopped' });
+    this.lifecycle(id, 'stopped', reason);
+    return this.changed(id);
+  }
+
+  /** Adds environment variables to the live shell and to ~/.bashrc (they survive stop and start). */
+  async setEnv(id: string, env: Record<string, string>): Promise<SandboxRecord> {
+    const rec = this.get(id);
+    this.requireState(rec, ['running']);
+    await this.addEnvVars(rec, env);
+    this.lifecycle(id, 'env_added', Object.keys(env).join(', '));
     return this.changed(id);
   }
 
@@ -256,7 +285,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   async executeAction(id: string, body: unknown): Promise<Observation> {
     const client = this.client(id);
     const action = (body as { action?: { timeout?: number } } | undefined)?.action;
-    const timeoutSeconds = typeof action?.timeout === 'number' ? action.timeout : this.settings.actionTimeoutSeconds;
+    const timeoutSeconds =
+      typeof action?.timeout === 'number' ? action.timeout : this.settings.actionTimeoutSeconds;
     this.appendEvent(id, 'action', body, null);
     this.inFlight.set(id, (this.inFlight.get(id) ?? 0) + 1);
     const started = performance.now();
@@ -266,7 +296,12 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       return obs;
     } catch (err) {
       const e = err as BerthError;
-      this.appendEvent(id, 'observation', { error: { code: e.code ?? 'INTERNAL', message: e.message } }, performance.now() - started);
+      this.appendEvent(
+        id,
+        'observation',
+        { error: { code: e.code ?? 'INTERNAL', message: e.message } },
+        performance.now() - started,
+      );
       if (e.code === 'UNAVAILABLE') await this.checkAlive(id);
       throw err;
     } finally {
@@ -301,7 +336,11 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
           const ep = await this.runtime.attach(rec.id);
           this.remember(rec.id, ep);
           if (rec.state !== 'running' || rec.url !== ep.url) {
-            this.store.sandboxes.update(rec.id, { state: 'running', url: ep.url, container_id: ep.containerId });
+            this.store.sandboxes.update(rec.id, {
+              state: 'running',
+              url: ep.url,
+              container_id: ep.containerId,
+            });
             this.lifecycle(rec.id, 'reattached', 'control plane restarted');
           }
         } else if (state === 'paused') {
@@ -325,7 +364,9 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   /** One pass of the reaper: lifetimes, idle limits, and containers no record owns. */
   async reap(): Promise<void> {
     const now = Date.now();
-    for (const rec of this.store.sandboxes.list({ state: ['running', 'paused', 'stopped', 'error', 'starting'] })) {
+    for (const rec of this.store.sandboxes.list({
+      state: ['running', 'paused', 'stopped', 'error', 'starting'],
+    })) {
       if (rec.pool_image) continue;
       if (rec.expires_at && Date.parse(rec.expires_at) <= now) {
         await this.delete(rec.id, { reason: 'lifetime ended' }).catch(() => undefined);
@@ -356,14 +397,31 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       while (!this.disposed && this.store.sandboxes.countPooled(img) < this.settings.poolSize) {
         const id = newSandboxId();
         const key = randomBytes(24).toString('base64url');
-        this.store.sandboxes.insert({ id, state: 'starting', image: img, session_api_key: key, spec: {}, pool_image: img, from_pool: true });
+        this.store.sandboxes.insert({
+          id,
+          state: 'starting',
+          image: img,
+          session_api_key: key,
+          spec: {},
+          pool_image: img,
+          from_pool: true,
+        });
         try {
           const ep = await this.runtime.start(this.buildSpec(id, img, key, {}, null, true));
+          if (this.disposed) {
+            await this.runtime.remove(id).catch(() => undefined);
+            return;
+          }
           this.remember(id, ep);
           this.store.sandboxes.update(id, { state: 'running', url: ep.url, container_id: ep.containerId });
         } catch (err) {
+          if (this.disposed) return;
           this.logger.warn({ err }, 'warm pool start failed');
-          this.store.sandboxes.update(id, { state: 'error', error: (err as Error).message, pool_image: null });
+          this.store.sandboxes.update(id, {
+            state: 'error',
+            error: (err as Error).message,
+            pool_image: null,
+          });
           this.store.sandboxes.markDeleted(id);
           await this.runtime.remove(id).catch(() => undefined);
           break;
@@ -403,14 +461,21 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
         throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid environment variable name "${k}"`);
       }
       const line = `export ${k}=${shellQuote(v)}`;
-      parts.push(line, `sed -i '/^export ${k}=/d' ~/.bashrc`, `printf '%s\\n' ${shellQuote(line)} >> ~/.bashrc`);
+      parts.push(
+        line,
+        `sed -i '/^export ${k}=/d' ~/.bashrc`,
+        `printf '%s\\n' ${shellQuote(line)} >> ~/.bashrc`,
+      );
     }
     const command = `touch ~/.bashrc && ${parts.join(' && ')}`;
     const c = new RuntimeServerClient(rec.url, rec.session_api_key);
     try {
-      const obs = await c.executeAction({ action: { action: 'run', args: { command, hidden: true, blocking: true }, timeout: 30 } });
+      const obs = await c.executeAction({
+        action: { action: 'run', args: { command, hidden: true, blocking: true }, timeout: 30 },
+      });
       const code = (obs.extras as { metadata?: { exit_code?: number } }).metadata?.exit_code;
-      if (code !== 0) throw new BerthError(ErrorCode.INTERNAL, `Setting environment variables failed: ${obs.content}`);
+      if (code !== 0)
+        throw new BerthError(ErrorCode.INTERNAL, `Setting environment variables failed: ${obs.content}`);
     } finally {
       c.close();
     }
@@ -430,7 +495,12 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     }
   }
 
-  private appendEvent(id: string, kind: SandboxEvent['kind'], payload: unknown, durationMs: number | null): void {
+  private appendEvent(
+    id: string,
+    kind: SandboxEvent['kind'],
+    payload: unknown,
+    durationMs: number | null,
+  ): void {
     const e = this.store.events.append({ sandbox_id: id, kind, payload, duration_ms: durationMs });
     this.emit('event', e);
   }
@@ -458,14 +528,23 @@ export function shellQuote(v: string): string {
 export function parseVolume(spec: string): MountSpec {
   const parts = spec.split(':');
   if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) {
-    throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid volume "${spec}": expected host:container[:ro|rw]`);
+    throw new BerthError(
+      ErrorCode.VALIDATION_FAILED,
+      `Invalid volume "${spec}": expected host:container[:ro|rw]`,
+    );
   }
   const mode = parts[2] ?? 'rw';
   if (mode !== 'ro' && mode !== 'rw') {
-    throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid volume mode "${mode}" in "${spec}": use ro or rw`);
+    throw new BerthError(
+      ErrorCode.VALIDATION_FAILED,
+      `Invalid volume mode "${mode}" in "${spec}": use ro or rw`,
+    );
   }
   if (!parts[1].startsWith('/')) {
-    throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid volume "${spec}": the container path must be absolute`);
+    throw new BerthError(
+      ErrorCode.VALIDATION_FAILED,
+      `Invalid volume "${spec}": the container path must be absolute`,
+    );
   }
   return {
     source: parts[0],

@@ -13,9 +13,10 @@
  * Crash leftovers: a lock whose writer process is gone and which is older than STALE_LOCK_GRACE_MS may be
  * taken over by `reserve()`; `sweep(live)` drops the locks of owners that are gone and adopts (re-stamps
  * with this pid) the locks of live owners whose writer died, so a restarted control plane keeps its
- * sandboxes' ports. Taking a lock over is rename-then-check: the lock is renamed to a unique name (only
- * one process can do that), and its content is compared with what was judged stale; if it differs, a
- * fresh lock was moved by mistake and is linked back.
+ * sandboxes' ports. Every takeover, drop or re-stamp of a lock this process does not hold happens while
+ * holding `<port>.takeover` (created with O_EXCL), so two processes never work on one lock at once; the
+ * lock itself is removed by rename-then-check: renamed to a unique name (only one process can), then
+ * compared with what was judged stale, and linked back if it differs.
  */
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
@@ -38,6 +39,8 @@ export const STALE_LOCK_GRACE_MS = 10 * 60_000;
 export const RESERVE_TIMEOUT_MS = 15_000;
 /** A test bind answers at once; this only bounds a wedged kernel call. */
 export const BIND_TEST_TIMEOUT_MS = 2_000;
+/** A takeover holds `<port>.takeover` for milliseconds; one this old was left by a crashed process. */
+export const TAKEOVER_STALE_MS = 30_000;
 /** How long a port Docker called "already allocated" is skipped: it belongs to a container Berth did not lock. */
 export const BAD_PORT_QUARANTINE_MS = 5 * 60_000;
 /** Pause between rounds when every candidate is being tried by another call of this process. */
@@ -102,7 +105,8 @@ function processState(lockDir: string): ProcessState {
 }
 
 const LOCK_FILE = /^(\d+)\.lock$/;
-const MOVED_FILE = /^\d+\.lock\..+\.moved$/;
+const MOVED_FILE = /^\d+\.(lock|takeover)\..+\.moved$/;
+const TAKEOVER_FILE = /^\d+\.takeover$/;
 const HOST = hostname();
 
 type ClaimResult = 'claimed' | 'taken' | 'in-use';
@@ -221,8 +225,9 @@ export class PortAllocator {
     }
     // Files a crashed takeover left behind.
     for (const name of await readdir(this.lockDir).catch(() => [] as string[])) {
-      if (!MOVED_FILE.test(name)) continue;
       const file = join(this.lockDir, name);
+      if (TAKEOVER_FILE.test(name)) await this.clearStaleFile(file, TAKEOVER_STALE_MS);
+      if (!MOVED_FILE.test(name)) continue;
       const info = await stat(file).catch(() => undefined);
       if (info && now - info.mtimeMs > STALE_LOCK_GRACE_MS) await unlink(file).catch(() => undefined);
     }
@@ -347,11 +352,44 @@ export class PortAllocator {
   }
 
   /**
-   * Removes the lock if its content is still `expected` (rename-then-check). Returns true when this call
-   * removed it; a lock someone rewrote meanwhile is put back.
+   * Runs `fn` holding `<port>.takeover`, created with O_EXCL: every removal or rewrite of a lock this
+   * process does not hold goes through it, so no two processes take over (or drop) one lock at once.
+   * Undefined when another process holds it; one left by a crashed process is cleared for the next try.
    */
-  private async seize(port: number, expected: string): Promise<boolean> {
-    const file = this.lockPath(port);
+  private async withTakeover<T>(port: number, fn: () => Promise<T>): Promise<T | undefined> {
+    const file = join(this.lockDir, `${port}.takeover`);
+    const token = `${process.pid} ${HOST} ${randomBytes(8).toString('hex')}`;
+    try {
+      await writeFile(file, token, { flag: 'wx', mode: 0o600 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
+      await this.clearStaleFile(file, TAKEOVER_STALE_MS);
+      return undefined;
+    }
+    try {
+      return await fn();
+    } finally {
+      // Only ours: a takeover file is cleared by others only when far older than any takeover takes.
+      if ((await readFile(file, 'utf8').catch(() => undefined)) === token)
+        await unlink(file).catch(() => undefined);
+    }
+  }
+
+  /** Removes `file` if it is older than `maxAgeMs`, by rename-then-check so a fresh one is never lost. */
+  private async clearStaleFile(file: string, maxAgeMs: number): Promise<void> {
+    const [content, info] = await Promise.all([
+      readFile(file, 'utf8').catch(() => undefined),
+      stat(file).catch(() => undefined),
+    ]);
+    if (content === undefined || !info || this.now() - info.mtimeMs <= maxAgeMs) return;
+    await this.renameAndCheck(file, content);
+  }
+
+  /**
+   * Moves `file` aside (only one process can) and checks it still holds `expected`; if it holds
+   * something else (rewritten since it was read), it is put back. True when `file` was removed.
+   */
+  private async renameAndCheck(file: string, expected: string): Promise<boolean> {
     const moved = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.moved`;
     try {
       await rename(file, moved);
@@ -359,33 +397,36 @@ export class PortAllocator {
       return false; // someone else moved or removed it first
     }
     const content = await readFile(moved, 'utf8').catch(() => undefined);
-    if (content === expected) {
-      await unlink(moved).catch(() => undefined);
-      return true;
-    }
-    // We moved a lock written after we read the stale one: put it back. If a third process has claimed
-    // the port meanwhile, link fails; theirs stands, and the moved one is dropped.
-    await link(moved, file).catch(() => undefined);
+    if (content !== expected) await link(moved, file).catch(() => undefined);
     await unlink(moved).catch(() => undefined);
-    return false;
+    return content === expected;
   }
 
-  /** Re-stamps a live owner's lock whose writer died with this pid, and holds it here. */
+  /**
+   * Removes the lock of `port` if it still holds `expected` (the content judged stale or released).
+   * True when this call removed it.
+   */
+  private async seize(port: number, expected: string): Promise<boolean> {
+    const removed = await this.withTakeover(port, () => this.renameAndCheck(this.lockPath(port), expected));
+    return removed ?? false;
+  }
+
+  /**
+   * Re-stamps a live owner's lock whose writer died with this pid, and holds it here. The new content
+   * replaces the old in one rename, so the port is never free in between.
+   */
   private async adopt(port: number, expected: string, owner: string): Promise<void> {
     const file = this.lockPath(port);
     const atMs = this.now();
-    const fresh = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.new`;
+    const fresh = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.moved`;
     this.state.trying.add(port);
     try {
-      await writeFile(fresh, lockContent(owner, atMs), { mode: 0o600 });
-      if (!(await this.seize(port, expected))) return;
-      try {
-        await link(fresh, file);
+      await this.withTakeover(port, async () => {
+        if ((await readFile(file, 'utf8').catch(() => undefined)) !== expected) return;
+        await writeFile(fresh, lockContent(owner, atMs), { mode: 0o600 });
+        await rename(fresh, file);
         this.state.held.set(port, { owner, atMs });
-      } catch {
-        // Claimed by someone else in the instant it was free: the owner's container will keep it, and
-        // Docker will refuse theirs with "port is already allocated".
-      }
+      });
     } finally {
       await unlink(fresh).catch(() => undefined);
       this.state.trying.delete(port);

@@ -15,15 +15,18 @@ const PROBE_TIMEOUT_MS = 2000;
 export function probeAlive(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<boolean> {
   return new Promise((resolve) => {
     const u = new URL('/alive', url);
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'GET', timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        body += d;
-      });
-      res.on('end', () => resolve(res.statusCode === 200 && body.includes('"ok"')));
-      res.on('error', () => resolve(false));
-    });
+    const req = request(
+      { host: u.hostname, port: u.port, path: u.pathname, method: 'GET', timeout: timeoutMs },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          body += d;
+        });
+        res.on('end', () => resolve(res.statusCode === 200 && body.includes('"ok"')));
+        res.on('error', () => resolve(false));
+      },
+    );
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));
     req.end();

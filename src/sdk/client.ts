@@ -6,15 +6,9 @@
  *   const out = await berth.sandbox(sb.id).run('ls');
  */
 import WebSocket from 'ws';
-import type {
-  CreateSandboxBody,
-  EventPage,
-  Sandbox,
-  SandboxEvent,
-  SandboxState,
-} from '../protocol/api.js';
-import type { Observation } from '../protocol/openhands.js';
 import type { z } from 'zod';
+import type { CreateSandboxBody, EventPage, Sandbox, SandboxEvent, SandboxState } from '../protocol/api.js';
+import type { Observation } from '../protocol/openhands.js';
 import { errorFromResponse } from './errors.js';
 
 export interface BerthClientOptions {
@@ -45,7 +39,12 @@ export class BerthClient {
   }
 
   /** Low-level request; throws a typed BerthApiError for any non-2xx answer. */
-  async request<T>(method: string, path: string, body?: unknown, timeoutMs = this.requestTimeoutMs): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    timeoutMs = this.requestTimeoutMs,
+  ): Promise<T> {
     const headers: Record<string, string> = {};
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
@@ -72,15 +71,27 @@ export class BerthClient {
       if (filter.state) q.set('state', filter.state);
       for (const [k, v] of Object.entries(filter.labels ?? {})) q.append('label', `${k}=${v}`);
       const qs = q.toString();
-      return this.request<{ sandboxes: Sandbox[] }>('GET', `/api/sandboxes${qs ? `?${qs}` : ''}`).then((r) => r.sandboxes);
+      return this.request<{ sandboxes: Sandbox[] }>('GET', `/api/sandboxes${qs ? `?${qs}` : ''}`).then(
+        (r) => r.sandboxes,
+      );
     },
     get: (id: string) => this.request<Sandbox>('GET', `/api/sandboxes/${encodeURIComponent(id)}`),
     delete: (id: string, opts: { keep?: boolean } = {}) =>
-      this.request<void>('DELETE', `/api/sandboxes/${encodeURIComponent(id)}${opts.keep ? '?keep=true' : ''}`),
+      this.request<void>(
+        'DELETE',
+        `/api/sandboxes/${encodeURIComponent(id)}${opts.keep ? '?keep=true' : ''}`,
+      ),
     pause: (id: string) => this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/pause`),
-    resume: (id: string) => this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/resume`, undefined, 120_000),
+    resume: (id: string) =>
+      this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/resume`, undefined, 120_000),
+    stop: (id: string) =>
+      this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/stop`, undefined, 120_000),
+    setEnv: (id: string, env: Record<string, string>) =>
+      this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/env`, { env }),
     extendTimeout: (id: string, timeoutSeconds: number) =>
-      this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/timeout`, { timeout_seconds: timeoutSeconds }),
+      this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/timeout`, {
+        timeout_seconds: timeoutSeconds,
+      }),
   };
 
   /** Actions, files and events of one sandbox. */
@@ -105,7 +116,11 @@ export class SandboxApi {
   }
 
   /** Sends any OpenHands action and returns its observation. */
-  executeAction(action: string, args: Record<string, unknown>, timeoutSeconds?: number): Promise<Observation> {
+  executeAction(
+    action: string,
+    args: Record<string, unknown>,
+    timeoutSeconds?: number,
+  ): Promise<Observation> {
     const body = { action: { action, args, ...(timeoutSeconds ? { timeout: timeoutSeconds } : {}) } };
     const httpTimeout = ((timeoutSeconds ?? 120) + 30) * 1000;
     return this.client.request<Observation>('POST', `${this.base}/execute_action`, body, httpTimeout);
@@ -114,7 +129,11 @@ export class SandboxApi {
   /** Runs a command in the sandbox's persistent shell. */
   run(command: string, opts: RunOptions = {}): Promise<Observation> {
     const blocking = opts.timeoutSeconds !== undefined && !opts.soft;
-    return this.executeAction('run', { command, is_input: opts.isInput ?? false, blocking }, opts.timeoutSeconds);
+    return this.executeAction(
+      'run',
+      { command, is_input: opts.isInput ?? false, blocking },
+      opts.timeoutSeconds,
+    );
   }
 
   read(path: string, range: { start?: number; end?: number } = {}): Promise<Observation> {
@@ -143,11 +162,20 @@ export class SandboxApi {
   }
 
   listFiles(path?: string): Promise<string[]> {
-    return this.client.request<string[]>('POST', `${this.base}/list_files`, path === undefined ? {} : { path });
+    return this.client.request<string[]>(
+      'POST',
+      `${this.base}/list_files`,
+      path === undefined ? {} : { path },
+    );
   }
 
   /** Uploads bytes as destination/<filename>; a .zip (or recursive) upload is unpacked there. */
-  async upload(destination: string, filename: string, data: Blob | Uint8Array, recursive = false): Promise<unknown> {
+  async upload(
+    destination: string,
+    filename: string,
+    data: Blob | Uint8Array,
+    recursive = false,
+  ): Promise<unknown> {
     const form = new FormData();
     form.append('file', data instanceof Blob ? data : new Blob([data]), filename);
     const q = new URLSearchParams({ destination, recursive: String(recursive) });
@@ -163,9 +191,12 @@ export class SandboxApi {
 
   /** Downloads a file or directory as a zip. */
   async download(path: string): Promise<Uint8Array> {
-    const res = await fetch(`${this.client.url}${this.base}/download_files?path=${encodeURIComponent(path)}`, {
-      headers: this.client.authHeader(),
-    });
+    const res = await fetch(
+      `${this.client.url}${this.base}/download_files?path=${encodeURIComponent(path)}`,
+      {
+        headers: this.client.authHeader(),
+      },
+    );
     if (!res.ok) throw errorFromResponse(res.status, await res.text());
     return new Uint8Array(await res.arrayBuffer());
   }

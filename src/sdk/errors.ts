@@ -58,7 +58,12 @@ export function errorFromResponse(status: number, bodyText: string): BerthApiErr
   let message = bodyText.slice(0, 500) || `HTTP ${status}`;
   let details: unknown;
   try {
-    const body = JSON.parse(bodyText) as { code?: string; message?: string; details?: unknown; detail?: string };
+    const body = JSON.parse(bodyText) as {
+      code?: string;
+      message?: string;
+      details?: unknown;
+      detail?: string;
+    };
     if (body.code) code = body.code;
     if (body.message) message = body.message;
     else if (body.detail) message = body.detail;

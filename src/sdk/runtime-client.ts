@@ -45,7 +45,9 @@ export class RuntimeServerClient {
         },
         resolve,
       );
-      r.on('timeout', () => r.destroy(new BerthApiError(504, 'TIMEOUT', `runtime server did not answer ${req.path} in time`)));
+      r.on('timeout', () =>
+        r.destroy(new BerthApiError(504, 'TIMEOUT', `runtime server did not answer ${req.path} in time`)),
+      );
       r.on('error', (err) =>
         reject(
           err instanceof BerthApiError

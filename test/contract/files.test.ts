@@ -71,7 +71,9 @@ describe('write and read', () => {
     const img = await c.act('read', { path: 'pixel.png' });
     expect(img.content).toBe(`data:image/png;base64,${PNG_B64}`);
     await c.run("printf '%%PDF-1.4\\n%%\\xe2\\xe3\\n' > doc.pdf");
-    expect((await c.act('read', { path: 'doc.pdf' })).content).toMatch(/^data:application\/pdf;base64,JVBERi0xLjQK/);
+    expect((await c.act('read', { path: 'doc.pdf' })).content).toMatch(
+      /^data:application\/pdf;base64,JVBERi0xLjQK/,
+    );
   });
 });
 
@@ -88,9 +90,16 @@ describe('str_replace editor', () => {
     const view = await c.act('read', { path: p, impl_source: 'oh_aci' });
     expect(view.observation).toBe('read');
     expect(view.extras.impl_source).toBe('oh_aci');
-    expect(view.content).toBe(`Here's the result of running \`cat -n\` on ${p}:\n     1\ta = 1\n     2\tb = 2\n     3\t\n`);
+    expect(view.content).toBe(
+      `Here's the result of running \`cat -n\` on ${p}:\n     1\ta = 1\n     2\tb = 2\n     3\t\n`,
+    );
 
-    const replaced = await c.act('edit', { command: 'str_replace', path: p, old_str: 'b = 2', new_str: 'b = 3' });
+    const replaced = await c.act('edit', {
+      command: 'str_replace',
+      path: p,
+      old_str: 'b = 2',
+      new_str: 'b = 3',
+    });
     expect(replaced.content.startsWith(`The file ${p} has been edited. `)).toBe(true);
     expect(replaced.content).toContain('     2\tb = 3');
     expect(replaced.extras.old_content).toBe('b = 2');
@@ -114,7 +123,9 @@ describe('str_replace editor', () => {
       'ERROR:\nNo replacement was performed. Multiple occurrences of old_str `dup` in lines [1, 2]. Please ensure it is unique.',
     );
     const none = await c.act('edit', { command: 'str_replace', path: p, old_str: 'zzz', new_str: 'x' });
-    expect(none.content).toBe(`ERROR:\nNo replacement was performed, old_str \`zzz\` did not appear verbatim in ${p}.`);
+    expect(none.content).toBe(
+      `ERROR:\nNo replacement was performed, old_str \`zzz\` did not appear verbatim in ${p}.`,
+    );
     const exists = await c.act('edit', { command: 'create', path: p, file_text: '' });
     expect(exists.content).toBe(
       `ERROR:\nInvalid \`path\` parameter: ${p}. File already exists at: ${p}. Cannot overwrite files using command \`create\`.`,

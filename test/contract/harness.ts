@@ -43,7 +43,16 @@ export async function startHostTarget(options: TargetOptions = {}): Promise<Runt
   const key = randomBytes(16).toString('hex');
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'runtime-server', '--port', '0', '--working-dir', workspace],
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'src/cli/main.ts'),
+      'runtime-server',
+      '--port',
+      '0',
+      '--working-dir',
+      workspace,
+    ],
     {
       cwd: ROOT,
       env: { ...process.env, SESSION_API_KEY: key, BERTH_LOG_LEVEL: 'warn', ...options.env },
@@ -99,7 +108,9 @@ export class RuntimeClient {
   async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
     const res = await fetch(this.target.url + path, {
       method,
-      headers: this.headers(body === undefined ? headers : { 'content-type': 'application/json', ...headers }),
+      headers: this.headers(
+        body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      ),
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();

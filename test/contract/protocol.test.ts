@@ -93,7 +93,9 @@ describe('bad requests get 4xx JSON errors that name the problem', () => {
   });
 
   it('a body over the limit gets 413', async () => {
-    const huge = JSON.stringify({ action: { action: 'write', args: { path: 'x', content: 'a'.repeat(65 * 1024 * 1024) } } });
+    const huge = JSON.stringify({
+      action: { action: 'write', args: { path: 'x', content: 'a'.repeat(65 * 1024 * 1024) } },
+    });
     const r = await c.request('POST', '/execute_action', huge);
     expect(r.status).toBe(413);
     expect(r.json.code).toBe('PAYLOAD_TOO_LARGE');
@@ -119,7 +121,9 @@ describe('actions run one at a time; the rest is answered meanwhile', () => {
       c.request('GET', '/alive'),
       c.request('GET', '/server_info'),
       c.request('POST', '/list_files', {}),
-      fetch(`${target.url}/download_files?path=${encodeURIComponent(target.workspace)}`, { headers: c.headers() }),
+      fetch(`${target.url}/download_files?path=${encodeURIComponent(target.workspace)}`, {
+        headers: c.headers(),
+      }),
     ]);
     const elapsed = Date.now() - t0;
     expect(alive.status).toBe(200);

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Obs, RuntimeClient, type RuntimeTarget, startRuntimeTarget } from './harness.js';
 
 const TIMEOUT_MESSAGE =
-  "You may wait longer to see additional output by sending empty command '', send other commands to interact with the current process, send keys (\"C-c\", \"C-z\", \"C-d\") to interrupt/kill the previous command before sending your new command, or use the timeout parameter in execute_bash for future commands.";
+  'You may wait longer to see additional output by sending empty command \'\', send other commands to interact with the current process, send keys ("C-c", "C-z", "C-d") to interrupt/kill the previous command before sending your new command, or use the timeout parameter in execute_bash for future commands.';
 const SOFT_SECONDS = 2;
 
 let target: RuntimeTarget;
@@ -79,7 +79,7 @@ describe('run: basics', () => {
   });
 
   it('a long single line comes back as one line', async () => {
-    const o = await c.run("python3 -c \"print('x' * 5000)\"");
+    const o = await c.run('python3 -c "print(\'x\' * 5000)"');
     expect(o.content).toBe('x'.repeat(5000));
   });
 
@@ -146,7 +146,9 @@ describe('run: timeouts and interaction', () => {
     expect(blocked.extras.metadata.prefix).toBe('');
     expect(blocked.extras.metadata.exit_code).toBe(0);
     const frac = await c.run('sleep 5', { blocking: true }, 2.5);
-    expect(frac.extras.metadata.suffix).toBe(`\n[The command timed out after 2.5 seconds. ${TIMEOUT_MESSAGE}]`);
+    expect(frac.extras.metadata.suffix).toBe(
+      `\n[The command timed out after 2.5 seconds. ${TIMEOUT_MESSAGE}]`,
+    );
     await reset();
   });
 
@@ -162,7 +164,9 @@ describe('run: timeouts and interaction', () => {
     );
     const stopped = await c.run('C-c', { is_input: true });
     expect(stopped.extras.metadata.exit_code).toBe(130);
-    expect(stopped.extras.metadata.suffix).toBe('\n[The command completed with exit code 130. CTRL+C was sent.]');
+    expect(stopped.extras.metadata.suffix).toBe(
+      '\n[The command completed with exit code 130. CTRL+C was sent.]',
+    );
   });
 
   it('Ctrl-C on a shell loop gives 130', async () => {
@@ -195,7 +199,7 @@ describe('run: timeouts and interaction', () => {
     const answered = await c.run('Ada', { is_input: true });
     expect(answered.content).toContain('hello Ada');
     expect(answered.extras.metadata.exit_code).toBe(0);
-    await c.run('python3 -c "x = input(\'? \'); print(\'got\', x)"');
+    await c.run("python3 -c \"x = input('? '); print('got', x)\"");
     const py = await c.run('42', { is_input: true });
     expect(py.content).toContain('got 42');
   });

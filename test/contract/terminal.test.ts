@@ -33,7 +33,8 @@ function connect(id: string, key = target.key) {
     async waitFor(text: string, ms = 10_000) {
       const end = Date.now() + ms;
       while (!output.includes(text)) {
-        if (Date.now() > end) throw new Error(`did not see ${JSON.stringify(text)} in ${JSON.stringify(output.slice(-500))}`);
+        if (Date.now() > end)
+          throw new Error(`did not see ${JSON.stringify(text)} in ${JSON.stringify(output.slice(-500))}`);
         await new Promise((r) => setTimeout(r, 20));
       }
     },

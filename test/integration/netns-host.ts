@@ -34,16 +34,24 @@ export async function startTestHost(): Promise<TestHost> {
     sh('netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
     sh('netns', 'exec', ns, 'ip', 'route', 'add', 'default', 'via', hostIp);
     const port = 18080;
-    server = spawn('ip', ['netns', 'exec', ns, 'python3', '-m', 'http.server', String(port), '--bind', nsIp], {
-      stdio: 'ignore',
-      cwd: '/',
-    });
+    server = spawn(
+      'ip',
+      ['netns', 'exec', ns, 'python3', '-m', 'http.server', String(port), '--bind', nsIp],
+      {
+        stdio: 'ignore',
+        cwd: '/',
+      },
+    );
     // Wait until it answers from this machine.
     for (let i = 0; i < 100; i++) {
       try {
-        execFileSync('python3', ['-c', `import urllib.request as u; u.urlopen('http://${nsIp}:${port}/', timeout=1)`], {
-          stdio: 'ignore',
-        });
+        execFileSync(
+          'python3',
+          ['-c', `import urllib.request as u; u.urlopen('http://${nsIp}:${port}/', timeout=1)`],
+          {
+            stdio: 'ignore',
+          },
+        );
         break;
       } catch {
         await new Promise((r) => setTimeout(r, 100));

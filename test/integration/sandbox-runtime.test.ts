@@ -1,8 +1,8 @@
 /** The Docker runtime on the real engine: ownership, ports, isolation, egress, pause, failures. */
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RuntimeServerClient } from '../../src/sdk/runtime-client.js';
 import type { SandboxEndpoint, SandboxSpec } from '../../src/sandboxes/types.js';
+import { RuntimeServerClient } from '../../src/sdk/runtime-client.js';
 import { engine, engineAvailable, hostWorkspace, runtime, specFor } from './docker-target.js';
 import { startTestHost, type TestHost } from './netns-host.js';
 
@@ -17,7 +17,9 @@ async function start(overrides: Partial<SandboxSpec> = {}) {
 }
 
 async function run(client: RuntimeServerClient, command: string, timeout = 30) {
-  const obs = await client.executeAction({ action: { action: 'run', args: { command, blocking: true }, timeout } });
+  const obs = await client.executeAction({
+    action: { action: 'run', args: { command, blocking: true }, timeout },
+  });
   return { out: obs.content, code: (obs.extras as any).metadata.exit_code as number };
 }
 
@@ -30,7 +32,9 @@ describe.skipIf(unavailable !== undefined)('Docker runtime', () => {
     const ws = hostWorkspace();
     const { client } = await start({ workspaceHostPath: ws, userId: 1234 });
     await run(client, 'echo shell > /workspace/shell.txt && mkdir /workspace/dir');
-    await client.executeAction({ action: { action: 'write', args: { path: '/workspace/write.txt', content: 'w' } } });
+    await client.executeAction({
+      action: { action: 'write', args: { path: '/workspace/write.txt', content: 'w' } },
+    });
     await client.executeAction({
       action: { action: 'edit', args: { command: 'create', path: '/workspace/editor.txt', file_text: 'e' } },
     });
@@ -49,7 +53,10 @@ describe.skipIf(unavailable !== undefined)('Docker runtime', () => {
       const st = statSync(`${ws}/${f}`);
       expect({ f, uid: st.uid, gid: st.gid }).toEqual({ f, uid: 1234, gid: 1234 });
     }
-    expect((await run(client, 'id -u && id -g && whoami')).out.split('\n').slice(0, 2)).toEqual(['1234', '1234']);
+    expect((await run(client, 'id -u && id -g && whoami')).out.split('\n').slice(0, 2)).toEqual([
+      '1234',
+      '1234',
+    ]);
     expect((await run(client, 'sudo -n true && echo sudo-ok')).out).toBe('sudo-ok');
   });
 
@@ -65,7 +72,9 @@ describe.skipIf(unavailable !== undefined)('Docker runtime', () => {
     expect(spec.bindingAddress).toBe('127.0.0.1');
     // Hardening: an init as pid 1, no raw sockets, limits applied.
     expect((await run(client, 'cat /proc/1/comm')).out).toMatch(/docker-init|tini/);
-    expect((await run(client, 'cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max')).out).toBe('1024');
+    expect(
+      (await run(client, 'cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max')).out,
+    ).toBe('1024');
   });
 
   it('one sandbox cannot reach another on the isolated network, though each is reachable from the host', async () => {
@@ -104,7 +113,10 @@ describe.skipIf(unavailable !== undefined)('Docker runtime', () => {
 
   it('pause and resume keep a running process and the shell cwd', async () => {
     const { spec, client } = await start();
-    await run(client, 'mkdir -p /tmp/here; cd /tmp/here; (while true; do date +%s%N >> /tmp/ticks; sleep 0.2; done) &');
+    await run(
+      client,
+      'mkdir -p /tmp/here; cd /tmp/here; (while true; do date +%s%N >> /tmp/ticks; sleep 0.2; done) &',
+    );
     const before = Number((await run(client, 'wc -l < /tmp/ticks')).out);
     await runtime.pause(spec.id);
     expect(await runtime.state(spec.id)).toBe('paused');
@@ -120,7 +132,9 @@ describe.skipIf(unavailable !== undefined)('Docker runtime', () => {
   it('a runtime server killed inside the container gives a clear error, not a hang', async () => {
     const { spec, ep, client } = await start();
     await engine.containers.exec(ep.containerId, ['sh', '-c', 'pkill -KILL -f runtime-server.mjs'], 'root');
-    await expect(client.executeAction({ action: { action: 'run', args: { command: 'true' } } }, 10_000)).rejects.toMatchObject({
+    await expect(
+      client.executeAction({ action: { action: 'run', args: { command: 'true' } } }, 10_000),
+    ).rejects.toMatchObject({
       code: 'UNAVAILABLE',
     });
     let state = await runtime.state(spec.id);
@@ -133,9 +147,9 @@ describe.skipIf(unavailable !== undefined)('Docker runtime', () => {
 
   it('a container that exits at start fails the start at once with its last log lines', async () => {
     const t0 = Date.now();
-    await expect(start({ env: { SANDBOX_USER_ID: 'not-a-number' } as Record<string, string>, userId: -1 })).rejects.toThrow(
-      /failed to start[\s\S]*SANDBOX_USER_ID/,
-    );
+    await expect(
+      start({ env: { SANDBOX_USER_ID: 'not-a-number' } as Record<string, string>, userId: -1 }),
+    ).rejects.toThrow(/failed to start[\s\S]*SANDBOX_USER_ID/);
     // Far sooner than the 60 s start timeout: the exit was noticed, not waited out.
     expect(Date.now() - t0).toBeLessThan(30_000);
   });

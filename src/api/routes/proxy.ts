@@ -43,35 +43,48 @@ export function proxyRoutes(manager: SandboxManager, latency: ActionLatency): Fa
 
     app.get<IdReq>('/api/sandboxes/:id/stats', async (req) => manager.client(req.params.id).serverInfo());
 
-    app.get<IdReq & { Querystring: Record<string, string> }>('/api/sandboxes/:id/download_files', async (req, reply) => {
-      const client = manager.client(req.params.id);
-      manager.touch(req.params.id);
-      const q = new URLSearchParams(req.query).toString();
-      const res = await client.send({ method: 'GET', path: `/download_files?${q}`, timeoutMs: TRANSFER_IDLE_TIMEOUT_MS });
-      return relay(res, reply);
-    });
+    app.get<IdReq & { Querystring: Record<string, string> }>(
+      '/api/sandboxes/:id/download_files',
+      async (req, reply) => {
+        const client = manager.client(req.params.id);
+        manager.touch(req.params.id);
+        const q = new URLSearchParams(req.query).toString();
+        const res = await client.send({
+          method: 'GET',
+          path: `/download_files?${q}`,
+          timeoutMs: TRANSFER_IDLE_TIMEOUT_MS,
+        });
+        return relay(res, reply);
+      },
+    );
 
-    app.post<IdReq & { Querystring: Record<string, string> }>('/api/sandboxes/:id/upload_file', async (req, reply) => {
-      const client = manager.client(req.params.id);
-      manager.touch(req.params.id);
-      const q = new URLSearchParams(req.query).toString();
-      const headers: Record<string, string> = {};
-      for (const h of ['content-type', 'content-length', 'transfer-encoding']) {
-        const v = req.headers[h];
-        if (typeof v === 'string') headers[h] = v;
-      }
-      if (!headers['content-type']?.startsWith('multipart/form-data')) {
-        throw new BerthError(ErrorCode.UNSUPPORTED_MEDIA_TYPE, 'Expected a multipart/form-data body with a `file` field');
-      }
-      const res = await client.send({
-        method: 'POST',
-        path: `/upload_file?${q}`,
-        headers,
-        body: req.body as IncomingMessage,
-        timeoutMs: TRANSFER_IDLE_TIMEOUT_MS,
-      });
-      return relay(res, reply);
-    });
+    app.post<IdReq & { Querystring: Record<string, string> }>(
+      '/api/sandboxes/:id/upload_file',
+      async (req, reply) => {
+        const client = manager.client(req.params.id);
+        manager.touch(req.params.id);
+        const q = new URLSearchParams(req.query).toString();
+        const headers: Record<string, string> = {};
+        for (const h of ['content-type', 'content-length', 'transfer-encoding']) {
+          const v = req.headers[h];
+          if (typeof v === 'string') headers[h] = v;
+        }
+        if (!headers['content-type']?.startsWith('multipart/form-data')) {
+          throw new BerthError(
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            'Expected a multipart/form-data body with a `file` field',
+          );
+        }
+        const res = await client.send({
+          method: 'POST',
+          path: `/upload_file?${q}`,
+          headers,
+          body: req.body as IncomingMessage,
+          timeoutMs: TRANSFER_IDLE_TIMEOUT_MS,
+        });
+        return relay(res, reply);
+      },
+    );
   };
 }
 

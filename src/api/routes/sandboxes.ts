@@ -7,6 +7,7 @@ import {
   ListSandboxesQuery,
   Sandbox,
   SandboxList,
+  SetEnvBody,
 } from '../../protocol/api.js';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import type { SandboxManager } from '../../sandboxes/manager.js';
@@ -32,13 +33,24 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
 
     app.get(
       '/api/sandboxes',
-      { schema: { tags: ['sandboxes'], summary: 'List sandboxes', querystring: ListSandboxesQuery, response: { 200: SandboxList } } },
+      {
+        schema: {
+          tags: ['sandboxes'],
+          summary: 'List sandboxes',
+          querystring: ListSandboxesQuery,
+          response: { 200: SandboxList },
+        },
+      },
       async (req) => {
         const labels: Record<string, string> = {};
         const raw = req.query.label === undefined ? [] : [req.query.label].flat();
         for (const pair of raw) {
           const at = pair.indexOf('=');
-          if (at <= 0) throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid label filter "${pair}": expected key=value`);
+          if (at <= 0)
+            throw new BerthError(
+              ErrorCode.VALIDATION_FAILED,
+              `Invalid label filter "${pair}": expected key=value`,
+            );
           labels[pair.slice(0, at)] = pair.slice(at + 1);
         }
         return { sandboxes: manager.list({ state: req.query.state, labels }).map(toApiSandbox) };
@@ -64,21 +76,62 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
       },
       async (req, reply) => {
         manager.get(req.params.id);
-        await manager.delete(req.params.id, { keep: req.query.keep === undefined ? undefined : req.query.keep === 'true' });
+        await manager.delete(req.params.id, {
+          keep: req.query.keep === undefined ? undefined : req.query.keep === 'true',
+        });
         return reply.code(204).send(null);
       },
     );
 
     app.post(
       '/api/sandboxes/:id/pause',
-      { schema: { tags: ['sandboxes'], params: IdParams, response: { 200: Sandbox, 404: ErrorBodySchema, 409: ErrorBodySchema } } },
+      {
+        schema: {
+          tags: ['sandboxes'],
+          params: IdParams,
+          response: { 200: Sandbox, 404: ErrorBodySchema, 409: ErrorBodySchema },
+        },
+      },
       async (req) => toApiSandbox(await manager.pause(req.params.id)),
     );
 
     app.post(
       '/api/sandboxes/:id/resume',
-      { schema: { tags: ['sandboxes'], params: IdParams, response: { 200: Sandbox, 404: ErrorBodySchema, 409: ErrorBodySchema } } },
+      {
+        schema: {
+          tags: ['sandboxes'],
+          params: IdParams,
+          response: { 200: Sandbox, 404: ErrorBodySchema, 409: ErrorBodySchema },
+        },
+      },
       async (req) => toApiSandbox(await manager.resume(req.params.id)),
+    );
+
+    app.post(
+      '/api/sandboxes/:id/stop',
+      {
+        schema: {
+          tags: ['sandboxes'],
+          summary: 'Stop the container (processes end; files and ~/.bashrc stay); resume starts it again',
+          params: IdParams,
+          response: { 200: Sandbox, 404: ErrorBodySchema, 409: ErrorBodySchema },
+        },
+      },
+      async (req) => toApiSandbox(await manager.stop(req.params.id)),
+    );
+
+    app.post(
+      '/api/sandboxes/:id/env',
+      {
+        schema: {
+          tags: ['sandboxes'],
+          summary: "Add environment variables to the sandbox's shell and ~/.bashrc (OpenHands' add_env_vars)",
+          params: IdParams,
+          body: SetEnvBody,
+          response: { 200: Sandbox, 404: ErrorBodySchema, 409: ErrorBodySchema },
+        },
+      },
+      async (req) => toApiSandbox(await manager.setEnv(req.params.id, req.body.env)),
     );
 
     app.post(

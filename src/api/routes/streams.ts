@@ -4,8 +4,8 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import WebSocket from 'ws';
-import { EventsQuery, EventPage } from '../../protocol/api.js';
 import type { SandboxEvent } from '../../protocol/api.js';
+import { EventPage, EventsQuery } from '../../protocol/api.js';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import type { SandboxManager } from '../../sandboxes/manager.js';
 import type { Store } from '../../store/store.js';
@@ -20,7 +20,8 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
       async (req) => {
         store.sandboxes.get(req.params.id);
         const q = EventsQuery.safeParse(req.query);
-        if (!q.success) throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid query: ${q.error.issues[0]?.message}`);
+        if (!q.success)
+          throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid query: ${q.error.issues[0]?.message}`);
         return EventPage.parse(store.events.page(req.params.id, q.data.after, q.data.limit));
       },
     );
@@ -84,7 +85,8 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
         let target: { url: string; key: string };
         try {
           const rec = manager.get(req.params.id);
-          if (rec.state !== 'running') throw new BerthError(ErrorCode.CONFLICT, `Sandbox ${rec.id} is ${rec.state}`);
+          if (rec.state !== 'running')
+            throw new BerthError(ErrorCode.CONFLICT, `Sandbox ${rec.id} is ${rec.state}`);
           target = { url: rec.url, key: rec.session_api_key };
         } catch (err) {
           const e = err as BerthError;
@@ -93,9 +95,12 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
         }
         const session = (req.query.session ?? 'main').replace(/[^A-Za-z0-9_-]/g, '').slice(0, 64) || 'main';
         const q = new URLSearchParams({ cols: req.query.cols ?? '120', rows: req.query.rows ?? '32' });
-        const upstream = new WebSocket(`${target.url.replace(/^http/, 'ws')}/berth/terminals/${session}?${q}`, {
-          headers: { 'X-Session-API-Key': target.key },
-        });
+        const upstream = new WebSocket(
+          `${target.url.replace(/^http/, 'ws')}/berth/terminals/${session}?${q}`,
+          {
+            headers: { 'X-Session-API-Key': target.key },
+          },
+        );
         const pending: string[] = [];
         upstream.on('open', () => {
           for (const m of pending.splice(0)) upstream.send(m);

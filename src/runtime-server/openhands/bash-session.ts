@@ -60,8 +60,10 @@ export class BashSession {
     const shell = await this.shells.shell();
 
     if (this.pending === null) {
-      if (command === '') return cmdOutputObservation('', NO_RUNNING_COMMAND_LOGS, emptyMetadata(), args.hidden);
-      if (args.is_input) return cmdOutputObservation(command, NO_RUNNING_COMMAND_INPUT, emptyMetadata(), args.hidden);
+      if (command === '')
+        return cmdOutputObservation('', NO_RUNNING_COMMAND_LOGS, emptyMetadata(), args.hidden);
+      if (args.is_input)
+        return cmdOutputObservation(command, NO_RUNNING_COMMAND_INPUT, emptyMetadata(), args.hidden);
     }
 
     if (!args.is_input && command !== '') {
@@ -135,7 +137,12 @@ export class BashSession {
   }
 
   /** Shapes the output since the last observation, with the continuation prefix when due. */
-  private observe(command: string, shell: PtyShell, metadata: CmdOutputMetadata, hidden: boolean): Observation {
+  private observe(
+    command: string,
+    shell: PtyShell,
+    metadata: CmdOutputMetadata,
+    hidden: boolean,
+  ): Observation {
     const text = renderOutput(shell.takeOutput());
     if (this.pending?.returnedOutput) metadata.prefix = CONTINUE_PREFIX;
     if (this.pending && text !== '') this.pending.returnedOutput = true;
@@ -177,7 +184,11 @@ export function renderOutput(out: { head: string; tail: string; gap: boolean }):
   return head.slice(0, half) + TRUNCATION_MARKER + tail.slice(Math.max(0, tail.length - half));
 }
 
-function waitForOutcome(shell: PtyShell, softMs: number | undefined, hardMs: number | undefined): Promise<Outcome> {
+function waitForOutcome(
+  shell: PtyShell,
+  softMs: number | undefined,
+  hardMs: number | undefined,
+): Promise<Outcome> {
   if (!shell.busy) return Promise.resolve(shell.alive ? 'completed' : 'exited');
   return new Promise((resolve) => {
     let soft: NodeJS.Timeout | undefined;

@@ -7,8 +7,8 @@ import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import {
   ActionEnvelope,
   actionArgSchemas,
-  errorObservation,
   type ExecutableActionType,
+  errorObservation,
   type FileEditArgs,
   type FileReadArgs,
   fileEditObservation,
@@ -98,7 +98,11 @@ export class ActionExecutor {
 
   private async read(args: FileReadArgs): Promise<Observation> {
     if (args.impl_source !== 'oh_aci') return readFileAction(args, await this.deps.bash.cwd());
-    const { output } = await this.runEditor({ command: 'view', path: args.path, view_range: args.view_range });
+    const { output } = await this.runEditor({
+      command: 'view',
+      path: args.path,
+      view_range: args.view_range,
+    });
     return fileReadObservation(args.path, output, 'oh_aci');
   }
 
@@ -147,8 +151,10 @@ export class ActionExecutor {
     }
     const result = await this.deps.python.run({ code: args.code, cwd, timeoutMs: seconds * 1000 });
     let content = result.text.trimEnd();
-    if (result.timedOut) content = `${content}${content ? '\n' : ''}[Execution timed out (${seconds} seconds).]`;
-    if (content === '' && result.imageUrls.length === 0) content = '[Code executed successfully with no output]';
+    if (result.timedOut)
+      content = `${content}${content ? '\n' : ''}[Execution timed out (${seconds} seconds).]`;
+    if (content === '' && result.imageUrls.length === 0)
+      content = '[Code executed successfully with no output]';
     if (args.include_extra) {
       content += `\n[Jupyter current working directory: ${cwd}]\n[Jupyter Python interpreter: ${result.interpreter}]`;
     }

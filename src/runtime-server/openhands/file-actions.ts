@@ -109,7 +109,8 @@ export async function writeFileAction(args: FileWriteArgs, cwd: string): Promise
   let exists = false;
   try {
     const info = await stat(path);
-    if (info.isDirectory()) return errorObservation(`Path is a directory: ${path}. You can only write to files`);
+    if (info.isDirectory())
+      return errorObservation(`Path is a directory: ${path}. You can only write to files`);
     exists = true;
   } catch {
     // a new file

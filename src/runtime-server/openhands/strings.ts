@@ -1,7 +1,7 @@
 /** Texts agents and their prompts depend on, exactly as the reference prints them. */
 
 export const TIMEOUT_MESSAGE =
-  "You may wait longer to see additional output by sending empty command '', send other commands to interact with the current process, send keys (\"C-c\", \"C-z\", \"C-d\") to interrupt/kill the previous command before sending your new command, or use the timeout parameter in execute_bash for future commands.";
+  'You may wait longer to see additional output by sending empty command \'\', send other commands to interact with the current process, send keys ("C-c", "C-z", "C-d") to interrupt/kill the previous command before sending your new command, or use the timeout parameter in execute_bash for future commands.';
 
 export const CONTINUE_PREFIX = '[Below is the output of the previous command.]\n';
 export const NO_RUNNING_COMMAND_LOGS = 'ERROR: No previous running command to retrieve logs from.';

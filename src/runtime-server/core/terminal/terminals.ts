@@ -106,7 +106,8 @@ export class TerminalManager {
     const existing = this.terminals.get(id);
     if (existing?.alive) return existing;
     if (existing) this.terminals.delete(id);
-    if (this.terminals.size >= MAX_TERMINALS) throw new Error(`at most ${MAX_TERMINALS} terminals per sandbox`);
+    if (this.terminals.size >= MAX_TERMINALS)
+      throw new Error(`at most ${MAX_TERMINALS} terminals per sandbox`);
     const t = new Terminal(id, this.cwd(), cols, rows, (idle) => this.close(idle.id));
     t.once('exit', () => {
       if (this.terminals.get(id) === t) this.terminals.delete(id);

@@ -1,0 +1,126 @@
+/** A real control plane for tests: in-process, or as a child process that can be killed with SIGKILL. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { type RunningControlPlane, startControlPlane } from '../../src/api/start.js';
+import { loadControlPlaneConfig } from '../../src/config/control-plane.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+
+export interface CpOptions {
+  dataDir?: string;
+  poolSize?: number;
+  env?: Record<string, string>;
+}
+
+export function testEnv(o: CpOptions & { apiKey: string }): Record<string, string> {
+  return {
+    BERTH_DATA_DIR: o.dataDir ?? mkdtempSync(join(tmpdir(), 'berth-cp-')),
+    BERTH_API_KEY: o.apiKey,
+    BERTH_POOL_SIZE: String(o.poolSize ?? 0),
+    BERTH_REAPER_INTERVAL_SECONDS: '1',
+    BERTH_LOG_LEVEL: 'warn',
+    BERTH_CONFIG: join(ROOT, 'test/integration/no-config.toml'),
+    SANDBOX_USER_ID: '1000',
+    ...o.env,
+  };
+}
+
+export async function startInProcess(o: CpOptions = {}): Promise<RunningControlPlane & { apiKey: string }> {
+  const apiKey = randomBytes(12).toString('hex');
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/root',
+    ...testEnv({ ...o, apiKey }),
+  };
+  const config = loadControlPlaneConfig({ env, flags: { port: 0 } });
+  const cp = await startControlPlane({ config, env });
+  return Object.assign(cp, { apiKey });
+}
+
+export interface ChildControlPlane {
+  url: string;
+  apiKey: string;
+  dataDir: string;
+  child: ChildProcess;
+  kill9(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startChild(
+  o: CpOptions & { apiKey?: string; port?: number } = {},
+): Promise<ChildControlPlane> {
+  const apiKey = o.apiKey ?? randomBytes(12).toString('hex');
+  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'berth-cp-'));
+  const env = { ...process.env, ...testEnv({ ...o, dataDir, apiKey }) };
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'up', '--port', String(o.port ?? 0)],
+    { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let err = '';
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    err = (err + d).slice(-4000);
+  });
+  const url = await new Promise<string>((res, rej) => {
+    let out = '';
+    const t = setTimeout(() => rej(new Error(`control plane did not start: ${err}`)), 120_000);
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        res(m[1]!);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      rej(new Error(`control plane exited with ${code}: ${err}`));
+    });
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    url,
+    apiKey,
+    dataDir,
+    child,
+    async kill9() {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
+}
+
+/** fetch with the bearer key; returns status and parsed JSON. */
+export async function api(
+  base: string,
+  key: string | undefined,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; json: any; text: string }> {
+  const headers: Record<string, string> = {};
+  if (key) headers.authorization = `Bearer ${key}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(base + path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, json, text };
+}
