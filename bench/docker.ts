@@ -84,10 +84,32 @@ function instrument(engine: DockerodeEngine, spans: { current: Span[] }): Docker
       },
     });
   const containers = wrap(engine.containers, 'containers');
+  // containers.run is createContainer + start in one call; do the same two calls here, timed apart.
+  const run = async (options: Parameters<DockerodeEngine['containers']['run']>[0]): Promise<string> => {
+    const t0 = epochMs();
+    let id: string | undefined;
+    try {
+      const c = await engine.docker.createContainer(options);
+      id = c.id;
+      const t1 = epochMs();
+      spans.current.push({ op: 'containers.create', t0, t1 });
+      await c.start();
+      spans.current.push({ op: 'containers.start', t0: t1, t1: epochMs() });
+      return c.id;
+    } catch (err) {
+      if (id) await engine.containers.remove(id).catch(() => undefined);
+      throw engine.toError(err, `start container ${options.name ?? ''}`.trim());
+    } finally {
+      spans.current.push({ op: 'containers.run', t0, t1: epochMs() });
+    }
+  };
+  const containersWithRun = new Proxy(containers, {
+    get: (t, prop, receiver) => (prop === 'run' ? run : Reflect.get(t, prop, receiver)),
+  });
   const networks = wrap(engine.networks, 'networks');
   return new Proxy(engine, {
     get(t, prop, receiver) {
-      if (prop === 'containers') return containers;
+      if (prop === 'containers') return containersWithRun;
       if (prop === 'networks') return networks;
       return Reflect.get(t, prop, receiver);
     },
@@ -108,11 +130,11 @@ interface Phases {
   ensureNetwork: number;
   /** Between the network check and containers.run: port reservation (lock files + bind tests). */
   reservePorts: number;
-  /** containers.run call up to the container's Created timestamp: the create API. */
+  /** The create API call (dockerode createContainer). */
   create: number;
-  /** Created up to State.StartedAt: the start API until the init process runs (runc, network, ports). */
+  /** From the start API call up to the container's State.StartedAt: network, ports, runc, init. */
   startToExec: number;
-  /** StartedAt up to the start API returning to Berth. */
+  /** From StartedAt up to the start API returning to Berth. */
   startReturn: number;
   /** containers.inspect after the start. */
   inspect: number;
@@ -332,14 +354,13 @@ async function phasesOf(
   const one = (op: string) => spans.find((s) => s.op === op);
   const ensure = one('networks.ensure');
   const run = one('containers.run');
+  const create = one('containers.create');
+  const start = one('containers.start');
   const inspect = one('containers.inspect');
-  if (!run || !inspect) throw new Error(`missing engine calls in ${spans.map((s) => s.op).join(', ')}`);
-  const [created, startedAt] = (
-    await docker(['inspect', '-f', '{{.Created}} {{.State.StartedAt}}', containerId])
-  )
-    .trim()
-    .split(' ')
-    .map(parseDockerTime) as [number, number];
+  if (!run || !create || !start || !inspect) {
+    throw new Error(`missing engine calls in ${spans.map((s) => s.op).join(', ')}`);
+  }
+  const startedAt = parseDockerTime(await docker(['inspect', '-f', '{{.State.StartedAt}}', containerId]));
   const logText = await dockerLogs(containerId);
   let listening = Number.NaN;
   for (const line of logText.split('\n')) {
@@ -354,9 +375,9 @@ async function phasesOf(
   return {
     ensureNetwork: ensure ? ensure.t1 - ensure.t0 : 0,
     reservePorts: run.t0 - (ensure?.t1 ?? t0),
-    create: created - run.t0,
-    startToExec: startedAt - created,
-    startReturn: run.t1 - startedAt,
+    create: create.t1 - create.t0,
+    startToExec: startedAt - start.t0,
+    startReturn: start.t1 - startedAt,
     inspect: inspect.t1 - inspect.t0,
     execToListening: listening - startedAt,
     readinessLag: tStarted - Math.max(listening, inspect.t1),

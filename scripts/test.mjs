@@ -19,7 +19,10 @@ if (existsSync(report)) {
   failed = 1;
   process.stderr.write('test: vitest wrote no report; counting the run as one failure\n');
 }
-const code = run.status ?? 1;
+// Checks run before the tests by .ci/run (typecheck, lint, OpenAPI drift) count as failures too.
+const checksFailed = Number(process.env.BERTH_CHECKS_FAILED ?? 0) || 0;
+failed += checksFailed;
+const code = checksFailed > 0 ? 1 : (run.status ?? 1);
 if (code !== 0 && failed === 0) failed = 1;
 process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
 process.exit(code);

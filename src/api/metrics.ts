@@ -19,7 +19,7 @@ export class ActionLatency {
       `# HELP ${name} Time from receiving an action to returning its observation.`,
       `# TYPE ${name} histogram`,
     ];
-    BUCKETS.forEach((b, i) => lines.push(`${name}_bucket{le="${b}"} ${this.counts[i]}`));
+    for (const [i, b] of BUCKETS.entries()) lines.push(`${name}_bucket{le="${b}"} ${this.counts[i]}`);
     lines.push(
       `${name}_bucket{le="+Inf"} ${this.count}`,
       `${name}_sum ${this.sum}`,

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { loadRuntimeServerConfig } from '../config/runtime-server.js';
 import { runRuntimeServerUntilSignal } from '../runtime-server/main.js';
+import { registerControlPlaneImageCommand } from './control-plane-image-command.js';
 import { registerGcCommand, registerImageCommands } from './image-commands.js';
 import { explain } from './output.js';
 import { registerSandboxCommands } from './sandbox-commands.js';
@@ -31,6 +32,7 @@ registerUpCommand(program);
 registerSandboxCommands(program);
 registerImageCommands(program);
 registerGcCommand(program);
+registerControlPlaneImageCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const { message, code } = explain(err);

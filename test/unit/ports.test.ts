@@ -274,8 +274,8 @@ describe('PortAllocator across processes', () => {
     // Crash leftovers in the range that the children have to take over between them.
     const dead = await deadPid();
     mkdirSync(dir, { recursive: true });
-    for (let i = 0; i < 30; i++) {
-      writeLock(range.min + i * 8, { owner: `crashed-${i}`, pid: dead, host: hostname(), at: oldIso() });
+    for (let i = 0; i < range.max - range.min; i += 2) {
+      writeLock(range.min + i, { owner: `crashed-${i}`, pid: dead, host: hostname(), at: oldIso() });
     }
     const outputs = await Promise.all(
       Array.from({ length: 4 }, async () => {
@@ -303,7 +303,7 @@ describe('PortAllocator across processes', () => {
       expect(lock.owner).toMatch(/^child-/);
     }
     // Some crash leftovers were taken over.
-    expect(all.some((p) => (p - range.min) % 8 === 0 && p - range.min < 240)).toBe(true);
+    expect(all.some((p) => (p - range.min) % 2 === 0)).toBe(true);
     expect(readdirSync(dir).some((n) => n.endsWith('.moved'))).toBe(false);
   }, 60_000);
 });
