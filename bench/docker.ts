@@ -7,6 +7,7 @@
  *
  * Run: npx tsx bench/docker.ts   (or: npm run bench -- docker)
  * Counts: BENCH_COLD_N (15), BENCH_COLD_DIAG (1: also run the diagnostic floors; 0: only the floor),
+ *         BENCH_ABLATION_N (6: rounds of `docker run IMAGE true` with one of Berth's options at a time; 0: skip),
  *         BENCH_DIAG_REPEAT (5: repeats of each in-container timing), BENCH_BUILD_CACHED_N (5),
  *         BENCH_BUILD_UNCACHED_N (2), BENCH_SANDBOX_UID (1000: uid of the sandbox user).
  * The uncached build adds a no-op `--extra-deps` step so it gets its own tag and never replaces the
@@ -50,6 +51,7 @@ const DIAG_REPEAT = envInt('BENCH_DIAG_REPEAT', 5);
 const BUILD_CACHED_N = envInt('BENCH_BUILD_CACHED_N', 5);
 const BUILD_UNCACHED_N = envInt('BENCH_BUILD_UNCACHED_N', 2);
 const SANDBOX_UID = envInt('BENCH_SANDBOX_UID', 1000);
+const ABLATION_N = envInt('BENCH_ABLATION_N', 6);
 const SHARED_TAG = envInt('BENCH_BUILD_SHARED_TAG', 0) > 0;
 /** A sample that takes longer than this is a failure, not a data point. */
 const START_TIMEOUT_MS = 120_000;
@@ -157,6 +159,7 @@ interface ColdStartResult {
   ratioP50: number;
   phases: Phases[];
   phaseRows: Row[];
+  ablationRows: Row[];
   inContainer: Row[];
   failures: string[];
 }
@@ -165,16 +168,17 @@ function dockerRunArgs(image: string, label: string, extra: string[], cmd: strin
   return ['run', '--rm', '--label', label, ...extra, image, ...cmd];
 }
 
-/** `docker run` options as close to Berth's container options as the CLI allows. */
-function berthLikeOptions(): string[] {
-  return [
-    '--init',
-    '--network',
-    ISOLATED_NETWORK,
-    ...['8000', '8001', '8002'].flatMap((p) => ['-p', `127.0.0.1::${p}`]),
+/** Berth's container options (src/docker/container-spec.ts) in docker CLI form, one group at a time. */
+const OPTION_GROUPS: Record<string, string[]> = {
+  '--init': ['--init'],
+  [`--network ${ISOLATED_NETWORK}`]: ['--network', ISOLATED_NETWORK],
+  '3 published ports (-p 127.0.0.1::P)': ['8000', '8001', '8002'].flatMap((p) => ['-p', `127.0.0.1::${p}`]),
+  'cap-drop ALL + cap-add list': [
     '--cap-drop',
     'ALL',
     ...SANDBOX_CAPABILITIES.flatMap((c) => ['--cap-add', c]),
+  ],
+  'limits (cpus, memory, pids)': [
     '--cpus',
     '2',
     '--memory',
@@ -183,11 +187,13 @@ function berthLikeOptions(): string[] {
     '4096m',
     '--pids-limit',
     '1024',
-    '--add-host',
-    'host.docker.internal:host-gateway',
-    '-e',
-    `SANDBOX_USER_ID=${SANDBOX_UID}`,
-  ];
+  ],
+  '--add-host host-gateway': ['--add-host', 'host.docker.internal:host-gateway'],
+};
+
+/** `docker run` options as close to Berth's container options as the CLI allows. */
+function berthLikeOptions(): string[] {
+  return [...Object.values(OPTION_GROUPS).flat(), '-e', `SANDBOX_USER_ID=${SANDBOX_UID}`];
 }
 
 async function timeCli(args: string[]): Promise<number> {
@@ -315,6 +321,35 @@ export async function benchColdStart(
     }
   }
 
+  // Which of Berth's container options cost start time: one group at a time, interleaved.
+  const ablation: Variant[] = [
+    { name: 'ablation: no options (floor)', run: () => timeCli(dockerRunArgs(image, label, [], ['true'])) },
+    ...Object.entries(OPTION_GROUPS).map(([name, opts]) => ({
+      name: `ablation: ${name}`,
+      run: () => timeCli(dockerRunArgs(image, label, opts, ['true'])),
+    })),
+    {
+      name: "ablation: all of Berth's options",
+      run: () => timeCli(dockerRunArgs(image, label, berthLikeOptions(), ['true'])),
+    },
+  ];
+  const ablationSamples = new Map<string, number[]>(ablation.map((v) => [v.name, []]));
+  for (let round = 0; round < ABLATION_N; round++) {
+    for (let i = 0; i < ablation.length; i++) {
+      const v = ablation[(i + round) % ablation.length]!;
+      try {
+        ablationSamples.get(v.name)!.push((await v.run())!);
+      } catch (err) {
+        failures.push(`${v.name}: ${(err as Error).message.slice(0, 300)}`);
+      }
+    }
+  }
+  const ablationRows = ABLATION_N
+    ? ablation.map((v, i) =>
+        summarize(v.name, ablationSamples.get(v.name)!, i === 0 ? {} : { floor: ablation[0]!.name }),
+      )
+    : [];
+
   // In-container timings on one more sandbox (kept for the purpose, removed after).
   await berthOnce(false, true);
   let inContainer: Row[] = [];
@@ -341,7 +376,15 @@ export async function benchColdStart(
       phases.map((p) => p[k]),
     ),
   );
-  return { rows, ratioP50: berthRow.p50 / floorRow.p50, phases, phaseRows, inContainer, failures };
+  return {
+    rows,
+    ratioP50: berthRow.p50 / floorRow.p50,
+    phases,
+    phaseRows,
+    ablationRows,
+    inContainer,
+    failures,
+  };
 }
 
 async function phasesOf(
@@ -404,6 +447,7 @@ async function inContainerTimings(containerId: string): Promise<Row[]> {
   const script = `
 const { spawn } = require('node:child_process');
 const REPEAT = ${DIAG_REPEAT};
+// Time from spawn to a line matching pattern (then kill), or to exit when there is no pattern.
 function timeIt(cmd, args, env, pattern) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
@@ -413,20 +457,32 @@ function timeIt(cmd, args, env, pattern) {
     const finish = (ok) => { if (done) return; done = true; const t = performance.now() - t0; p.kill('SIGKILL'); ok ? resolve(t) : reject(new Error(cmd + ' failed: ' + out.slice(-300))); };
     const onData = (d) => { out += d; if (pattern && pattern.test(out)) finish(true); };
     p.stdout.on('data', onData); p.stderr.on('data', onData);
-    p.on('exit', (code) => finish(!pattern && code === 0));
+    p.on('exit', () => finish(!pattern));
     setTimeout(() => finish(false), 30000);
+  });
+}
+// An interactive bash on a PTY (as the runtime server starts it) up to its first output (the prompt).
+function ptyBash() {
+  const pty = require('/berth/node_modules/@lydell/node-pty');
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const t = pty.spawn('/bin/bash', ['--noediting', '-i'], { name: 'dumb', cols: 1000, rows: 1000, cwd: '/tmp', env: { ...process.env, TERM: 'dumb' } });
+    let done = false;
+    t.onData(() => { if (done) return; done = true; const ms = performance.now() - t0; t.kill('SIGKILL'); resolve(ms); });
+    setTimeout(() => { if (!done) { done = true; t.kill('SIGKILL'); reject(new Error('no prompt')); } }, 30000);
   });
 }
 (async () => {
   const out = {};
   const cases = {
-    'node -e 0': ['/berth/bin/node', ['-e', '0'], {}, null],
-    'bash --noediting -i -c true': ['/bin/bash', ['--noediting', '-i', '-c', 'true'], {}, null],
-    'runtime server: exec to "listening"': ['/berth/bin/node', ['/berth/runtime-server.mjs', '--port', '0', '--working-dir', '/tmp/bench-wd'], { SESSION_API_KEY: 'x' }, /listening on/],
+    'node -e 0': () => timeIt('/berth/bin/node', ['-e', '0'], {}, null),
+    'node: load the bundle (exits at its argument check)': () => timeIt('/berth/bin/node', ['/berth/runtime-server.mjs', '--bench-no-such-flag'], {}, null),
+    'bash -i on a PTY to its first prompt': () => ptyBash(),
+    'runtime server: exec to "listening"': () => timeIt('/berth/bin/node', ['/berth/runtime-server.mjs', '--port', '0', '--working-dir', '/tmp/bench-wd'], { SESSION_API_KEY: 'x' }, /listening on/),
   };
-  for (const [name, [cmd, args, env, pattern]] of Object.entries(cases)) {
+  for (const [name, fn] of Object.entries(cases)) {
     out[name] = [];
-    for (let i = 0; i < REPEAT; i++) out[name].push(await timeIt(cmd, args, env, pattern));
+    for (let i = 0; i < REPEAT; i++) out[name].push(await fn());
   }
   process.stdout.write(JSON.stringify(out));
 })().catch((e) => { process.stderr.write(String(e)); process.exit(1); });
@@ -518,6 +574,12 @@ export function printDocker(r: DockerBenchResult): void {
     'Where a Berth cold start goes (per sample, ms; from engine-call spans, container timestamps, server log)',
     c.phaseRows,
   );
+  if (c.ablationRows.length) {
+    printTable(
+      "What Berth's container options cost: docker run --rm IMAGE true with one option group",
+      c.ablationRows,
+    );
+  }
   if (c.inContainer.length)
     printTable('Inside a running sandbox (warm page cache), as the sandbox user', c.inContainer);
   if (c.phases.length) {

@@ -413,7 +413,7 @@ export class PortAllocator {
       // that finished meanwhile) is never moved, so the port is never free while someone holds it.
       // A lock that still reads `expected` cannot change now: its writer is gone, and every other
       // remover holds the takeover file.
-      if (process.env.NOCHECK !== '1' && (await readFile(file, 'utf8').catch(() => undefined)) !== expected) return false;
+      if ((await readFile(file, 'utf8').catch(() => undefined)) !== expected) return false;
       return this.renameAndCheck(file, expected);
     });
     return removed ?? false;

@@ -440,6 +440,7 @@ describe('the option table', () => {
     data_dir: ['/var/lib/berth', '/var/lib/berth'],
     api_keys: ['a,b', ['a', 'b']],
     log_level: ['debug', 'debug'],
+    control_plane_container: ['berth-cp', 'berth-cp'],
     'sandbox.workspace_base': ['/ws', '/ws'],
     'sandbox.workspace_mount_path': ['/host/ws', '/host/ws'],
     'sandbox.workspace_mount_path_in_sandbox': ['/work', '/work'],

@@ -269,41 +269,47 @@ describe('PortAllocator stale locks', () => {
 });
 
 describe('PortAllocator across processes', () => {
-  it('gives 4 processes reserving 50 ports each at once distinct ports, through stale locks too', async () => {
-    const range = randomRange(260);
-    // Crash leftovers in the range that the children have to take over between them.
-    const dead = await deadPid();
-    mkdirSync(dir, { recursive: true });
-    for (let i = 0; i < range.max - range.min; i += 2) {
-      writeLock(range.min + i, { owner: `crashed-${i}`, pid: dead, host: hostname(), at: oldIso() });
-    }
-    const outputs = await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        const child = spawn(
-          process.execPath,
-          ['--import', 'tsx', childScript, dir, String(range.min), String(range.max), '50', '1'],
-          { stdio: ['pipe', 'pipe', 'inherit'] },
-        );
-        children.push(child);
-        const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-        const first = await lines.next();
-        expect(first.value).toBe('ready');
-        return { child, lines };
-      }),
-    );
-    for (const { child } of outputs) child.stdin!.write('go\n');
-    const results = await Promise.all(
-      outputs.map(async ({ lines }) => JSON.parse((await lines.next()).value as string) as number[]),
-    );
-    const all = results.flat();
-    expect(results.every((r) => r.length === 50)).toBe(true);
-    expect(new Set(all).size).toBe(200);
-    for (const p of all) {
-      const lock = JSON.parse(readFileSync(join(dir, `${p}.lock`), 'utf8'));
-      expect(lock.owner).toMatch(/^child-/);
-    }
-    // Some crash leftovers were taken over.
-    expect(all.some((p) => (p - range.min) % 2 === 0)).toBe(true);
-    expect(readdirSync(dir).some((n) => n.endsWith('.moved'))).toBe(false);
-  }, 60_000);
+  // Two rounds: a lost race shows up only sometimes, so one run gives it two chances.
+  it.each([1, 2])(
+    'gives 4 processes reserving 50 ports each at once distinct ports, through stale locks (round %i)',
+    async () => {
+      const range = randomRange(230);
+      // Crash leftovers on most of the range, so most claims are takeovers racing each other.
+      const dead = await deadPid();
+      mkdirSync(dir, { recursive: true });
+      const seeded = new Set<number>();
+      for (let i = 0; i <= range.max - range.min; i += i % 10 === 9 ? 2 : 1) {
+        writeLock(range.min + i, { owner: `crashed-${i}`, pid: dead, host: hostname(), at: oldIso() });
+        seeded.add(range.min + i);
+      }
+      const outputs = await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          const child = spawn(
+            process.execPath,
+            ['--import', 'tsx', childScript, dir, String(range.min), String(range.max), '50', '1'],
+            { stdio: ['pipe', 'pipe', 'inherit'] },
+          );
+          children.push(child);
+          const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+          const first = await lines.next();
+          expect(first.value).toBe('ready');
+          return { child, lines };
+        }),
+      );
+      for (const { child } of outputs) child.stdin!.write('go\n');
+      const results = await Promise.all(
+        outputs.map(async ({ lines }) => JSON.parse((await lines.next()).value as string) as number[]),
+      );
+      const all = results.flat();
+      expect(results.every((r) => r.length === 50)).toBe(true);
+      expect(new Set(all).size).toBe(200);
+      for (const p of all) {
+        const lock = JSON.parse(readFileSync(join(dir, `${p}.lock`), 'utf8'));
+        expect(lock.owner).toMatch(/^child-/);
+      }
+      expect(all.filter((p) => seeded.has(p)).length).toBeGreaterThan(100);
+      expect(readdirSync(dir).some((n) => n.endsWith('.moved') || n.endsWith('.takeover'))).toBe(false);
+    },
+    60_000,
+  );
 });
