@@ -161,7 +161,12 @@ describe.skipIf(unavailable !== undefined)('control plane', () => {
     // A command longer than the idle limit keeps it alive.
     await sdk.sandbox(idle.id).run('sleep 4', { timeoutSeconds: 30 });
     expect((await sdk.sandboxes.get(idle.id)).state).toBe('running');
-    await new Promise((r) => setTimeout(r, 4500));
+    // The reaper runs every second; give it time under load, then check.
+    for (let i = 0; i < 150; i++) {
+      const states = await Promise.all([short.id, idle.id].map(async (id) => (await sdk.sandboxes.get(id)).state));
+      if (states.every((st) => st === 'deleted')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect((await sdk.sandboxes.get(short.id)).state).toBe('deleted');
     expect((await sdk.sandboxes.get(extended.id)).state).toBe('running');
     expect((await sdk.sandboxes.get(idle.id)).state).toBe('deleted');
