@@ -39,8 +39,10 @@ export interface DockerRuntimeOptions {
   reach: { kind: 'host-ports' } | { kind: 'link'; selfContainer: string };
 }
 
+const LINK_PREFIX = 'berth-link-';
+
 export function linkNetwork(id: string): string {
-  return `berth-link-${id}`;
+  return `${LINK_PREFIX}${id}`;
 }
 
 export class DockerSandboxRuntime implements SandboxRuntime {
@@ -66,26 +68,21 @@ export class DockerSandboxRuntime implements SandboxRuntime {
         onProgress?.('creating container');
         id = await this.engine.containers.run(options);
       } catch (err) {
+        const message = (err as Error).message;
+        const taken = /port is already allocated|address already in use/i.test(message);
+        // Keep the port Docker named out of the next try, then try again with fresh ones.
+        // Docker names it as "Bind for <address>:<port> failed".
+        for (const m of taken ? message.matchAll(/:(\d{2,5})\b/g) : []) {
+          const port = Number(m[1]);
+          if (lease.ports.includes(port)) this.opts.ports.markBad(spec.id, port);
+        }
         await lease.release();
         lastError = err;
-        if (/port is already allocated|address already in use/i.test((err as Error).message)) continue;
+        if (taken) continue;
         throw err;
       }
       try {
-        if (link && this.opts.reach.kind === 'link') {
-          await this.engine.networks.ensure({
-            name: link,
-            internal: true,
-            interContainer: true,
-            labels: {
-              [SANDBOX_LABELS.managed]: 'true',
-              [SANDBOX_LABELS.kind]: 'link',
-              [SANDBOX_LABELS.id]: spec.id,
-            },
-          });
-          await this.engine.networks.connect(link, id);
-          await this.engine.networks.connect(link, this.opts.reach.selfContainer);
-        }
+        if (link) await this.joinLink(spec.id, id);
         const info = await this.engine.containers.inspect(id);
         const ep = this.endpoint(info, spec.sessionApiKey);
         onProgress?.('waiting for the runtime server');
@@ -106,6 +103,39 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       }
     }
     throw lastError instanceof Error ? lastError : new BerthError(ErrorCode.UNAVAILABLE, 'no free ports');
+  }
+
+  /**
+   * Link mode: puts the sandbox's container and this control plane's container on the sandbox's own
+   * internal network, making it if needed. Idempotent; also run on attach and resume, because a
+   * recreated control plane container (a new id) starts on none of the link networks.
+   */
+  private async joinLink(id: string, containerId: string): Promise<void> {
+    if (this.opts.reach.kind !== 'link') return;
+    const link = linkNetwork(id);
+    await this.engine.networks.ensure({
+      name: link,
+      internal: true,
+      interContainer: true,
+      labels: {
+        [SANDBOX_LABELS.managed]: 'true',
+        [SANDBOX_LABELS.kind]: 'link',
+        [SANDBOX_LABELS.id]: id,
+        [SANDBOX_LABELS.owner]: this.opts.owner,
+      },
+    });
+    await this.engine.networks.connect(link, containerId);
+    const self = this.opts.reach.selfContainer;
+    await this.engine.networks.connect(link, self).catch((err: unknown) => {
+      if (err instanceof BerthError && err.code === ErrorCode.NOT_FOUND) {
+        throw new BerthError(
+          ErrorCode.UNAVAILABLE,
+          `cannot join sandbox ${id}'s network: there is no container "${self}" (BERTH_CONTROL_PLANE_CONTAINER ` +
+            'names the container the control plane runs in; the Berth image sets it to its own id)',
+        );
+      }
+      throw err;
+    });
   }
 
   private async failIfExited(id: string): Promise<void> {
@@ -149,8 +179,9 @@ export class DockerSandboxRuntime implements SandboxRuntime {
     const app = (info.labels[SANDBOX_LABELS.appPorts] ?? '').split(',').filter(Boolean).map(Number);
     let host: string;
     if (info.networkMode === 'host') host = '127.0.0.1';
-    else if (info.labels[SANDBOX_LABELS.reachVia]) {
-      const link = info.labels[SANDBOX_LABELS.reachVia]!;
+    else if (this.opts.reach.kind === 'link' || info.labels[SANDBOX_LABELS.reachVia]) {
+      // Also from the host, which has an interface on every bridge network, internal ones included.
+      const link = linkNetwork(id);
       host = info.networks[link] ?? '';
       if (!host)
         throw new BerthError(ErrorCode.UNAVAILABLE, `sandbox ${id} is not on its link network ${link}`);
@@ -169,6 +200,7 @@ export class DockerSandboxRuntime implements SandboxRuntime {
     const info = await this.engine.containers.find(containerName(id));
     if (!info) throw new BerthError(ErrorCode.NOT_FOUND, `No container for sandbox ${id}`);
     if (info.state === 'exited' || info.state === 'created') await this.engine.containers.start(info.id);
+    if (info.networkMode !== 'host') await this.joinLink(id, info.id);
     const key =
       info.env.find((e) => e.startsWith('SESSION_API_KEY='))?.slice('SESSION_API_KEY='.length) ?? '';
     return this.endpoint(await this.engine.containers.inspect(info.id), key);
@@ -186,6 +218,9 @@ export class DockerSandboxRuntime implements SandboxRuntime {
 
   async resume(id: string): Promise<void> {
     await this.engine.containers.unpause(containerName(id));
+    // The endpoint is remembered from before the pause; the control plane's container may be new since.
+    const info = await this.engine.containers.inspect(containerName(id));
+    if (info.networkMode !== 'host') await this.joinLink(id, info.id);
   }
 
   async stop(id: string): Promise<void> {
@@ -202,11 +237,24 @@ export class DockerSandboxRuntime implements SandboxRuntime {
 
   async remove(id: string): Promise<void> {
     await this.engine.containers.remove(containerName(id));
-    if (this.opts.reach.kind === 'link') {
-      await this.engine.networks.disconnect(linkNetwork(id), this.opts.reach.selfContainer);
-      await this.engine.networks.remove(linkNetwork(id));
-    }
+    await this.removeLink(id);
     await this.opts.ports.releaseOwner(id);
+  }
+
+  /**
+   * Removes the sandbox's link network, if it has one (whichever mode made it). Best effort: the engine
+   * refuses while another container is still on it, and reap() tries again later.
+   */
+  private async removeLink(id: string): Promise<void> {
+    const link = linkNetwork(id);
+    if (this.opts.reach.kind === 'link') {
+      await this.engine.networks.disconnect(link, this.opts.reach.selfContainer);
+    }
+    await this.engine.networks
+      .remove(link)
+      .catch((err: unknown) =>
+        this.opts.logger.warn({ err, network: link }, 'could not remove the link network'),
+      );
   }
 
   async list(): Promise<Array<{ id: string; state: ContainerState; labels: Record<string, string> }>> {
@@ -228,6 +276,18 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       if (keep.has(c.id)) continue;
       await this.remove(c.id).catch((err) => this.opts.logger.warn({ err, id: c.id }, 'reap failed'));
       removed.push(c.id);
+    }
+    // Link networks whose sandbox is gone (a failed removal, or a crash between the steps of one).
+    const links = await this.engine.networks
+      .list({
+        [SANDBOX_LABELS.managed]: 'true',
+        [SANDBOX_LABELS.kind]: 'link',
+        [SANDBOX_LABELS.owner]: this.opts.owner,
+      })
+      .catch(() => []);
+    for (const n of links) {
+      const id = n.name.startsWith(LINK_PREFIX) ? n.name.slice(LINK_PREFIX.length) : '';
+      if (id && !keep.has(id)) await this.removeLink(id);
     }
     await this.opts.ports.sweep(keep).catch(() => 0);
     return removed;

@@ -101,13 +101,11 @@ class ReferenceRace extends Error {}
 function isReferenceRace(r: Reply, b: Reply): boolean {
   const prefix = r.body?.extras?.metadata?.prefix;
   const berthPrefix = b.body?.extras?.metadata?.prefix;
-  const lines = String(r.body?.content ?? '').split('\n').length;
-  return (
-    typeof prefix === 'string' &&
-    prefix.startsWith(RACE_PREFIX) &&
-    !(typeof berthPrefix === 'string' && berthPrefix.startsWith(RACE_PREFIX)) &&
-    lines < 9000 // a real 10,000-line scrollback truncation is compared, not retried
-  );
+  if (typeof prefix !== 'string' || !prefix.startsWith(RACE_PREFIX)) return false;
+  if (typeof berthPrefix === 'string' && berthPrefix.startsWith(RACE_PREFIX)) return false;
+  // The race shows "the last 0/1 lines"; a real 10,000-line scrollback truncation is compared.
+  const shown = Number(/Showing the last (\d+) lines/.exec(prefix)?.[1] ?? Number.NaN);
+  return shown <= 5;
 }
 
 function substitute(value: unknown, ws: string): unknown {

@@ -241,7 +241,9 @@ describe('PortAllocator stale locks', () => {
     writeLock(p(3), { owner: 'elsewhere', pid: dead, host: `not-${hostname()}`, at: oldIso() });
     writeFileSync(join(dir, `${p(4)}.lock.123.abc.moved`), 'x');
     const allocator = new PortAllocator({ lockDir: dir, ...range, bindHost: '127.0.0.1' });
-    const starting = await allocator.reserve('not-recorded-yet', 1);
+    // On ports away from the leftovers, so it takes none of them over.
+    const upper = new PortAllocator({ lockDir: dir, min: p(10), max: range.max, bindHost: '127.0.0.1' });
+    const starting = await upper.reserve('not-recorded-yet', 1);
 
     expect(await allocator.sweep(new Set(['survivor']))).toBe(1);
     const left = lockFiles().sort();
