@@ -7,10 +7,9 @@
  *  (c) a burst of simultaneous creates on a second control plane with pool size 0 (real cold starts).
  *
  * Run: npx tsx bench/control-plane.ts   (or: npm run bench -- control-plane)
- * Counts: BENCH_POOL_SIZE (2), BENCH_POOL_N (20), BENCH_POOL_DIAG (1: interleave diagnostic samples), BENCH_PROXY_N (300), BENCH_BURST_N (50; 0 skips),
- *         BENCH_SANDBOX_UID (1000).
+ * Counts: BENCH_POOL_SIZE (2), BENCH_POOL_N (20), BENCH_POOL_DIAG (1: interleave diagnostic samples),
+ *         BENCH_PROXY_N (300), BENCH_BURST_N (50; 0 skips), BENCH_SANDBOX_UID (1000).
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -22,7 +21,9 @@ import { Store } from '../src/store/store.js';
 import { printTable, type Row, summarize, writeJson } from './lib/stats.js';
 import {
   describeLoad,
+  docker,
   envInt,
+  epochMs,
   expectRunOk,
   httpJson,
   isMain,
@@ -30,6 +31,7 @@ import {
   machineLoad,
   median,
   ms,
+  parseDockerTime,
   printKeyValues,
   RUN_TRUE,
   removeLabelled,
@@ -312,18 +314,23 @@ interface BurstResult {
   firstOkMs: number;
   rows: Row[];
   errors: string[];
+  timeline: Row[];
 }
 
 async function benchBurst(c: Cp): Promise<BurstResult> {
   const t0 = performance.now();
+  const epoch0 = epochMs();
+  const endedAt = new Map<string, number>();
   const results = await Promise.all(
     Array.from({ length: BURST_N }, async () => {
       const s = performance.now();
       try {
         const res = await api(c, 'POST', '/api/sandboxes', {}, CREATE_TIMEOUT_MS);
         const t = performance.now() - s;
-        if (res.status === 201 && res.json?.state === 'running')
+        if (res.status === 201 && res.json?.state === 'running') {
+          endedAt.set(res.json.id, epochMs());
           return { ok: true, t, id: res.json.id as string };
+        }
         return {
           ok: false,
           t,
@@ -337,6 +344,7 @@ async function benchBurst(c: Cp): Promise<BurstResult> {
   const wallMs = performance.now() - t0;
   const okTimes = results.filter((r) => r.ok).map((r) => r.t);
   const errors = [...new Set(results.filter((r) => !r.ok).map((r) => r.error!))].slice(0, 5);
+  const timeline = await burstTimeline(c, epoch0, endedAt).catch(() => [] as Row[]);
   // Delete everything (untimed), a few at a time; then anything the control plane still lists.
   const ids = results.filter((r) => r.ok).map((r) => r.id!);
   const listed = await api(c, 'GET', '/api/sandboxes').catch(() => undefined);
@@ -360,7 +368,44 @@ async function benchBurst(c: Cp): Promise<BurstResult> {
       ),
     ],
     errors,
+    timeline,
   };
+}
+
+/**
+ * Where the burst's time went, per sandbox, from the containers' own timestamps: how long after the
+ * burst began the engine created each container, how long its start took, and how long from its process
+ * starting to its create call answering (server start under contention, readiness polling, response).
+ */
+async function burstTimeline(c: Cp, epoch0: number, endedAt: Map<string, number>): Promise<Row[]> {
+  const ids = (await docker(['ps', '-aq', '--filter', `label=berth.owner=${instanceOwner(c.dataDir)}`]))
+    .split('\n')
+    .filter(Boolean);
+  if (ids.length === 0) return [];
+  const out = await docker([
+    'inspect',
+    '-f',
+    '{{index .Config.Labels "berth.sandbox.id"}} {{.Created}} {{.State.StartedAt}}',
+    ...ids,
+  ]);
+  const created: number[] = [];
+  const start: number[] = [];
+  const ready: number[] = [];
+  for (const line of out.trim().split('\n')) {
+    const [id, cr, st] = line.trim().split(' ');
+    const end = endedAt.get(id ?? '');
+    if (!id || !cr || !st || end === undefined) continue;
+    const tc = parseDockerTime(cr);
+    const ts = parseDockerTime(st);
+    created.push(tc - epoch0);
+    start.push(ts - tc);
+    ready.push(end - ts);
+  }
+  return [
+    summarize('burst: container created, after the burst began', created),
+    summarize('burst: engine start (Created -> StartedAt)', start),
+    summarize('burst: process start -> create answered', ready),
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,6 +477,7 @@ export function printControlPlane(r: ControlPlaneBenchResult): void {
       `Burst: ${b.n} simultaneous creates, pool size 0 (cold starts), per-create timeout 120 s`,
       b.rows,
     );
+    if (b.timeline.length) printTable('Burst timeline per sandbox (container timestamps)', b.timeline);
     printKeyValues('Burst summary', [
       ['succeeded', `${b.ok} of ${b.n} (${((100 * b.ok) / b.n).toFixed(0)}%)`],
       ['wall time for all', ms(b.wallMs)],

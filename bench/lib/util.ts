@@ -127,6 +127,15 @@ export function docker(args: string[], timeoutMs = 120_000): Promise<string> {
   });
 }
 
+/** RFC 3339 with nanoseconds (Docker's timestamps) to epoch milliseconds with sub-ms precision. */
+export function parseDockerTime(s: string): number {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(s.trim());
+  if (!m) return Number.NaN;
+  const whole = Date.parse(`${m[1]}${m[3]}`);
+  const frac = m[2] ? Number(`0.${m[2]}`) * 1000 : 0;
+  return whole + frac;
+}
+
 /** Removes every container carrying this label (key=value); returns how many there were. */
 export async function removeLabelled(label: string): Promise<number> {
   const ids = (await docker(['ps', '-aq', '--filter', `label=${label}`])).split('\n').filter(Boolean);

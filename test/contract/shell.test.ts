@@ -44,6 +44,13 @@ describe('run: basics', () => {
     expect(m.suffix).toBe('\n[The command completed with exit code 0.]');
   });
 
+  it('$? carries the previous command\'s exit status into the next command', async () => {
+    await c.run('false');
+    expect((await c.run('echo "status $?"')).content).toBe('status 1');
+    await c.run('(exit 7)');
+    expect((await c.run('echo "$?"; echo "$?"')).content).toBe('7\n0');
+  });
+
   it('exact exit codes: failure and 127 for a missing command', async () => {
     const o = await c.run('(exit 3)');
     expect(o.extras.metadata.exit_code).toBe(3);
@@ -133,7 +140,8 @@ describe('run: timeouts and interaction', () => {
     expect(o.extras.metadata.working_dir).toBeNull();
     const next: Obs = await c.run('');
     expect(next.content).toBe('finished');
-    expect(next.extras.metadata.prefix).toBe('[Below is the output of the previous command.]\n');
+    // As the reference: the completing observation has no continuation prefix.
+    expect(next.extras.metadata.prefix).toBe('');
     expect(next.extras.metadata.exit_code).toBe(0);
     expect(next.extras.metadata.suffix).toBe('\n[The command completed with exit code 0.]');
   });
@@ -221,6 +229,8 @@ describe('run: timeouts and interaction', () => {
     expect(empty.extras.metadata.exit_code).toBe(-1);
     const input = await c.run('abc', { is_input: true });
     expect(input.content).toBe('ERROR: No previous running command to interact with.');
+    expect(input.extras.command).toBe('');
+    expect(input.message).toBe('Command `` executed with exit code -1.');
   });
 });
 

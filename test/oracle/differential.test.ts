@@ -12,8 +12,18 @@
  * Where Berth deliberately differs from the reference (reference doc §13 "Where Berth deliberately
  * differs", §12.1), Berth's behaviour is asserted and the reference's is noted in a comment.
  *
- * Every step is also written to .test-results/oracle-differential.json (both normalised replies).
- * Skipped, with the reason in its name, when the reference is not installed.
+ * The reference has two races of its own, which are not Berth differences and are handled here:
+ *   - its tmux poll can take a command as finished before tmux echoed it (see ReferenceRace): the
+ *     test is run again from its start, up to 3 times;
+ *   - its Jupyter client can lose a cell's printed output (see sameCell): re-runnable cells are
+ *     asked of the reference again.
+ *
+ * Every step is also written to .test-results/oracle-differential.json (both normalised replies, and
+ * whether they were equal, a deliberate difference, or a reference race).
+ * Skipped, with the reason in its name, when the reference is not installed (scripts/oracle/setup.sh)
+ * or when BERTH_ORACLE=0.
+ *
+ *   scripts/oracle/setup.sh && npx vitest run test/oracle
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

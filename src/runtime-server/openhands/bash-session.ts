@@ -30,6 +30,9 @@ import {
   softTimeoutSuffix,
 } from './strings.js';
 
+/** How long a Ctrl-C may go without any effect before it is sent a second time. */
+export const CTRL_C_RESEND_MS = 750;
+
 /** Hard timeout for is_static commands when the action gives none (the reference's sandbox.timeout). */
 export const DEFAULT_STATIC_TIMEOUT_SECONDS = 120;
 
@@ -42,7 +45,9 @@ export interface ShellProvider {
 
 export class BashSession {
   /** Set while a command's completion has not been returned to the agent yet. */
-  private pending: { returnedOutput: boolean } | null = null;
+  private pending: { startedBy: number } | null = null;
+  /** Counts executed actions, to tell the action that started a command from later ones. */
+  private actionSeq = 0;
 
   constructor(
     private readonly shells: ShellProvider,
@@ -56,6 +61,7 @@ export class BashSession {
 
   async execute(args: CmdRunArgs, hardTimeoutSeconds: number | undefined): Promise<Observation> {
     const command = args.command.trim();
+    const action = ++this.actionSeq;
     if (args.is_static) return this.executeStatic(command, args, hardTimeoutSeconds);
     const shell = await this.shells.shell();
 
@@ -63,7 +69,8 @@ export class BashSession {
       if (command === '')
         return cmdOutputObservation('', NO_RUNNING_COMMAND_LOGS, emptyMetadata(), args.hidden);
       if (args.is_input)
-        return cmdOutputObservation(command, NO_RUNNING_COMMAND_INPUT, emptyMetadata(), args.hidden);
+        // The reference reports this one with an empty command, whatever the input was.
+        return cmdOutputObservation('', NO_RUNNING_COMMAND_INPUT, emptyMetadata(), args.hidden);
     }
 
     if (!args.is_input && command !== '') {
@@ -74,7 +81,7 @@ export class BashSession {
     if (this.pending && shell.busy && !args.is_input && command !== '') {
       const metadata = emptyMetadata();
       metadata.suffix = notExecutedSuffix(command);
-      return this.observe(command, shell, metadata, args.hidden);
+      return this.observe(command, shell, metadata, args.hidden, action, false);
     }
 
     const specialKey = isSpecialKey(command) ? command[2]!.toUpperCase() : undefined;
@@ -87,16 +94,32 @@ export class BashSession {
       metadata.suffix = completedWithKeySuffix(exitCode, specialKey);
       return cmdOutputObservation(command, '', metadata, args.hidden);
     }
+    let resend: NodeJS.Timeout | undefined;
     if (specialKey !== undefined) {
-      shell.write(String.fromCharCode(specialKey.charCodeAt(0) & 0x1f));
+      const key = String.fromCharCode(specialKey.charCodeAt(0) & 0x1f);
+      shell.write(key);
+      if (specialKey === 'C') {
+        // A Ctrl-C that lands while bash is between starting a child and handing it the terminal is
+        // taken by bash for the child's and dropped when the child exits normally, so a loop goes on.
+        // If nothing at all happened after a while, say it once more.
+        let quiet = true;
+        const onOutput = () => {
+          quiet = false;
+        };
+        shell.once('output', onOutput);
+        resend = setTimeout(() => {
+          shell.off('output', onOutput);
+          if (quiet && shell.busy) shell.write(key);
+        }, CTRL_C_RESEND_MS);
+      }
     } else if (args.is_input) {
       shell.write(`${command}\n`);
     } else if (command !== '') {
       // A command that timed out earlier may have finished since; then the new one simply runs.
-      this.pending = { returnedOutput: false };
+      this.pending = { startedBy: action };
       shell.submit(command);
     }
-    if (this.pending === null) this.pending = { returnedOutput: false };
+    if (this.pending === null) this.pending = { startedBy: action };
 
     const useSoft = !args.blocking || hardTimeoutSeconds === undefined;
     const outcome = await waitForOutcome(
@@ -104,13 +127,14 @@ export class BashSession {
       useSoft ? this.noChangeTimeoutSeconds * 1000 : undefined,
       hardTimeoutSeconds === undefined ? undefined : hardTimeoutSeconds * 1000,
     );
+    if (resend) clearTimeout(resend);
 
     if (outcome === 'completed' || outcome === 'exited') {
       const exitCode = outcome === 'exited' ? (shell.exitStatus ?? -1) : shell.prompt.exitCode;
       const metadata = { ...this.metadataFromPrompt(shell), exit_code: exitCode };
       metadata.suffix =
         specialKey === undefined ? completedSuffix(exitCode) : completedWithKeySuffix(exitCode, specialKey);
-      const obs = this.observe(command, shell, metadata, args.hidden);
+      const obs = this.observe(command, shell, metadata, args.hidden, action, true);
       this.pending = null;
       return obs;
     }
@@ -119,7 +143,7 @@ export class BashSession {
       outcome === 'soft'
         ? softTimeoutSuffix(this.noChangeTimeoutSeconds)
         : hardTimeoutSuffix(hardTimeoutSeconds ?? 0);
-    return this.observe(command, shell, metadata, args.hidden);
+    return this.observe(command, shell, metadata, args.hidden, action, false);
   }
 
   private metadataFromPrompt(shell: PtyShell): CmdOutputMetadata {
@@ -136,16 +160,21 @@ export class BashSession {
     };
   }
 
-  /** Shapes the output since the last observation, with the continuation prefix when due. */
+  /**
+   * Shapes the output since the last observation. As in the reference, an observation of a command
+   * that is still running, returned to an action that did not start it, carries the continuation
+   * prefix; the completing observation does not.
+   */
   private observe(
     command: string,
     shell: PtyShell,
     metadata: CmdOutputMetadata,
     hidden: boolean,
+    action: number,
+    completed: boolean,
   ): Observation {
     const text = renderOutput(shell.takeOutput());
-    if (this.pending?.returnedOutput) metadata.prefix = CONTINUE_PREFIX;
-    if (this.pending && text !== '') this.pending.returnedOutput = true;
+    if (!completed && this.pending && this.pending.startedBy !== action) metadata.prefix = CONTINUE_PREFIX;
     return cmdOutputObservation(command, text, metadata, hidden);
   }
 

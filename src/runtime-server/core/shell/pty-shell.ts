@@ -125,6 +125,8 @@ export class PtyShell extends EventEmitter<PtyShellEvents> {
       'unset PROMPT_COMMAND PS0',
       `__berth_py() { local IFS=: d; __berth_pyp=; for d in $PATH; do if [[ -x $d/python && ! -d $d/python ]]; then __berth_pyp=$d/python; return; fi; done; }`,
       `PROMPT_COMMAND='__berth_ec=$?; __berth_py'`,
+      // Sets the command's sequence number and hands the previous exit status on as $?.
+      '__berth_next() { __berth_seq=$1; return $__berth_ec; }',
       `PS1='${m}\${__berth_seq}${SEP}\${__berth_ec}${SEP}\${!:--1}${SEP}\\u${SEP}\\h${SEP}\${__berth_pyp}${SEP}\${PWD}${MARK}'`,
       "PS2=''",
       'alias git="git --no-pager"',
@@ -145,7 +147,7 @@ export class PtyShell extends EventEmitter<PtyShellEvents> {
       });
     });
     this.running = true;
-    this.term.write(` __berth_seq=0; . '${join(this.dir, 'init')}'\n`);
+    this.term.write(` __berth_seq=0; __berth_ec=0; . '${join(this.dir, 'init')}'\n`);
     await ready;
     this.started = true;
     this.output.take();
@@ -161,7 +163,7 @@ export class PtyShell extends EventEmitter<PtyShellEvents> {
     this.expectedSeq = ++this.seq;
     // The sequence number comes back in the prompt, so a stray prompt (a Ctrl-C at an idle shell, say)
     // is never taken for this command's end. The leading space keeps the line out of history.
-    this.term.write(` __berth_seq=${this.expectedSeq}; . '${file}'\n`);
+    this.term.write(` __berth_next ${this.expectedSeq}; . '${file}'\n`);
   }
 
   /** Writes raw bytes to the terminal: input for the running program, or control keys. */
