@@ -140,6 +140,9 @@ interface Phases {
   probes: number;
   /** start() returning up to the first `run true` observation (new connection + the action). */
   firstAction: number;
+  /** Not part of the sample: a second `run true` on a new connection, then a third on the first one. */
+  secondActionNewConn: number;
+  thirdActionSameConn: number;
   total: number;
 }
 
@@ -238,6 +241,7 @@ export async function benchColdStart(
     let tStarted = Number.NaN;
     let tDone = Number.NaN;
     let containerId = '';
+    let later = { newConn: Number.NaN, sameConn: Number.NaN };
     try {
       const ep = await runtime.start(s);
       tStarted = epochMs();
@@ -252,6 +256,24 @@ export async function benchColdStart(
       });
       tDone = epochMs();
       expectRunOk(res, 'first action');
+      // Untimed in the sample: is the first action's extra cost the new connection or the cold server?
+      const again = async (a: Agent) => {
+        const t = performance.now();
+        expectRunOk(
+          await httpJson({
+            agent: a,
+            method: 'POST',
+            url: `${ep.url}/execute_action`,
+            body: RUN_TRUE,
+            headers: { 'x-session-api-key': s.sessionApiKey },
+          }),
+          'later action',
+        );
+        return performance.now() - t;
+      };
+      const fresh = new Agent({ keepAlive: true, maxSockets: 1 });
+      later = { newConn: await again(fresh), sameConn: await again(agent) };
+      fresh.destroy();
     } catch (err) {
       failures.push((err as Error).message.slice(0, 500));
       await runtime.remove(s.id).catch(() => undefined);
@@ -262,7 +284,11 @@ export async function benchColdStart(
     const myspans = spans.current;
     if (record) {
       try {
-        phases.push(await phasesOf(containerId, myspans, t0, tStarted, tDone));
+        phases.push({
+          ...(await phasesOf(containerId, myspans, t0, tStarted, tDone)),
+          secondActionNewConn: later.newConn,
+          thirdActionSameConn: later.sameConn,
+        });
       } catch (err) {
         failures.push(`breakdown: ${(err as Error).message}`);
       }
@@ -389,7 +415,7 @@ async function phasesOf(
   t0: number,
   tStarted: number,
   tDone: number,
-): Promise<Phases> {
+): Promise<Omit<Phases, 'secondActionNewConn' | 'thirdActionSameConn'>> {
   const one = (op: string) => spans.find((s) => s.op === op);
   const ensure = one('networks.ensure');
   const run = one('containers.run');
@@ -600,6 +626,8 @@ export function printDocker(r: DockerBenchResult): void {
       ['process start -> server listening', ms(sum('execToListening'))],
       ['listening -> /alive seen (polling)', `${ms(sum('readinessLag'))} (${sum('probes')} probes)`],
       ['first action (new connection)', ms(sum('firstAction'))],
+      ['(untimed) 2nd action, new connection', ms(sum('secondActionNewConn'))],
+      ['(untimed) 3rd action, same connection', ms(sum('thirdActionSameConn'))],
     ]);
   }
   printTable('Runtime image builds', r.build.rows);
