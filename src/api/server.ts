@@ -16,8 +16,9 @@ import {
 } from 'fastify-type-provider-zod';
 import { type Logger, pino } from 'pino';
 import type { ControlPlaneConfig } from '../config/control-plane.js';
+import { toBerthError } from '../http/errors.js';
+import { installJsonBodyParser } from '../http/json-body.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
-import { toBerthError } from '../protocol/http-errors.js';
 import { type ManagerSettings, SandboxManager } from '../sandboxes/manager.js';
 import type { SandboxRuntime } from '../sandboxes/types.js';
 import type { Store } from '../store/store.js';
@@ -60,19 +61,7 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch (err) {
-      done(
-        new BerthError(ErrorCode.INVALID_JSON, `Malformed JSON body: ${(err as Error).message}`),
-        undefined,
-      );
-    }
-  });
+  installJsonBodyParser(app);
 
   app.setErrorHandler((error, _req, reply) => {
     const berth = toBerthError(error);

@@ -11,8 +11,9 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
+import { toBerthError } from '../http/errors.js';
+import { installJsonBodyParser } from '../http/json-body.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
-import { toBerthError } from '../protocol/http-errors.js';
 import { registerBerthRoutes } from './berth-routes.js';
 import { registerActionRoutes } from './openhands/action-routes.js';
 import { registerFileRoutes } from './openhands/file-routes.js';
@@ -42,20 +43,8 @@ export async function createRuntimeHttpServer(
     keepAliveTimeout: 65_000,
   });
 
-  // Our own JSON parser so malformed JSON is a 400 with our error body (the reference answers 422/500).
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch (err) {
-      done(
-        new BerthError(ErrorCode.INVALID_JSON, `Malformed JSON body: ${(err as Error).message}`),
-        undefined,
-      );
-    }
-  });
+  // Malformed JSON is a 400 with our error body (the reference answers 422 or 500).
+  installJsonBodyParser(app);
 
   const key = options.sessionApiKey;
   if (key) {

@@ -44,7 +44,7 @@ describe('run: basics', () => {
     expect(m.suffix).toBe('\n[The command completed with exit code 0.]');
   });
 
-  it('$? carries the previous command\'s exit status into the next command', async () => {
+  it("$? carries the previous command's exit status into the next command", async () => {
     await c.run('false');
     expect((await c.run('echo "status $?"')).content).toBe('status 1');
     await c.run('(exit 7)');

@@ -14,6 +14,7 @@ import type {
   SandboxRuntime,
   SandboxSpec,
 } from '../../src/sandboxes/types.js';
+import { waitForListening } from '../support/listening-child.js';
 import { REPO } from './browser.js';
 
 /** How long a runtime server gets to print its address. */
@@ -49,29 +50,7 @@ export class HostProcessRuntime implements SandboxRuntime {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
-    let stderr = '';
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      stderr = (stderr + d).slice(-4000);
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(
-        () => reject(new Error(`runtime server did not start: ${stderr}`)),
-        START_TIMEOUT_MS,
-      );
-      child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        const m = /listening on (http:\/\/\S+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`runtime server exited with ${code}: ${stderr}`));
-      });
-    });
+    const url = await waitForListening(child, 'runtime server', START_TIMEOUT_MS);
     const endpoint: SandboxEndpoint = {
       id: spec.id,
       containerId: `host-pid-${child.pid}`,

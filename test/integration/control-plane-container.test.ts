@@ -28,6 +28,8 @@ const execFileAsync = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
 /** First start may build the runtime image inside the container (a cache hit when the host built it). */
 const CONTROL_PLANE_READY_MS = 240_000;
+/** One /health try; it answers in milliseconds once up. */
+const HEALTH_TRY_MS = 2_000;
 
 /** The engine's unix socket, to hand to the container; undefined for a TCP engine. */
 function socketPath(): string | undefined {
@@ -55,7 +57,7 @@ if (skipReason) {
 }
 
 async function docker(...args: string[]): Promise<string> {
-  console.error('DBG docker', args.slice(0,3).join(' '));
+  console.error('DBG docker', args.slice(0, 3).join(' '));
   try {
     const { stdout } = await execFileAsync('docker', args, { maxBuffer: 16 * 1024 * 1024 });
     return stdout.trim();
@@ -84,8 +86,7 @@ function staleBuildOutputs(): string[] {
       const full = join(dir, entry.name);
       if (entry.isDirectory()) {
         if (full !== join(ROOT, 'src', 'runtime-server')) walk(full);
-      }
-      else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
+      } else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
         const out = join(ROOT, 'dist', relative(join(ROOT, 'src'), full).replace(/\.ts$/, '.js'));
         const built = statSync(out, { throwIfNoEntry: false });
         if (!built || built.mtimeMs < statSync(full).mtimeMs) stale.push(relative(ROOT, full));
@@ -169,7 +170,8 @@ describe.skipIf(skipReason !== undefined)('the control plane in a container', ()
     );
     const deadline = Date.now() + CONTROL_PLANE_READY_MS;
     for (;;) {
-      const ok = await fetch(`${base}/health`).then(
+      // Each try bounded: a connection docker-proxy accepts before the server listens can stall.
+      const ok = await fetch(`${base}/health`, { signal: AbortSignal.timeout(HEALTH_TRY_MS) }).then(
         (r) => r.ok,
         () => false,
       );

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type RunningControlPlane, startControlPlane } from '../../src/api/start.js';
 import { loadControlPlaneConfig } from '../../src/config/control-plane.js';
+import { waitForListening } from '../support/listening-child.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -60,26 +61,7 @@ export async function startChild(
     ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'up', '--port', String(o.port ?? 0)],
     { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  let err = '';
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-    err = (err + d).slice(-4000);
-  });
-  const url = await new Promise<string>((res, rej) => {
-    let out = '';
-    const t = setTimeout(() => rej(new Error(`control plane did not start: ${err}`)), 120_000);
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        res(m[1]!);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(t);
-      rej(new Error(`control plane exited with ${code}: ${err}`));
-    });
-  });
+  const url = await waitForListening(child, 'control plane', 120_000);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   return {
     url,

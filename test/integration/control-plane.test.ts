@@ -163,7 +163,9 @@ describe.skipIf(unavailable !== undefined)('control plane', () => {
     expect((await sdk.sandboxes.get(idle.id)).state).toBe('running');
     // The reaper runs every second; give it time under load, then check.
     for (let i = 0; i < 150; i++) {
-      const states = await Promise.all([short.id, idle.id].map(async (id) => (await sdk.sandboxes.get(id)).state));
+      const states = await Promise.all(
+        [short.id, idle.id].map(async (id) => (await sdk.sandboxes.get(id)).state),
+      );
       if (states.every((st) => st === 'deleted')) break;
       await new Promise((r) => setTimeout(r, 100));
     }

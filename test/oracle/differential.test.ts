@@ -15,9 +15,10 @@
  * as the reference's, so a step that stops exercising the difference is noticed). Each such step
  * has a comment naming the reference's answer and why Berth's differs.
  *
- * The reference has two races of its own, which are not Berth differences and are handled here:
- *   - its tmux poll can take a command as finished before tmux echoed it (see ReferenceRace): the
- *     test is run again from its start, up to 3 times;
+ * The reference has races of its own, which are not Berth differences and are handled here:
+ *   - its tmux poll can take a command as finished before tmux echoed it (see ReferenceRace), and
+ *     it can fail to strip a multi-line command's echo from the content (see isEchoLeak): the test
+ *     is run again from its start, up to 3 times;
  *   - its Jupyter client can lose a cell's printed output (see sameCell): re-runnable cells are
  *     asked of the reference again.
  *
@@ -126,6 +127,36 @@ function isReferenceRace(r: Reply, b: Reply): boolean {
   return shown <= 5;
 }
 
+/**
+ * The reference removes its command's echo from the pane by a plain prefix match
+ * (openhands/runtime/utils/bash.py _remove_command_prefix). Now and then tmux renders the echo of a
+ * multi-line command with an extra empty line in it ("cat <<'EOF' > heredoc.txt\n\nline one..."),
+ * the match fails and the echoed command stays in the content (seen on the heredoc step about one
+ * run in five). Taken as a reference race only when the reference's content is exactly the
+ * command's lines (empty lines aside) followed by Berth's content.
+ */
+function isEchoLeak(action: Record<string, unknown>, r: Reply, b: Reply): boolean {
+  const args = action.args as Record<string, unknown>;
+  if (action.action !== 'run' || args.is_input === true) return false;
+  const refContent = r.body?.content;
+  const berthContent = b.body?.content;
+  if (typeof refContent !== 'string' || typeof berthContent !== 'string' || refContent === berthContent) {
+    return false;
+  }
+  const commandLines = String(args.command)
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+  if (commandLines.length < 2) return false;
+  const refLines = refContent.split('\n');
+  let i = 0;
+  for (const line of commandLines) {
+    while (i < refLines.length && refLines[i]!.trim() === '') i++;
+    if (refLines[i]?.trimEnd() !== line.trimEnd()) return false;
+    i++;
+  }
+  return refLines.slice(i).join('\n').trim() === berthContent.trim();
+}
+
 function substitute(value: unknown, ws: string): unknown {
   if (typeof value === 'string') return value.replaceAll('<WS>', ws);
   if (Array.isArray(value)) return value.map((v) => substitute(v, ws));
@@ -192,6 +223,10 @@ async function both(
   if (isReferenceRace(r, b)) {
     records.push({ test: currentTest, step, request: action, equal: 'reference-race', ref: r, berth: b });
     throw new ReferenceRace(`reference race in step "${step}" (see ReferenceRace)`);
+  }
+  if (!deliberate && isEchoLeak(action, r, b)) {
+    records.push({ test: currentTest, step, request: action, equal: 'reference-race', ref: r, berth: b });
+    throw new ReferenceRace(`reference left the command's echo in step "${step}" (see isEchoLeak)`);
   }
   const equal = deliberate ? 'deliberate' : JSON.stringify(sortKeys(r)) === JSON.stringify(sortKeys(b));
   records.push({ test: currentTest, step, request: action, equal, ref: r, berth: b });

@@ -17,7 +17,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
-import { toBerthError } from '../../src/protocol/http-errors.js';
+import { toBerthError } from '../../src/http/errors.js';
 import { createRuntimeHttpServer } from '../../src/runtime-server/http.js';
 import { registerFileRoutes } from '../../src/runtime-server/openhands/file-routes.js';
 import type { RuntimeServices } from '../../src/runtime-server/services.js';

@@ -1,6 +1,6 @@
 /** Maps errors from the HTTP layer (Fastify's own, or a proxied service's) into the Berth vocabulary. */
 import type { FastifyError } from 'fastify';
-import { BerthError, ErrorCode, errorStatus } from './errors.js';
+import { BerthError, ErrorCode, errorStatus } from '../protocol/errors.js';
 
 /** Maps Fastify's own errors (body too large, bad content type, ...) into the Berth vocabulary. */
 export function toBerthError(error: unknown): BerthError {
