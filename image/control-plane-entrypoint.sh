@@ -36,6 +36,10 @@ fi
 
 if [ $# -eq 0 ] || [ "${1#-}" != "$1" ]; then
   set -- up "$@"
+  if [ -z "${SANDBOX_USER_ID:-}" ]; then
+    log "SANDBOX_USER_ID is not set, so the sandbox user is root and files agents make in the workspace" \
+      "belong to root: add -e SANDBOX_USER_ID=\$(id -u)"
+  fi
   case "$BERTH_HOST" in
   127.* | localhost | ::1) ;;
   *)

@@ -2,8 +2,9 @@
  * Starts the whole control plane from configuration: Docker engine, store, port allocator, runtime,
  * image, HTTP server; then reconciles with the engine, fills the warm pool and runs the reaper.
  */
-import { createHash } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ControlPlaneConfig } from '../config/control-plane.js';
 import { loadDockerConfig } from '../config/docker.js';
 import { connectEngine } from '../docker/engine.js';
@@ -110,7 +111,20 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
   };
 }
 
-/** A stable name for this Berth instance: its data directory, hashed. */
+/**
+ * This Berth instance's id, kept in its data directory (made on first use): the owner label on its
+ * containers, so reapers of other instances on the same engine leave them alone.
+ */
 export function instanceOwner(dataDir: string): string {
-  return createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 12);
+  const file = join(dataDir, 'instance-id');
+  try {
+    const id = readFileSync(file, 'utf8').trim();
+    if (/^[0-9a-f]{12}$/.test(id)) return id;
+  } catch {
+    // first start
+  }
+  const id = randomBytes(6).toString('hex');
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  writeFileSync(file, `${id}\n`, { mode: 0o600 });
+  return id;
 }

@@ -389,7 +389,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   /** Keeps `poolSize` started sandboxes for the default image. */
   async refill(image?: string): Promise<void> {
-    if (this.settings.poolSize <= 0 || this.disposed) return;
+    // With a workspace or volumes configured for every sandbox, no create could use a pooled one.
+    if (this.settings.poolSize <= 0 || this.disposed || !this.poolable({})) return;
     const img = image ?? (await this.settings.defaultImage());
     if (this.refilling.has(img)) return;
     this.refilling.add(img);

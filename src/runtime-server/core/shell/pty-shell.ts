@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as pty from '@lydell/node-pty';
@@ -89,6 +89,14 @@ export class PtyShell extends EventEmitter<PtyShellEvents> {
   }
 
   static async start(options: PtyShellOptions): Promise<PtyShell> {
+    try {
+      accessSync(options.cwd, constants.R_OK | constants.X_OK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new Error(
+        `the working directory ${options.cwd} is not usable by uid ${process.getuid?.() ?? '?'} (${code}): the sandbox user needs to be able to enter it`,
+      );
+    }
     const shell = new PtyShell(options);
     await shell.initialise();
     return shell;
