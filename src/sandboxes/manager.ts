@@ -305,8 +305,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       if (e.code === 'UNAVAILABLE') await this.checkAlive(id);
       throw err;
     } finally {
+      // No separate touch: appending the action and the observation already marks activity.
       this.inFlight.set(id, (this.inFlight.get(id) ?? 1) - 1);
-      this.store.sandboxes.touch(id);
     }
   }
 

@@ -25,6 +25,13 @@ export interface StoreOptions {
    * as on a full disk. @default no bound
    */
   maxSizeBytes?: number;
+  /**
+   * 'process-crash': a write is safe once its call returns if this process dies (kill -9), which WAL
+   * with synchronous=NORMAL gives at no fsync cost; the last commits can be lost on power loss or an
+   * OS crash. 'power-loss': synchronous=FULL, one fsync per write (measured: ~0.9 ms per action
+   * here, 16 ms at p99 under disk contention, against ~0.2 ms). @default 'process-crash'
+   */
+  durability?: 'process-crash' | 'power-loss';
 }
 
 export class Store {
@@ -56,11 +63,8 @@ export class Store {
       try {
         if (created) chmodSync(file, 0o600);
         db.pragma('journal_mode = WAL');
-        // Durability: in WAL mode, NORMAL survives a crash of this process but may lose the last
-        // commits on power loss or an OS crash; FULL syncs the WAL on every commit, so an appended event
-        // (or a state change) is on disk when the call returns. The cost is one fsync per write, and
-        // writes here are one per action or observation.
-        db.pragma('synchronous = FULL');
+        // See StoreOptions.durability.
+        db.pragma(`synchronous = ${options.durability === 'power-loss' ? 'FULL' : 'NORMAL'}`);
         db.pragma('foreign_keys = ON');
         db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
         const version = migrate(db, MIGRATIONS);

@@ -6,12 +6,13 @@
  * (the reference gets that wrong, issue #10243). Text that does not parse is passed through as one
  * command, as the reference does, and bash reports the error.
  */
-import { parse } from 'sh-syntax';
 
 export async function splitCommands(command: string): Promise<string[]> {
   // Statements on one line always form one command, so only multi-line text needs the parser
   // (which costs milliseconds per call).
   if (!command.includes('\n')) return [command];
+  // Loaded on first use: most commands are one line and never need it, and it costs start-up time.
+  const { parse } = await import('sh-syntax');
   let stmts: Awaited<ReturnType<typeof parse>>['Stmts'];
   try {
     stmts = (await parse(command)).Stmts;
