@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { waitForListening } from '../support/listening-child.js';
+import { postOversized } from '../support/oversized.js';
 
 export interface RuntimeTarget {
   url: string;
@@ -103,6 +104,11 @@ export class RuntimeClient {
       json = undefined;
     }
     return { status: res.status, json: json as any, text, headers: res.headers };
+  }
+
+  /** POSTs a body the server will refuse for its size (see postOversized). */
+  oversized(path: string, body: string): Promise<{ status: number; text: string }> {
+    return postOversized(this.target.url + path, this.headers({ 'content-type': 'application/json' }), body);
   }
 
   /** Sends an action and returns the observation; fails the test on a non-200 answer. */

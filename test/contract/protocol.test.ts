@@ -96,9 +96,9 @@ describe('bad requests get 4xx JSON errors that name the problem', () => {
     const huge = JSON.stringify({
       action: { action: 'write', args: { path: 'x', content: 'a'.repeat(65 * 1024 * 1024) } },
     });
-    const r = await c.request('POST', '/execute_action', huge);
+    const r = await c.oversized('/execute_action', huge);
     expect(r.status).toBe(413);
-    expect(r.json.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(JSON.parse(r.text).code).toBe('PAYLOAD_TOO_LARGE');
   });
 
   it('an unknown route is a 404 JSON error', async () => {
