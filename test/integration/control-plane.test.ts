@@ -7,6 +7,7 @@ import type { RunningControlPlane } from '../../src/api/start.js';
 import { BerthClient } from '../../src/sdk/client.js';
 import { NotFoundError } from '../../src/sdk/errors.js';
 import { RuntimeServerClient } from '../../src/sdk/runtime-client.js';
+import { postOversized } from '../support/oversized.js';
 import { api, startChild, startInProcess } from './control-plane-helpers.js';
 import { engine, engineAvailable } from './docker-target.js';
 
@@ -199,9 +200,9 @@ describe.skipIf(unavailable !== undefined)('control plane', () => {
     const malformed = await call('POST', '/api/sandboxes', '{"image": ');
     expect(malformed.status).toBe(400);
     expect(malformed.json.code).toBe('INVALID_JSON');
-    const huge = await call(
-      'POST',
-      '/api/sandboxes',
+    const huge = await postOversized(
+      `${cp.url}/api/sandboxes`,
+      { authorization: `Bearer ${cp.apiKey}`, 'content-type': 'application/json' },
       JSON.stringify({ image: 'x'.repeat(65 * 1024 * 1024) }),
     );
     expect(huge.status).toBe(413);
