@@ -1,5 +1,5 @@
 /** Schemas shared by the control plane's routes. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCode } from '../protocol/errors.js';
 
 export const ErrorBodySchema = z.object({

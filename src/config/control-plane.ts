@@ -15,7 +15,7 @@ import { BlockList, isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { BerthError, ErrorCode, fromSystemError } from '../protocol/errors.js';
 import { DEFAULT_BASE_IMAGE } from './docker.js';
 

@@ -2,7 +2,7 @@
  * Configuration of the in-sandbox runtime server: command-line flags first, then the environment
  * variables the reference reads (SESSION_API_KEY, NO_CHANGE_TIMEOUT_SECONDS).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** The reference's default soft (no new output) timeout. */
 export const DEFAULT_NO_CHANGE_TIMEOUT_SECONDS = 10;

@@ -201,7 +201,7 @@ async function collectContext(root: string, node: NodeBinary, nodeDir: string): 
 
   const required: Array<[string, string]> = [
     ['dist/cli/main.js', 'the compiled CLI (run `npm run build`)'],
-    ['dist/runtime-server/runtime-server.mjs', 'the runtime server bundle (run `npm run build`)'],
+    ['dist/runtime-server-bundle/runtime-server.mjs', 'the runtime server bundle (run `npm run build`)'],
     ['web/dist/index.html', 'the built web UI (run `npm run build`)'],
   ];
   for (const [file, what] of required) await readRequired(join(root, file), what);

@@ -65,7 +65,10 @@ export interface RuntimeImageBuildResult {
 export interface RuntimeImagePaths {
   /** Holds Dockerfile.berth.tmpl, entrypoint.sh and drop-privileges.mjs. */
   imageDir: string;
-  /** Holds runtime-server.mjs and externals.json (written by scripts/bundle-runtime-server.mjs). */
+  /**
+   * The runtime server bundle as scripts/bundle-runtime-server.mjs writes it: runtime-server.mjs, the
+   * chunks it loads (chunks/), and externals.json. Every file but externals.json goes into /berth/.
+   */
   bundleDir: string;
   /** A package.json whose node_modules hold the bundle's external packages. */
   packageJson: string;
@@ -87,7 +90,7 @@ export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..
 export function defaultRuntimeImagePaths(root = PACKAGE_ROOT): RuntimeImagePaths {
   return {
     imageDir: join(root, 'image'),
-    bundleDir: join(root, 'dist', 'runtime-server'),
+    bundleDir: join(root, 'dist', 'runtime-server-bundle'),
     packageJson: join(root, 'package.json'),
   };
 }
@@ -283,15 +286,8 @@ export class RuntimeImageBuilder {
         0o644,
         await readInput(join(imageDir, 'drop-privileges.mjs'), 'the privilege-dropping launcher'),
       ),
-      bufferEntry(
-        'berth/runtime-server.mjs',
-        0o644,
-        await readInput(
-          join(bundleDir, 'runtime-server.mjs'),
-          'the runtime server bundle (run `npm run build`)',
-        ),
-      ),
     );
+    entries.push(...(await this.bundleEntries()));
     const manifest = JSON.parse(
       (
         await readInput(join(bundleDir, 'externals.json'), 'the bundle manifest (run `npm run build`)')
@@ -302,6 +298,21 @@ export class RuntimeImageBuilder {
         const bytes = await readFile(join(dir.path, file.relative));
         entries.push(bufferEntry(`berth/node_modules/${dir.name}/${file.relative}`, file.mode, bytes));
       }
+    }
+    return entries;
+  }
+
+  /**
+   * The runtime server bundle, every file of it (the entry and the chunks it imports), as berth/bundle/,
+   * which the Dockerfile copies into /berth/ as a whole. The manifest is read here, not copied.
+   */
+  private async bundleEntries(): Promise<ContextEntry[]> {
+    const { bundleDir } = this.paths;
+    await readInput(join(bundleDir, 'runtime-server.mjs'), 'the runtime server bundle (run `npm run build`)');
+    const entries: ContextEntry[] = [];
+    for (const file of await listBundleFiles(bundleDir)) {
+      if (file === 'externals.json') continue;
+      entries.push(bufferEntry(`berth/bundle/${file}`, 0o644, await readFile(join(bundleDir, file))));
     }
     return entries;
   }
@@ -378,6 +389,16 @@ async function listPackageFiles(dir: string): Promise<{ relative: string; mode: 
   };
   await walk(dir);
   return out.sort((a, b) => (a.relative < b.relative ? -1 : a.relative > b.relative ? 1 : 0));
+}
+
+/** Every file under the bundle directory, relative and with `/` separators, in a stable order. */
+async function listBundleFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile())
+      out.push(relative(dir, join(entry.parentPath, entry.name)).split(sep).join(posix.sep));
+  }
+  return out.sort();
 }
 
 async function readInput(path: string, what: string): Promise<Buffer> {

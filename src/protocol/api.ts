@@ -2,7 +2,7 @@
  * The control plane's REST and WebSocket contract (port 3000). One source for the server's route
  * schemas, the generated OpenAPI document, the SDK's types and the web UI's types.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const SandboxState = z.enum([
   'starting',

@@ -4,7 +4,7 @@
  * Unknown keys inside `args` are ignored rather than rejected, so newer OpenHands clients that add
  * fields keep working; known fields are type-checked.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const securityRisk = z.number().int().optional();
 const common = {

@@ -25,6 +25,18 @@ export const MAX_JSON_BODY_BYTES = 64 * 1024 * 1024;
 /** Paths that never need the session key, as in the reference. */
 const PUBLIC_PATHS = new Set(['/alive', '/server_info']);
 
+/**
+ * Stands in for Fastify's schema compilers (Ajv, fast-json-stringify). No route here declares a JSON
+ * schema: requests are checked with zod in the handlers. Fastify would still load and set up both
+ * libraries while it builds the app, which costs every sandbox's cold start some 25 ms; with these it
+ * loads neither, and a route that ever declares a schema fails the start with this message.
+ */
+function noSchemas(): never {
+  throw new Error(
+    'the runtime server has no schema compilers (see noSchemas in http.ts): validate requests in the handler',
+  );
+}
+
 export interface RuntimeHttpOptions {
   sessionApiKey?: string | undefined;
   logger: Logger;
@@ -41,6 +53,7 @@ export async function createRuntimeHttpServer(
     bodyLimit: MAX_JSON_BODY_BYTES,
     // Keep-alive connections are the fast path for clients sending one action after another.
     keepAliveTimeout: 65_000,
+    schemaController: { compilersFactory: { buildValidator: noSchemas, buildSerializer: noSchemas } },
   });
 
   // Malformed JSON is a 400 with our error body (the reference answers 422 or 500).

@@ -1,9 +1,11 @@
-/** Builds the runtime server's services and owns their disposal. */
+/**
+ * Builds the runtime server's services and owns their disposal. Only the agent's shell is started
+ * up front; the other services are made on first use (see lazy.ts), so that their code is not even
+ * loaded on the way to the first /alive.
+ */
 import { statfs } from 'node:fs/promises';
-import { FileEditor } from './core/editor/editor.js';
-import { PythonKernel } from './core/python/kernel.js';
 import { PtyShell } from './core/shell/pty-shell.js';
-import { TerminalManager } from './core/terminal/terminals.js';
+import { lazy } from './lazy.js';
 import { BashSession, type ShellProvider } from './openhands/bash-session.js';
 import { ActionExecutor } from './openhands/executor.js';
 import type { RuntimeServices, RuntimeServicesOptions } from './services.js';
@@ -46,16 +48,27 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
   const shells = new PersistentShell(options.workingDir);
   await shells.shell();
   const bash = new BashSession(shells, options.noChangeTimeoutSeconds);
-  const editor = new FileEditor({ workspaceRoot: options.workingDir });
-  const python = new PythonKernel({ logger: options.logger });
+  const editor = lazy(async () => {
+    const { FileEditor } = await import('./core/editor/editor.js');
+    return new FileEditor({ workspaceRoot: options.workingDir });
+  });
+  const python = lazy(async () => {
+    const { PythonKernel } = await import('./core/python/kernel.js');
+    return new PythonKernel({ logger: options.logger });
+  });
   const executor = new ActionExecutor({ bash, editor, python });
-  const terminals = new TerminalManager(() => shells.peek()?.prompt.workingDir || options.workingDir);
+  const terminals = lazy(async () => {
+    const { TerminalManager } = await import('./core/terminal/terminals.js');
+    return new TerminalManager(() => shells.peek()?.prompt.workingDir || options.workingDir);
+  });
+  const transfer = lazy(() => import('./core/transfer/index.js'));
   const startedAt = Date.now();
   let disposed = false;
   return {
     options,
     executor,
     terminals,
+    transfer,
     ready: () => !disposed,
     async serverInfo() {
       const now = Date.now();
@@ -74,8 +87,12 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
     },
     async dispose() {
       disposed = true;
-      terminals.dispose();
-      await Promise.allSettled([shells.dispose(), editor.dispose(), python.dispose()]);
+      await Promise.allSettled([
+        terminals.ifMade((t) => t.dispose()),
+        shells.dispose(),
+        editor.ifMade((e) => e.dispose()),
+        python.ifMade((p) => p.dispose()),
+      ]);
     },
   };
 }

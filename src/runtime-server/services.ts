@@ -4,6 +4,8 @@
  */
 import type { Logger } from 'pino';
 import type { TerminalManager } from './core/terminal/terminals.js';
+import type * as transfer from './core/transfer/index.js';
+import type { Lazy } from './lazy.js';
 import type { ActionExecutor } from './openhands/executor.js';
 
 export interface RuntimeServicesOptions {
@@ -14,10 +16,16 @@ export interface RuntimeServicesOptions {
   logger: Logger;
 }
 
+/** The file transfer core (uploads, zip downloads, list_files), loaded on the first transfer. */
+export type TransferCore = typeof transfer;
+
 export interface RuntimeServices {
   readonly options: RuntimeServicesOptions;
   readonly executor: ActionExecutor;
-  readonly terminals: TerminalManager;
+  /** Made on the first terminal (see lazy.ts): most sandboxes never open one. */
+  readonly terminals: Lazy<TerminalManager>;
+  /** Loaded on the first upload, download or listing (see lazy.ts). */
+  readonly transfer: Lazy<TransferCore>;
   ready(): boolean;
   serverInfo(): Promise<Record<string, unknown>>;
   dispose(): Promise<void>;

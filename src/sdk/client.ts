@@ -6,7 +6,7 @@
  *   const out = await berth.sandbox(sb.id).run('ls');
  */
 import WebSocket from 'ws';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { CreateSandboxBody, EventPage, Sandbox, SandboxEvent, SandboxState } from '../protocol/api.js';
 import type { Observation } from '../protocol/openhands.js';
 import { errorFromResponse } from './errors.js';

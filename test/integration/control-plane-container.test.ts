@@ -75,7 +75,7 @@ async function freePort(): Promise<number> {
 
 /**
  * Control plane sources newer than their dist/ output: the image would run stale code. (The runtime
- * server reaches sandboxes as the dist/runtime-server bundle, as in every other Docker test.)
+ * server reaches sandboxes as the bundle in dist/runtime-server-bundle, as in every other Docker test.)
  */
 function staleBuildOutputs(): string[] {
   const stale: string[] = [];

@@ -19,6 +19,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import yauzl from 'yauzl';
 import { toBerthError } from '../../src/http/errors.js';
 import { createRuntimeHttpServer } from '../../src/runtime-server/http.js';
+import { lazy } from '../../src/runtime-server/lazy.js';
 import { registerFileRoutes } from '../../src/runtime-server/openhands/file-routes.js';
 import type { RuntimeServices } from '../../src/runtime-server/services.js';
 import { buildZip, openFdCount, readZip, S_IFLNK, snapshot } from './transfer-helpers.js';
@@ -34,6 +35,7 @@ let base: string;
 function minimalServices(): RuntimeServices {
   return {
     options: { workingDir, noChangeTimeoutSeconds: 10, logger },
+    transfer: lazy(() => import('../../src/runtime-server/core/transfer/index.js')),
     ready: () => true,
     serverInfo: async () => ({}),
   } as unknown as RuntimeServices;

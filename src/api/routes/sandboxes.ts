@@ -1,6 +1,6 @@
 /** Sandbox records: create, list, get, delete, pause, resume, extend. Handlers call the manager only. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   CreateSandboxBody,
   ExtendTimeoutBody,

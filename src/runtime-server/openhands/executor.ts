@@ -2,7 +2,7 @@
  * Executes one OpenHands action: validates it, runs it on the core services, shapes the observation.
  * Actions run one at a time, as in the reference; everything else the server answers stays free.
  */
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import {
   ActionEnvelope,
@@ -22,6 +22,7 @@ import { editObservationDiff } from '../core/editor/diff.js';
 import type { FileEditor } from '../core/editor/editor.js';
 import { EditorError, type EditorRequest } from '../core/editor/types.js';
 import type { PythonKernel } from '../core/python/kernel.js';
+import type { Lazy } from '../lazy.js';
 import type { BashSession } from './bash-session.js';
 import { readFileAction, writeFileAction } from './file-actions.js';
 
@@ -30,8 +31,10 @@ export const DEFAULT_IPYTHON_TIMEOUT_SECONDS = 120;
 
 export interface ExecutorDeps {
   bash: BashSession;
-  editor: FileEditor;
-  python: PythonKernel;
+  /** Made on the first oh_aci read or edit. */
+  editor: Lazy<FileEditor>;
+  /** Made on the first run_ipython. */
+  python: Lazy<PythonKernel>;
 }
 
 export class ActionExecutor {
@@ -135,7 +138,8 @@ export class ActionExecutor {
   /** Editor errors become the reference's "ERROR:\n<message>" content, never an exception. */
   private async runEditor(req: EditorRequest) {
     try {
-      return await this.deps.editor.execute(req);
+      const editor = await this.deps.editor.get();
+      return await editor.execute(req);
     } catch (err) {
       if (!(err instanceof EditorError)) throw err;
       return { output: `ERROR:\n${err.message}`, prevExist: false, before: null, after: null };
@@ -144,12 +148,13 @@ export class ActionExecutor {
 
   private async runIpython(args: IPythonRunCellArgs, timeout: number | undefined): Promise<Observation> {
     const cwd = await this.deps.bash.cwd();
+    const python = await this.deps.python.get();
     const seconds = timeout ?? DEFAULT_IPYTHON_TIMEOUT_SECONDS;
     if (args.kernel_init_code && !this.kernelInitDone.has(args.kernel_init_code)) {
-      await this.deps.python.run({ code: args.kernel_init_code, cwd, timeoutMs: seconds * 1000 });
+      await python.run({ code: args.kernel_init_code, cwd, timeoutMs: seconds * 1000 });
       this.kernelInitDone.add(args.kernel_init_code);
     }
-    const result = await this.deps.python.run({ code: args.code, cwd, timeoutMs: seconds * 1000 });
+    const result = await python.run({ code: args.code, cwd, timeoutMs: seconds * 1000 });
     let content = result.text.trimEnd();
     if (result.timedOut)
       content = `${content}${content ? '\n' : ''}[Execution timed out (${seconds} seconds).]`;

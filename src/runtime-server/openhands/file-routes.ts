@@ -2,12 +2,12 @@
  * The OpenHands adapter's file routes: POST /upload_file, GET /download_files, POST /list_files.
  * Handlers parse the request, call the transfer core, and shape the reply; the reply bodies are the
  * reference's, and errors are the Berth error vocabulary (the reference answers most of them with 500).
+ * The transfer core (with its zip libraries) is loaded by the first of these requests: services.transfer.
  */
 import { PassThrough, type Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance } from 'fastify';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
-import { createDownload, listFiles, requireAbsolutePath, uploadFile } from '../core/transfer/index.js';
 import type { RuntimeServices } from '../services.js';
 
 /**
@@ -46,6 +46,7 @@ export async function registerFileRoutes(
     });
 
     scope.post('/upload_file', async (req, reply) => {
+      const { requireAbsolutePath, uploadFile } = await services.transfer.get();
       const destination = queryParam(req.query, 'destination') ?? '/';
       const recursive = parseBoolean(queryParam(req.query, 'recursive'), 'recursive') ?? false;
       requireAbsolutePath(destination, 'destination');
@@ -99,6 +100,7 @@ export async function registerFileRoutes(
   });
 
   app.get('/download_files', async (req, reply) => {
+    const { createDownload } = await services.transfer.get();
     const path = queryParam(req.query, 'path');
     if (path === undefined)
       throw new BerthError(ErrorCode.VALIDATION_FAILED, 'Query parameter "path" is required');
@@ -109,6 +111,7 @@ export async function registerFileRoutes(
   });
 
   app.post('/list_files', async (req) => {
+    const { listFiles } = await services.transfer.get();
     const body: unknown = req.body ?? {};
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw new BerthError(
