@@ -17,7 +17,7 @@ import {
 import { type Logger, pino } from 'pino';
 import type { ControlPlaneConfig } from '../config/control-plane.js';
 import { toBerthError } from '../http/errors.js';
-import { installJsonBodyParser } from '../http/json-body.js';
+import { installJsonBodyParser, refuseOversizedJson } from '../http/json-body.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { type ManagerSettings, SandboxManager } from '../sandboxes/manager.js';
 import type { SandboxRuntime } from '../sandboxes/types.js';
@@ -62,6 +62,7 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
   app.setSerializerCompiler(serializerCompiler);
 
   installJsonBodyParser(app);
+  refuseOversizedJson(app, MAX_API_BODY_BYTES);
 
   app.setErrorHandler((error, _req, reply) => {
     const berth = toBerthError(error);

@@ -12,7 +12,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { toBerthError } from '../http/errors.js';
-import { installJsonBodyParser } from '../http/json-body.js';
+import { installJsonBodyParser, refuseOversizedJson } from '../http/json-body.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { registerBerthRoutes } from './berth-routes.js';
 import { registerActionRoutes } from './openhands/action-routes.js';
@@ -58,6 +58,7 @@ export async function createRuntimeHttpServer(
 
   // Malformed JSON is a 400 with our error body (the reference answers 422 or 500).
   installJsonBodyParser(app);
+  refuseOversizedJson(app, MAX_JSON_BODY_BYTES);
 
   const key = options.sessionApiKey;
   if (key) {
