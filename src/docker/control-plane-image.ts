@@ -16,7 +16,13 @@ import { DEFAULT_BASE_IMAGE, loadDockerConfig } from '../config/docker.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import type { ImageProgressListener } from './build-stream.js';
 import type { DockerEngine } from './engine.js';
-import { type ContextEntry, PACKAGE_ROOT, packContext, TAG_HASH_LENGTH } from './image-builder.js';
+import {
+  type ContextEntry,
+  PACKAGE_ROOT,
+  packContext,
+  RUNTIME_IMAGE_LABELS,
+  TAG_HASH_LENGTH,
+} from './image-builder.js';
 import type { ImageDetails } from './images.js';
 import { ensureNodeBinary, type NodeArch, type NodeBinary, nodeArchForDocker } from './node-binary.js';
 
@@ -27,14 +33,8 @@ const HASH_SCHEME = 'berth-control-plane-image/1';
 /** Where the image keeps its files; the Dockerfile and the entrypoint say the same. */
 const RECIPE = 'image/control-plane.Dockerfile';
 
-export const CONTROL_PLANE_IMAGE_LABELS = {
-  managed: 'berth.managed',
-  kind: 'berth.kind',
-  base: 'berth.base',
-  baseId: 'berth.base.id',
-  contentHash: 'berth.content-hash',
-  nodeVersion: 'berth.node.version',
-} as const;
+/** The same berth.* label keys as runtime images. */
+export const CONTROL_PLANE_IMAGE_LABELS = RUNTIME_IMAGE_LABELS;
 
 /** Value of the berth.kind label on control plane images (`berth gc` leaves them alone). */
 export const CONTROL_PLANE_IMAGE_KIND = 'control-plane-image';
