@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { loadDockerConfig } from '../config/docker.js';
 import { buildControlPlaneImage } from '../docker/control-plane-image.js';
 import { connectEngine } from '../docker/engine.js';
-import { printJson } from './output.js';
+import { printBuildResult } from './output.js';
 
 /** Adds the command under `berth image` (made here when registerImageCommands has not run). */
 export function registerControlPlaneImageCommand(program: Command): void {
@@ -41,15 +41,6 @@ export function registerControlPlaneImageCommand(program: Command): void {
         },
       });
       if (!r.cached) line(`${r.tag} built in ${(r.durationMs / 1000).toFixed(1)} s`);
-      if (opts.json) {
-        printJson({
-          tag: r.tag,
-          image_id: r.imageId,
-          cached: r.cached,
-          base: r.base,
-          base_id: r.baseId,
-          duration_ms: Math.round(r.durationMs),
-        });
-      } else process.stdout.write(`${r.tag}\n`);
+      printBuildResult(r, opts.json);
     });
 }

@@ -16,7 +16,7 @@ import { collectGc, GC_IMAGE_MIN_AGE_MS, type GcOwnership, type GcPlan, planGc }
 import { RUNTIME_IMAGE_LABELS, RuntimeImageBuilder } from '../docker/image-builder.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { Store } from '../store/store.js';
-import { age, printJson, printTable, spinner } from './output.js';
+import { age, printBuildResult, printJson, printTable, spinner } from './output.js';
 
 /** The control plane's database file inside its data directory. */
 const STORE_FILE = 'berth.db';
@@ -159,16 +159,7 @@ export function registerImageCommands(program: Command): void {
           });
           if (!r.cached) p.line(`${r.tag} built in ${seconds(r.durationMs)}`);
           p.stop();
-          if (opts.json) {
-            printJson({
-              tag: r.tag,
-              image_id: r.imageId,
-              cached: r.cached,
-              base: r.base,
-              base_id: r.baseId,
-              duration_ms: Math.round(r.durationMs),
-            });
-          } else process.stdout.write(`${r.tag}\n`);
+          printBuildResult(r, opts.json);
         } finally {
           p.stop();
         }

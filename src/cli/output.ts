@@ -16,6 +16,23 @@ export function printTable(rows: string[][], header: string[]): void {
   for (const r of rows) process.stdout.write(`${line(r)}\n`);
 }
 
+/** Prints an image build's result: the tag on stdout, or JSON with --json. */
+export function printBuildResult(
+  r: { tag: string; imageId: string; cached: boolean; base: string; baseId: string; durationMs: number },
+  json: boolean | undefined,
+): void {
+  if (json) {
+    printJson({
+      tag: r.tag,
+      image_id: r.imageId,
+      cached: r.cached,
+      base: r.base,
+      base_id: r.baseId,
+      duration_ms: Math.round(r.durationMs),
+    });
+  } else process.stdout.write(`${r.tag}\n`);
+}
+
 /** Turns any error into one line that says what to do, and an exit code. */
 export function explain(err: unknown): { message: string; code: number } {
   if (err instanceof BerthApiError) {

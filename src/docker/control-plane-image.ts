@@ -18,12 +18,12 @@ import type { ImageProgressListener } from './build-stream.js';
 import type { DockerEngine } from './engine.js';
 import {
   type ContextEntry,
+  inspectBaseImage,
   PACKAGE_ROOT,
   packContext,
   RUNTIME_IMAGE_LABELS,
   TAG_HASH_LENGTH,
 } from './image-builder.js';
-import type { ImageDetails } from './images.js';
 import { ensureNodeBinary, type NodeArch, type NodeBinary, nodeArchForDocker } from './node-binary.js';
 
 /** Repository name of control plane images; the tag is the content hash. */
@@ -79,7 +79,7 @@ export async function buildControlPlaneImage(
   const root = options.root ?? PACKAGE_ROOT;
   const base = options.base ?? DEFAULT_BASE_IMAGE;
 
-  const baseInfo = await inspectBase(engine, base);
+  const baseInfo = await inspectBaseImage(engine, base);
   const arch = nodeArchForDocker(baseInfo.architecture);
   if (baseInfo.os && baseInfo.os !== 'linux') {
     throw new BerthError(
@@ -158,27 +158,6 @@ export async function buildControlPlaneImage(
     base,
     baseId: baseInfo.id,
   };
-}
-
-async function inspectBase(engine: DockerEngine, base: string): Promise<ImageDetails> {
-  try {
-    return await engine.images.inspect(base);
-  } catch (err) {
-    if (err instanceof BerthError && err.code === ErrorCode.NOT_FOUND) {
-      const hint =
-        base === DEFAULT_BASE_IMAGE
-          ? 'create it with `berth image bootstrap`'
-          : 'pull, load or build it first';
-      throw new BerthError(
-        ErrorCode.NOT_FOUND,
-        `base image ${base} not found locally; Berth never pulls images: ${hint}`,
-        {
-          image: base,
-        },
-      );
-    }
-    throw err;
-  }
 }
 
 /** Every file of the build context, in a fixed order, with the digests the tag is made of. */

@@ -118,7 +118,7 @@ export class RuntimeImageBuilder {
     const progress = options.onProgress;
     const base = options.base ?? this.deps.defaultBase ?? DEFAULT_BASE_IMAGE;
 
-    const baseInfo = await this.inspectBase(base);
+    const baseInfo = await inspectBaseImage(this.deps.engine, base);
     if (baseInfo.os && baseInfo.os !== 'linux') {
       throw new BerthError(
         ErrorCode.VALIDATION_FAILED,
@@ -186,25 +186,6 @@ export class RuntimeImageBuilder {
       base,
       baseId: baseInfo.id,
     };
-  }
-
-  private async inspectBase(base: string): Promise<ImageDetails> {
-    try {
-      return await this.deps.engine.images.inspect(base);
-    } catch (err) {
-      if (err instanceof BerthError && err.code === ErrorCode.NOT_FOUND) {
-        const hint =
-          base === DEFAULT_BASE_IMAGE
-            ? 'create it with image/bootstrap-base.sh (or bootstrapBaseImage())'
-            : 'pull, load or build it first';
-        throw new BerthError(
-          ErrorCode.NOT_FOUND,
-          `base image ${base} not found locally; Berth never pulls images: ${hint}`,
-          { image: base },
-        );
-      }
-      throw err;
-    }
   }
 
   private ensureNode(arch: NodeArch, onProgress?: ImageProgressListener): Promise<NodeBinary> {
@@ -486,4 +467,26 @@ export function buildRuntimeImage(
 ): Promise<RuntimeImageBuildResult> {
   const { engine, cacheDir, ...buildOptions } = options;
   return new RuntimeImageBuilder({ engine, cacheDir }).build(buildOptions);
+}
+
+/** The base image's details; a missing base is NOT_FOUND with what to do (Berth never pulls). */
+export async function inspectBaseImage(engine: DockerEngine, base: string): Promise<ImageDetails> {
+  try {
+    return await engine.images.inspect(base);
+  } catch (err) {
+    if (err instanceof BerthError && err.code === ErrorCode.NOT_FOUND) {
+      const hint =
+        base === DEFAULT_BASE_IMAGE
+          ? 'create it with `berth image bootstrap`'
+          : 'pull, load or build it first';
+      throw new BerthError(
+        ErrorCode.NOT_FOUND,
+        `base image ${base} not found locally; Berth never pulls images: ${hint}`,
+        {
+          image: base,
+        },
+      );
+    }
+    throw err;
+  }
 }

@@ -80,7 +80,7 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
         uptime: (now - startedAt) / 1000,
         idle_time: (now - executor.lastExecutionStarted) / 1000,
         resources: {
-          ...(await readProcessStats(shells.peek()?.pid)),
+          ...(await readProcessStats()),
           disk: { total, used, free, percent: total ? Math.round((used / total) * 1000) / 10 : 0 },
         },
       };

@@ -15,7 +15,7 @@ async function procField(file: string, name: string): Promise<number | undefined
   return value === undefined ? undefined : Number(value);
 }
 
-export async function readProcessStats(_shellPid?: number): Promise<Record<string, unknown>> {
+export async function readProcessStats(): Promise<Record<string, unknown>> {
   const cpu = process.cpuUsage(lastCpu);
   const at = process.hrtime.bigint();
   const elapsedUs = Number(at - lastAt) / 1000;

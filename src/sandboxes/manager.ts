@@ -455,7 +455,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
    * The reference's add_env_vars: exports into the live shell and records them in ~/.bashrc, so they
    * survive a stop and start. A changed value replaces the old line (the reference keeps the old one).
    */
-  async addEnvVars(rec: SandboxRecord, env: Record<string, string>): Promise<void> {
+  private async addEnvVars(rec: SandboxRecord, env: Record<string, string>): Promise<void> {
     const parts: string[] = [];
     for (const [k, v] of Object.entries(env)) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {
@@ -469,17 +469,13 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       );
     }
     const command = `touch ~/.bashrc && ${parts.join(' && ')}`;
-    const c = new RuntimeServerClient(rec.url, rec.session_api_key);
-    try {
-      const obs = await c.executeAction({
-        action: { action: 'run', args: { command, hidden: true, blocking: true }, timeout: 30 },
-      });
-      const code = (obs.extras as { metadata?: { exit_code?: number } }).metadata?.exit_code;
-      if (code !== 0)
-        throw new BerthError(ErrorCode.INTERNAL, `Setting environment variables failed: ${obs.content}`);
-    } finally {
-      c.close();
-    }
+    // The sandbox's own kept-alive client, the one actions go through.
+    const obs = await this.client(rec.id).executeAction({
+      action: { action: 'run', args: { command, hidden: true, blocking: true }, timeout: 30 },
+    });
+    const code = (obs.extras as { metadata?: { exit_code?: number } }).metadata?.exit_code;
+    if (code !== 0)
+      throw new BerthError(ErrorCode.INTERNAL, `Setting environment variables failed: ${obs.content}`);
   }
 
   private remember(id: string, ep: SandboxEndpoint): void {
