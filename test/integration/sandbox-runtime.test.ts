@@ -117,7 +117,10 @@ describe.skipIf(unavailable !== undefined)('Docker runtime', () => {
       client,
       'mkdir -p /tmp/here; cd /tmp/here; (while true; do date +%s%N >> /tmp/ticks; sleep 0.2; done) &',
     );
-    const before = Number((await run(client, 'wc -l < /tmp/ticks')).out);
+    // The loop may not have written its first tick yet.
+    const before = Number(
+      (await run(client, 'until [ -s /tmp/ticks ]; do sleep 0.05; done; wc -l < /tmp/ticks')).out,
+    );
     await runtime.pause(spec.id);
     expect(await runtime.state(spec.id)).toBe('paused');
     await new Promise((r) => setTimeout(r, 1000));
