@@ -22,7 +22,7 @@ import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { type ManagerSettings, SandboxManager } from '../sandboxes/manager.js';
 import type { SandboxRuntime } from '../sandboxes/types.js';
 import type { Store } from '../store/store.js';
-import { installAuth } from './auth.js';
+import { installAuth, markRoutesPublic, PUBLIC_ROUTE } from './auth.js';
 import { ActionLatency, renderMetrics } from './metrics.js';
 import { proxyRoutes } from './routes/proxy.js';
 import { sandboxRoutes } from './routes/sandboxes.js';
@@ -88,20 +88,16 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
   const manager = new SandboxManager(deps.store, deps.runtime, deps.settings, deps.logger);
   const latency = new ActionLatency();
 
-  app.get('/health', { schema: { hide: true } }, async () => {
+  // Open to everyone (load balancers, the web UI before login), so it says nothing about sandboxes.
+  app.get('/health', { schema: { hide: true }, config: PUBLIC_ROUTE }, async () => {
     const docker = deps.engineHealthy ? await deps.engineHealthy().catch(() => false) : true;
-    return {
-      status: docker ? 'ok' : 'degraded',
-      docker: docker ? 'ok' : 'unavailable',
-      version: VERSION,
-      sandboxes: manager.list({}).length,
-    };
+    return { status: docker ? 'ok' : 'degraded', docker: docker ? 'ok' : 'unavailable', version: VERSION };
   });
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     reply.type('text/plain; version=0.0.4');
     return renderMetrics({ sandboxesByState: manager.countByState(), poolSize: manager.poolSize(), latency });
   });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { schema: { hide: true }, config: PUBLIC_ROUTE }, async () => app.swagger());
   app.get('/api/auth/check', { schema: { hide: true } }, async () => ({ ok: true }));
 
   await app.register(sandboxRoutes(manager));
@@ -109,8 +105,12 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
   await app.register(streamRoutes(manager, deps.store));
 
   if (deps.webDir && existsSync(join(deps.webDir, 'index.html'))) {
-    // wildcard:false registers one route per built file, and / for index.html.
-    await app.register(fastifyStatic, { root: resolve(deps.webDir), prefix: '/', wildcard: false });
+    // wildcard:false registers one route per built file, and / for index.html; all of them public.
+    const webDir = resolve(deps.webDir);
+    await app.register(async (scope) => {
+      markRoutesPublic(scope);
+      await scope.register(fastifyStatic, { root: webDir, prefix: '/', wildcard: false });
+    });
   }
 
   return {

@@ -138,5 +138,4 @@ export const Health = z.object({
   status: z.enum(['ok', 'degraded']),
   docker: z.enum(['ok', 'unavailable']),
   version: z.string(),
-  sandboxes: z.number().int(),
 });

@@ -13,6 +13,7 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { toBerthError } from '../http/errors.js';
 import { installJsonBodyParser, refuseOversizedJson } from '../http/json-body.js';
+import { keyMatches } from '../http/keys.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { registerBerthRoutes } from './berth-routes.js';
 import { registerActionRoutes } from './openhands/action-routes.js';
@@ -22,8 +23,11 @@ import type { RuntimeServices } from './services.js';
 /** Largest JSON body accepted by /execute_action: a FileWriteAction carries whole files. */
 export const MAX_JSON_BODY_BYTES = 64 * 1024 * 1024;
 
-/** Paths that never need the session key, as in the reference. */
-const PUBLIC_PATHS = new Set(['/alive', '/server_info']);
+/**
+ * Routes that never need the session key, as in the reference. Matched against the route the router
+ * chose (never the raw URL), so no spelling of another path can pass as one of these.
+ */
+const PUBLIC_ROUTES = new Set(['/alive', '/server_info']);
 
 /**
  * Stands in for Fastify's schema compilers (Ajv, fast-json-stringify). No route here declares a JSON
@@ -63,10 +67,10 @@ export async function createRuntimeHttpServer(
   const key = options.sessionApiKey;
   if (key) {
     app.addHook('onRequest', async (req, reply) => {
-      const path = req.url.split('?', 1)[0] ?? '';
-      if (PUBLIC_PATHS.has(path)) return;
+      const route = req.routeOptions.url;
+      if (route !== undefined && PUBLIC_ROUTES.has(route)) return;
       const given = req.headers['x-session-api-key'];
-      if (given !== key) {
+      if (typeof given !== 'string' || !keyMatches(given, [key])) {
         const err = new BerthError(
           ErrorCode.UNAUTHORIZED,
           given === undefined ? 'Missing X-Session-API-Key header' : 'Invalid API Key',

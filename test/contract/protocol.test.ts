@@ -1,5 +1,7 @@
 /** Contract: endpoints, auth, bad requests, errors inside actions, and concurrency. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spellings } from '../support/path-spellings.js';
+import { rawRequest } from '../support/raw-http.js';
 import { RuntimeClient, type RuntimeTarget, startRuntimeTarget } from './harness.js';
 
 let target: RuntimeTarget;
@@ -52,6 +54,33 @@ describe('endpoints and auth', () => {
       const r = await fetch(target.url + path, { method });
       expect(r.status, path).toBe(401);
     }
+  });
+});
+
+describe('the session key cannot be walked around', () => {
+  it('every spelling of a protected path, with no, a wrong or an empty key, is 401', async () => {
+    const leaks: string[] = [];
+    for (const [method, path] of [
+      ['POST', '/execute_action'],
+      ['POST', '/list_files'],
+      ['GET', '/download_files'],
+      ['POST', '/upload_file'],
+    ] as const) {
+      for (const spelled of spellings(path)) {
+        const keys: Record<string, string>[] = [
+          {},
+          { 'X-Session-API-Key': 'wrong' },
+          { 'X-Session-API-Key': '' },
+        ];
+        for (const headers of keys) {
+          const body = method === 'POST' ? '{"action":{"action":"run","args":{"command":"id"}}}' : '';
+          const all = method === 'POST' ? { ...headers, 'Content-Type': 'application/json' } : headers;
+          const r = await rawRequest(target.url, method, spelled, all, body);
+          if (r.status !== 401) leaks.push(`${method} ${spelled} ${JSON.stringify(headers)} -> ${r.status}`);
+        }
+      }
+    }
+    expect(leaks).toEqual([]);
   });
 });
 

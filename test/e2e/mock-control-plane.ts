@@ -385,8 +385,7 @@ export async function startMockControlPlane(options: MockOptions = {}): Promise<
     const url = new URL(req.url ?? '/', 'http://mock');
     const p = url.pathname;
     const method = req.method ?? 'GET';
-    if (p === '/health')
-      return ok(res, { status: 'ok', docker: 'ok', version: '0.0.0-mock', sandboxes: sandboxes.size });
+    if (p === '/health') return ok(res, { status: 'ok', docker: 'ok', version: '0.0.0-mock' });
     if (!p.startsWith('/api/')) return serveStatic(res, p);
     if (!authorized(req, url)) return fail(res, 401, 'UNAUTHORIZED', 'Missing or wrong API key');
     if (p === '/api/auth/check') return ok(res, { ok: true });

@@ -35,11 +35,14 @@ describe.skipIf(unavailable !== undefined)('control plane', () => {
     await cp.manager['runtime'].reap(new Set());
   });
 
-  it('health, metrics and the committed OpenAPI document need no key', async () => {
+  it('health and the committed OpenAPI document need no key; metrics do', async () => {
     const health = await call('GET', '/health', undefined, null);
     expect(health.status).toBe(200);
     expect(health.json).toMatchObject({ status: 'ok', docker: 'ok' });
-    const metrics = await fetch(`${cp.url}/metrics`).then((r) => r.text());
+    expect((await fetch(`${cp.url}/metrics`)).status).toBe(401);
+    const metrics = await fetch(`${cp.url}/metrics`, {
+      headers: { authorization: `Bearer ${cp.apiKey}` },
+    }).then((r) => r.text());
     expect(metrics).toContain('berth_sandboxes{state="running"}');
     expect(metrics).toContain('berth_action_duration_seconds_bucket');
     expect(metrics).toContain('berth_pool_size');
