@@ -64,8 +64,8 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
   installJsonBodyParser(app);
   refuseOversizedJson(app, MAX_API_BODY_BYTES);
 
-  app.setErrorHandler((error, _req, reply) => {
-    const berth = toBerthError(error);
+  app.setErrorHandler((error, req, reply) => {
+    const berth = toBerthError(error, req);
     if (berth.code === ErrorCode.INTERNAL) deps.logger.error({ err: error }, 'request failed');
     reply.code(berth.status).send(berth.toBody());
   });
@@ -148,6 +148,17 @@ export function managerSettings(
     keepRuntimeAlive: s.keep_runtime_alive,
     poolSize: s.pool_size,
     actionTimeoutSeconds: s.timeout,
+    policy: {
+      networks: [...config.policy.networks],
+      mountRoots: [...config.policy.mount_roots],
+      namedVolumes: config.policy.named_volumes,
+      maxCpus: config.policy.max_cpus ?? s.cpus,
+      maxMemoryMb: config.policy.max_memory_mb ?? s.memory_mb,
+      maxPids: config.policy.max_pids ?? s.pids,
+      workspaceBase: s.workspace_mount_path ?? s.workspace_base ?? undefined,
+      defaultNetwork: s.use_host_network ? 'host' : s.network,
+      hostPathsVisible: !config.control_plane_container,
+    },
   };
 }
 

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import type { ControlPlaneConfig } from '../config/control-plane.js';
 import { loadDockerConfig } from '../config/docker.js';
 import { connectEngine } from '../docker/engine.js';
@@ -27,6 +28,7 @@ export interface StartOptions {
 export interface RunningControlPlane extends ControlPlane {
   url: string;
   port: number;
+  logger: Logger;
 }
 
 export async function startControlPlane(options: StartOptions): Promise<RunningControlPlane> {
@@ -103,6 +105,7 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
     ...cp,
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
+    logger,
     async close() {
       clearInterval(reaper);
       await cp.close();

@@ -9,6 +9,7 @@ import {
   resolveControlPlaneConfig,
 } from '../config/control-plane.js';
 import { PACKAGE_ROOT } from '../docker/image-builder.js';
+import { keepServingOnStrayErrors } from '../http/last-resort.js';
 import { printJson } from './output.js';
 
 export function registerUpCommand(program: Command): void {
@@ -29,6 +30,7 @@ export function registerUpCommand(program: Command): void {
       say('connecting to Docker');
       const webDir = join(PACKAGE_ROOT, 'web', 'dist');
       const cp = await startControlPlane({ config, webDir, onProgress: say });
+      keepServingOnStrayErrors(cp.logger);
       say(
         `control plane listening on ${cp.url}${existsSync(join(webDir, 'index.html')) ? ` (web UI at ${cp.url}/)` : ''}`,
       );

@@ -353,6 +353,61 @@ export const ControlPlaneConfigSchema = z.strictObject({
       description: 'Each SANDBOX_ENV_<NAME>=value variable sets NAME=value in every sandbox.',
     }),
   }),
+  // What an API caller may ask for in a create request. The configuration's own choices (the default
+  // network, WORKSPACE_BASE, SANDBOX_VOLUMES, the default limits) are the operator's and always apply.
+  policy: z.strictObject({
+    networks: opt(z.array(text(NETWORK_NAME)), {
+      kind: 'list',
+      env: 'BERTH_ALLOWED_NETWORKS',
+      default: 'isolated,internal',
+      value: ['isolated', 'internal'],
+      expected: 'a list of network choices ("isolated", "internal", "host" or Docker network names)',
+      description:
+        'Networks a create request may choose. "host" reaches the control plane on loopback and a shared network reaches other sandboxes, so neither is allowed unless listed.',
+    }),
+    mount_roots: opt(z.array(text(/^\//)), {
+      kind: 'list',
+      env: 'BERTH_ALLOWED_MOUNT_ROOTS',
+      default: 'none',
+      value: [],
+      expected: 'a list of absolute directory paths (comma-separated in the variable)',
+      description:
+        'Host directories under which a create request may mount a workspace or volume (besides workspace_base and its subdirectories). Symbolic links are resolved before the check.',
+    }),
+    named_volumes: opt(bool(), {
+      kind: 'boolean',
+      env: 'BERTH_ALLOW_NAMED_VOLUMES',
+      default: 'false',
+      value: false,
+      expected: 'true or false',
+      description:
+        "Whether a create request may mount Docker named volumes (they may hold other sandboxes' data).",
+    }),
+    max_cpus: opt(z.number().positive().nullable(), {
+      kind: 'number',
+      env: 'BERTH_MAX_SANDBOX_CPUS',
+      default: 'sandbox.cpus',
+      value: null,
+      expected: 'a positive number',
+      description: 'Most CPUs a create request may ask for.',
+    }),
+    max_memory_mb: opt(int(1).nullable(), {
+      kind: 'integer',
+      env: 'BERTH_MAX_SANDBOX_MEMORY_MB',
+      default: 'sandbox.memory_mb',
+      value: null,
+      expected: 'a positive integer (MiB)',
+      description: 'Most memory a create request may ask for.',
+    }),
+    max_pids: opt(int(1).nullable(), {
+      kind: 'integer',
+      env: 'BERTH_MAX_SANDBOX_PIDS',
+      default: 'sandbox.pids',
+      value: null,
+      expected: 'a positive integer',
+      description: 'Most processes a create request may ask for.',
+    }),
+  }),
 });
 
 type DeepReadonly<T> = T extends (infer U)[]
@@ -363,10 +418,12 @@ type DeepReadonly<T> = T extends (infer U)[]
 
 export type ControlPlaneConfig = DeepReadonly<z.infer<typeof ControlPlaneConfigSchema>>;
 type SandboxSection = ControlPlaneConfig['sandbox'];
-/** An option's key: a top-level name, or sandbox.<name>. */
+type PolicySection = ControlPlaneConfig['policy'];
+/** An option's key: a top-level name, or <section>.<name>. */
 export type ConfigKey =
-  | Exclude<keyof ControlPlaneConfig, 'sandbox'>
-  | `sandbox.${keyof SandboxSection & string}`;
+  | Exclude<keyof ControlPlaneConfig, 'sandbox' | 'policy'>
+  | `sandbox.${keyof SandboxSection & string}`
+  | `policy.${keyof PolicySection & string}`;
 
 /** One row of the option table: what `berth config` and the README list. */
 export interface ConfigOption {

@@ -4,6 +4,7 @@
  */
 import type Dockerode from 'dockerode';
 import type { BerthError } from '../protocol/errors.js';
+import { engineName } from './names.js';
 
 export type ToError = (err: unknown, what: string) => BerthError;
 
@@ -91,7 +92,7 @@ export class DockerContainerClient implements ContainerClient {
 
   async inspect(idOrName: string): Promise<ContainerInfo> {
     try {
-      const i = await this.docker.getContainer(idOrName).inspect();
+      const i = await this.docker.getContainer(engineName('container', idOrName)).inspect();
       const networks: Record<string, string> = {};
       for (const [name, n] of Object.entries(i.NetworkSettings?.Networks ?? {})) networks[name] = n.IPAddress;
       const ports: ContainerInfo['ports'] = {};
@@ -129,7 +130,7 @@ export class DockerContainerClient implements ContainerClient {
     fn: (c: Dockerode.Container) => Promise<unknown>,
   ): Promise<void> {
     try {
-      await fn(this.docker.getContainer(id));
+      await fn(this.docker.getContainer(engineName('container', id)));
     } catch (err) {
       // 304: already in the wanted state.
       if ((err as { statusCode?: number }).statusCode === 304) return;
@@ -152,7 +153,7 @@ export class DockerContainerClient implements ContainerClient {
 
   async remove(id: string): Promise<boolean> {
     try {
-      await this.docker.getContainer(id).remove({ force: true, v: true });
+      await this.docker.getContainer(engineName('container', id)).remove({ force: true, v: true });
       return true;
     } catch (err) {
       const status = (err as { statusCode?: number }).statusCode;
@@ -180,7 +181,7 @@ export class DockerContainerClient implements ContainerClient {
   async logs(id: string, tail: number): Promise<string> {
     try {
       const buf = (await this.docker
-        .getContainer(id)
+        .getContainer(engineName('container', id))
         .logs({ stdout: true, stderr: true, tail, follow: false })) as Buffer;
       return demux(buf);
     } catch (err) {
@@ -191,7 +192,7 @@ export class DockerContainerClient implements ContainerClient {
   async exec(id: string, cmd: string[], user?: string): Promise<{ exitCode: number; output: string }> {
     try {
       const e = await this.docker
-        .getContainer(id)
+        .getContainer(engineName('container', id))
         .exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true, User: user });
       const stream = await e.start({ hijack: true, stdin: false });
       const chunks: Buffer[] = [];
@@ -264,7 +265,7 @@ export class DockerNetworkClient implements NetworkClient {
 
   async exists(name: string): Promise<boolean> {
     try {
-      await this.docker.getNetwork(name).inspect();
+      await this.docker.getNetwork(engineName('network', name)).inspect();
       return true;
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return false;
@@ -274,7 +275,7 @@ export class DockerNetworkClient implements NetworkClient {
 
   async connect(network: string, container: string): Promise<void> {
     try {
-      await this.docker.getNetwork(network).connect({ Container: container });
+      await this.docker.getNetwork(engineName('network', network)).connect({ Container: container });
     } catch (err) {
       const msg = String((err as { message?: string }).message ?? '');
       if (/already exists|already attached/i.test(msg)) return;
@@ -284,7 +285,9 @@ export class DockerNetworkClient implements NetworkClient {
 
   async disconnect(network: string, container: string): Promise<void> {
     try {
-      await this.docker.getNetwork(network).disconnect({ Container: container, Force: true });
+      await this.docker
+        .getNetwork(engineName('network', network))
+        .disconnect({ Container: container, Force: true });
     } catch (err) {
       const status = (err as { statusCode?: number }).statusCode;
       if (status === 404 || status === 403) return;
@@ -294,7 +297,7 @@ export class DockerNetworkClient implements NetworkClient {
 
   async remove(name: string): Promise<boolean> {
     try {
-      await this.docker.getNetwork(name).remove();
+      await this.docker.getNetwork(engineName('network', name)).remove();
       return true;
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return false;

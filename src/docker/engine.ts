@@ -6,6 +6,7 @@
  * dockerode puts create options (environment included) into URL query strings: never log request
  * options or dockerode errors' request details.
  */
+import { createRequire } from 'node:module';
 import Dockerode from 'dockerode';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import {
@@ -87,6 +88,14 @@ export function parseDockerHost(dockerHost: string | undefined): Endpoint {
     options: { socketPath: undefined, host: url.hostname, port, protocol },
   };
 }
+
+/**
+ * The Engine API never redirects a well-formed request; it answers 301 only to a path it had to
+ * clean (`..` segments). docker-modem follows such a redirect on a new request that has no error
+ * listener, which took the whole process down; with no redirects allowed, it is an ordinary error.
+ */
+const fromDockerode = createRequire(createRequire(import.meta.url).resolve('dockerode'));
+(fromDockerode('docker-modem/lib/http.js') as { maxRedirects: number }).maxRedirects = 0;
 
 /** Creates a client for the engine at `dockerHost`. Connects lazily: call `ping()` to check it is there. */
 export function connectEngine(options: EngineOptions = {}): DockerodeEngine {

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { BuildStreamParser, describeBuildFailure, type ImageProgressListener } from './build-stream.js';
+import { imageReference } from './names.js';
 
 export interface ImageDetails {
   /** `sha256:...` */
@@ -87,7 +88,7 @@ export class DockerImageClient implements ImageClient {
   async inspect(ref: string): Promise<ImageDetails> {
     let info: Dockerode.ImageInspectInfo;
     try {
-      info = await this.docker.getImage(ref).inspect();
+      info = await this.docker.getImage(imageReference(ref)).inspect();
     } catch (err) {
       const e = this.toError(err, `image ${ref}`);
       if (e.code === ErrorCode.NOT_FOUND) {
@@ -114,7 +115,7 @@ export class DockerImageClient implements ImageClient {
 
   async exists(ref: string): Promise<boolean> {
     try {
-      await this.docker.getImage(ref).inspect();
+      await this.docker.getImage(imageReference(ref)).inspect();
       return true;
     } catch (err) {
       const e = this.toError(err, `image ${ref}`);
@@ -141,7 +142,7 @@ export class DockerImageClient implements ImageClient {
 
   async remove(ref: string, options: { force?: boolean } = {}): Promise<boolean> {
     try {
-      await this.docker.getImage(ref).remove({ force: options.force ?? false });
+      await this.docker.getImage(imageReference(ref)).remove({ force: options.force ?? false });
       return true;
     } catch (err) {
       const e = this.toError(err, `remove image ${ref}`);

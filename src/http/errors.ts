@@ -2,8 +2,17 @@
 import type { FastifyError } from 'fastify';
 import { BerthError, ErrorCode, errorStatus } from '../protocol/errors.js';
 
-/** Maps Fastify's own errors (body too large, bad content type, ...) into the Berth vocabulary. */
-export function toBerthError(error: unknown): BerthError {
+/** Longest quotation of a refused value in a validation message. */
+const QUOTED_VALUE_CHARS = 80;
+
+/**
+ * Maps Fastify's own errors (body too large, bad content type, ...) into the Berth vocabulary.
+ * `request`, when given, lets a validation message quote the value it refused.
+ */
+export function toBerthError(
+  error: unknown,
+  request?: { body?: unknown; query?: unknown; params?: unknown },
+): BerthError {
   if (error instanceof BerthError) return error;
   // An error relayed from another Berth service (SDK error classes carry status and code).
   const relayed = error as { status?: number; code?: string; message?: string };
@@ -27,9 +36,16 @@ export function toBerthError(error: unknown): BerthError {
     const v = validation[0]!;
     const ctx = (error as { validationContext?: string }).validationContext ?? 'body';
     const path = v.instancePath ? v.instancePath.replace(/^\//, '').replace(/\//g, '.') : '';
+    const input =
+      ctx === 'querystring' ? request?.query : (request as Record<string, unknown> | undefined)?.[ctx];
+    const got = quoted(
+      path
+        ? path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | null)?.[k], input)
+        : undefined,
+    );
     return new BerthError(
       ErrorCode.VALIDATION_FAILED,
-      `Invalid field ${ctx}${path ? `.${path}` : ''}: ${v.message}`,
+      `Invalid field ${ctx}${path ? `.${path}` : ''}: ${v.message}${got ? ` (got ${got})` : ''}`,
     );
   }
   const fe = error as FastifyError;
@@ -50,4 +66,10 @@ export function toBerthError(error: unknown): BerthError {
     return new BerthError(ErrorCode.VALIDATION_FAILED, fe.message);
   }
   return new BerthError(ErrorCode.INTERNAL, (error as Error)?.message ?? String(error));
+}
+
+function quoted(value: unknown): string {
+  if (value === undefined || (typeof value === 'object' && value !== null)) return '';
+  const text = JSON.stringify(value) ?? '';
+  return text.length > QUOTED_VALUE_CHARS ? `${text.slice(0, QUOTED_VALUE_CHARS)}…` : text;
 }

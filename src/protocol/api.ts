@@ -3,6 +3,21 @@
  * schemas, the generated OpenAPI document, the SDK's types and the web UI's types.
  */
 import * as z from 'zod';
+import {
+  ENGINE_NAME,
+  ENV_NAME,
+  HOST_PATH,
+  IMAGE_REFERENCE,
+  LABEL_KEY,
+  LIMIT_BOUNDS,
+  MAX_ENV_VALUE_LENGTH,
+  MAX_LABEL_VALUE_LENGTH,
+  MAX_PATH_LENGTH,
+  MAX_SANDBOX_SECONDS,
+  MAX_VOLUMES,
+  NO_NUL,
+  VOLUME_SPEC,
+} from './limits.js';
 
 export const SandboxState = z.enum([
   'starting',
@@ -17,30 +32,48 @@ export type SandboxState = z.infer<typeof SandboxState>;
 
 export const NetworkChoice = z
   .string()
-  .min(1)
+  .regex(ENGINE_NAME)
   .describe(
     '"isolated" (default: Berth bridge, no traffic between sandboxes), "internal" (no egress), "host", or the name of an existing Docker network',
   );
 
+const { cpus, memoryMb, pids } = LIMIT_BOUNDS;
 export const Limits = z.strictObject({
-  cpus: z.number().positive().max(1024).optional().describe('CPU cores, fractional allowed'),
-  memory_mb: z.number().int().min(16).optional().describe('memory limit in MiB'),
-  pids: z.number().int().min(16).optional().describe('maximum number of processes'),
+  cpus: z.number().min(cpus.min).max(cpus.max).optional().describe('CPU cores, fractional allowed'),
+  memory_mb: z.number().int().min(memoryMb.min).max(memoryMb.max).optional().describe('memory limit in MiB'),
+  pids: z.number().int().min(pids.min).max(pids.max).optional().describe('maximum number of processes'),
 });
 export type Limits = z.infer<typeof Limits>;
 
+/** Environment variables for a sandbox: POSIX names, values without NUL. */
+export const EnvVars = z.record(
+  z.string().regex(ENV_NAME).max(256),
+  z.string().max(MAX_ENV_VALUE_LENGTH).regex(NO_NUL),
+);
+
 export const CreateSandboxBody = z.strictObject({
-  image: z.string().min(1).optional().describe('runtime image; default: the configured runtime image'),
+  image: z
+    .string()
+    .regex(IMAGE_REFERENCE)
+    .max(255)
+    .optional()
+    .describe('runtime image (a local image reference); default: the configured runtime image'),
   workspace: z
     .string()
-    .min(1)
+    .regex(HOST_PATH)
+    .max(MAX_PATH_LENGTH)
     .optional()
-    .describe('host directory mounted at /workspace (default: WORKSPACE_BASE, if set; none otherwise)'),
+    .describe(
+      'existing host directory mounted at /workspace; must be WORKSPACE_BASE or under a root the operator allows (default: WORKSPACE_BASE, if set; none otherwise)',
+    ),
   volumes: z
-    .array(z.string().min(1))
+    .array(z.string().regex(VOLUME_SPEC).max(MAX_PATH_LENGTH))
+    .max(MAX_VOLUMES)
     .optional()
-    .describe('extra mounts, host:container[:ro|rw] or volume:container'),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+    .describe(
+      'extra mounts, host:container[:ro|rw] (host directories under a root the operator allows) or volume:container',
+    ),
+  env: EnvVars.optional(),
   limits: Limits.optional(),
   network: NetworkChoice.optional(),
   timeout_seconds: z
@@ -54,9 +87,13 @@ export const CreateSandboxBody = z.strictObject({
     .number()
     .int()
     .min(1)
+    .max(MAX_SANDBOX_SECONDS)
     .optional()
     .describe('reaped after this long without activity'),
-  labels: z.record(z.string(), z.string()).optional(),
+  labels: z
+    .record(z.string().regex(LABEL_KEY), z.string().max(MAX_LABEL_VALUE_LENGTH).regex(NO_NUL))
+    .optional()
+    .describe('keys starting with "berth." are reserved'),
   keep_alive: z.boolean().optional().describe('leave the container when the sandbox is deleted'),
 });
 export type CreateSandboxBody = z.infer<typeof CreateSandboxBody>;
@@ -88,9 +125,7 @@ export const ListSandboxesQuery = z.object({
     .describe('key=value; repeat for several'),
 });
 
-export const SetEnvBody = z.strictObject({
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()),
-});
+export const SetEnvBody = z.strictObject({ env: EnvVars });
 
 export const ExtendTimeoutBody = z.strictObject({
   timeout_seconds: z
@@ -114,7 +149,7 @@ export const SandboxEvent = z.object({
 export type SandboxEvent = z.infer<typeof SandboxEvent>;
 
 export const EventsQuery = z.object({
-  after: z.coerce.number().int().min(0).default(0),
+  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(200),
 });
 export const EventPage = z.object({ events: z.array(SandboxEvent), next_after: z.number().int() });

@@ -12,6 +12,12 @@ export const ErrorCode = {
   PATH_NOT_ALLOWED: 'PATH_NOT_ALLOWED',
   BAD_ARCHIVE: 'BAD_ARCHIVE',
   PERMISSION_DENIED: 'PERMISSION_DENIED',
+  /** The operator's policy does not let callers choose this network (policy.networks). */
+  NETWORK_NOT_ALLOWED: 'NETWORK_NOT_ALLOWED',
+  /** The operator's policy does not let callers mount this host directory or volume (policy.mount_roots, policy.named_volumes). */
+  MOUNT_NOT_ALLOWED: 'MOUNT_NOT_ALLOWED',
+  /** A limit above the operator's maximum (policy.max_*). */
+  LIMIT_NOT_ALLOWED: 'LIMIT_NOT_ALLOWED',
   NO_SPACE: 'NO_SPACE',
   CONFLICT: 'CONFLICT',
   UNAVAILABLE: 'UNAVAILABLE',
@@ -31,6 +37,9 @@ export const errorStatus: Record<ErrorCode, number> = {
   PATH_NOT_ALLOWED: 400,
   BAD_ARCHIVE: 400,
   PERMISSION_DENIED: 403,
+  NETWORK_NOT_ALLOWED: 403,
+  MOUNT_NOT_ALLOWED: 403,
+  LIMIT_NOT_ALLOWED: 403,
   NO_SPACE: 507,
   CONFLICT: 409,
   UNAVAILABLE: 503,

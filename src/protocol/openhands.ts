@@ -5,6 +5,7 @@
  * fields keep working; known fields are type-checked.
  */
 import * as z from 'zod';
+import { MAX_ACTION_TIMEOUT_SECONDS } from './limits.js';
 
 const securityRisk = z.number().int().optional();
 const common = {
@@ -106,7 +107,7 @@ export const ActionEnvelope = z.object({
   action: z.looseObject({
     action: z.string(),
     args: z.record(z.string(), z.unknown()).default({}),
-    timeout: z.number().positive().nullish(),
+    timeout: z.number().positive().max(MAX_ACTION_TIMEOUT_SECONDS).nullish(),
   }),
 });
 export type ActionEnvelope = z.infer<typeof ActionEnvelope>;

@@ -4,14 +4,16 @@
  */
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { RuntimeServerConfig } from '../config/runtime-server.js';
+import { keepServingOnStrayErrors } from '../http/last-resort.js';
 import { createRuntimeHttpServer } from './http.js';
 import { createRuntimeServices } from './runtime-services.js';
 
 export interface RunningRuntimeServer {
   url: string;
   port: number;
+  logger: Logger;
   close(): Promise<void>;
 }
 
@@ -33,6 +35,7 @@ export async function startRuntimeServer(config: RuntimeServerConfig): Promise<R
   return {
     url: `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`,
     port,
+    logger,
     close() {
       closed ??= (async () => {
         await app.close();
@@ -46,6 +49,7 @@ export async function startRuntimeServer(config: RuntimeServerConfig): Promise<R
 /** Runs until a termination signal, then shuts down cleanly. */
 export async function runRuntimeServerUntilSignal(config: RuntimeServerConfig): Promise<void> {
   const server = await startRuntimeServer(config);
+  keepServingOnStrayErrors(server.logger);
   // Printed for whoever started us (tests, the CLI) to learn the port when --port 0 is used.
   process.stdout.write(`berth runtime server listening on ${server.url}\n`);
   const stop = () => {

@@ -13,6 +13,7 @@ import { RuntimeServerClient } from '../sdk/runtime-client.js';
 import type { SandboxRecord } from '../store/sandboxes.js';
 import { toApiSandbox } from '../store/sandboxes.js';
 import type { Store } from '../store/store.js';
+import { checkCreateRequest, type SandboxPolicy } from './policy.js';
 import type { MountSpec, NetworkSpec, SandboxEndpoint, SandboxRuntime, SandboxSpec } from './types.js';
 
 /** What the manager needs from the configuration (mapped from the config file and environment). */
@@ -36,6 +37,8 @@ export interface ManagerSettings {
   poolSize: number;
   /** Default hard timeout of an action when it carries none (SANDBOX_TIMEOUT). */
   actionTimeoutSeconds: number;
+  /** What API callers may ask for. */
+  policy: SandboxPolicy;
 }
 
 export interface ManagerEvents {
@@ -90,6 +93,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   // ---- lifecycle -----------------------------------------------------------------------------
 
   async create(body: CreateSandboxBody): Promise<SandboxRecord> {
+    checkCreateRequest(body, (body.volumes ?? []).map(parseVolume), this.settings.policy);
     const image = body.image ?? (await this.settings.defaultImage());
     const lifetime = body.timeout_seconds ?? this.settings.lifetimeSeconds;
     if (this.poolable(body)) {

@@ -36,8 +36,16 @@ export class TimeoutError extends BerthApiError {
 export class ServerError extends BerthApiError {
   override name = 'ServerError';
 }
+/** Refused: by the sandbox's file permissions, or by the operator's policy (the code names the rule). */
+export class PermissionDeniedError extends BerthApiError {
+  override name = 'PermissionDeniedError';
+}
+export class NoSpaceError extends BerthApiError {
+  override name = 'NoSpaceError';
+}
 
-const byCode: Record<string, typeof BerthApiError> = {
+/** Every code of the vocabulary has its class: adding a code without one fails the type check. */
+const byCode: Record<ErrorCode, typeof BerthApiError> = {
   UNAUTHORIZED: AuthenticationError,
   NOT_FOUND: NotFoundError,
   INVALID_JSON: InvalidRequestError,
@@ -50,6 +58,12 @@ const byCode: Record<string, typeof BerthApiError> = {
   CONFLICT: ConflictError,
   UNAVAILABLE: SandboxUnavailableError,
   TIMEOUT: TimeoutError,
+  PERMISSION_DENIED: PermissionDeniedError,
+  NETWORK_NOT_ALLOWED: PermissionDeniedError,
+  MOUNT_NOT_ALLOWED: PermissionDeniedError,
+  LIMIT_NOT_ALLOWED: PermissionDeniedError,
+  NO_SPACE: NoSpaceError,
+  INTERNAL: ServerError,
 };
 
 /** Builds the right error class from an HTTP status and a (possibly non-JSON) body. */
@@ -71,6 +85,6 @@ export function errorFromResponse(status: number, bodyText: string): BerthApiErr
   } catch {
     // not JSON: keep the text
   }
-  const Cls = byCode[code] ?? (status >= 500 ? ServerError : BerthApiError);
+  const Cls = byCode[code as ErrorCode] ?? (status >= 500 ? ServerError : BerthApiError);
   return new Cls(status, code, message, details);
 }

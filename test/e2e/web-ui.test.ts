@@ -91,6 +91,8 @@ const backends: Backend[] = [
             data_dir: dataDir,
             api_keys: [KEY],
             'sandbox.pool_size': 0,
+            // The test's workspaces are temporary directories.
+            'policy.mount_roots': [os.tmpdir()],
             log_level: 'warn',
           },
         });
@@ -152,6 +154,16 @@ const backends: Backend[] = [
           keepRuntimeAlive: false,
           poolSize: 0,
           actionTimeoutSeconds: 120,
+          policy: {
+            networks: ['isolated', 'internal'],
+            mountRoots: [os.tmpdir()],
+            namedVolumes: false,
+            maxCpus: 2,
+            maxMemoryMb: 4096,
+            maxPids: 1024,
+            defaultNetwork: 'isolated',
+            hostPathsVisible: true,
+          },
         },
       });
       let cp: Awaited<ReturnType<typeof buildControlPlane>>;

@@ -463,12 +463,18 @@ describe('the option table', () => {
     'sandbox.idle_timeout_seconds': ['60', 60],
     'sandbox.pool_size': ['0', 0],
     'sandbox.reaper_interval_seconds': ['5', 5],
+    'policy.networks': ['isolated,host', ['isolated', 'host']],
+    'policy.mount_roots': ['/srv/a,/srv/b', ['/srv/a', '/srv/b']],
+    'policy.named_volumes': ['true', true],
+    'policy.max_cpus': ['1.5', 1.5],
+    'policy.max_memory_mb': ['8192', 8192],
+    'policy.max_pids': ['2048', 2048],
   };
 
   it('lists every option of the schema once, with a description and default', () => {
     const leaves = (obj: object, prefix = ''): string[] =>
       Object.entries(obj).flatMap(([k, v]) =>
-        v && typeof v === 'object' && !Array.isArray(v) && k === 'sandbox'
+        v && typeof v === 'object' && !Array.isArray(v) && (k === 'sandbox' || k === 'policy')
           ? leaves(v, `${k}.`)
           : [`${prefix}${k}`],
       );
