@@ -19,6 +19,38 @@ afterAll(async () => {
   await target?.close();
 });
 
+describe('files that would block: FIFOs, devices', () => {
+  it('read, write and the editor refuse them at once, and the sandbox keeps working', async () => {
+    const mk = await c.act('run', { command: 'mkfifo pipe && ls -l pipe' });
+    expect(mk.extras.metadata.exit_code).toBe(0);
+    const read = await c.act('read', { path: 'pipe' });
+    expect(read.observation).toBe('error');
+    expect(read.content).toBe(
+      `Path is a FIFO, not a regular file: ${ws}/pipe. You can only read regular files`,
+    );
+    const write = await c.act('write', { path: 'pipe', content: 'x' });
+    expect(write.observation).toBe('error');
+    expect(write.content).toContain('not a regular file');
+    for (const command of ['view', 'str_replace']) {
+      const edit = await c.act('edit', { command, path: `${ws}/pipe`, old_str: 'a', new_str: 'b' });
+      expect(edit.content).toContain('is not a regular file');
+    }
+    const dev = await c.act('read', { path: '/dev/zero' });
+    expect(dev.content).toContain('Path is a character device, not a regular file');
+    // The queue moved on: the next action runs.
+    expect((await c.act('run', { command: 'echo still-here' })).content).toContain('still-here');
+  });
+
+  it('a write leaves no temporary file behind and keeps a symbolic link a link', async () => {
+    await c.act('write', { path: 'real.txt', content: 'one' });
+    await c.act('run', { command: 'ln -sf real.txt link.txt' });
+    await c.act('write', { path: 'link.txt', content: 'two' });
+    const ls = await c.act('run', { command: 'ls -A; readlink link.txt; cat real.txt' });
+    expect(ls.content).not.toContain('.berth-');
+    expect(ls.content).toContain('real.txt\ntwo');
+  });
+});
+
 describe('write and read', () => {
   it('write adds a newline to every line; read returns it; messages and extras', async () => {
     const w = await c.act('write', { path: 'notes/a.txt', content: 'one\ntwo\nthree' });

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -13,7 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileEditor } from '../../src/runtime-server/core/editor/editor.js';
 import { EditorError, type EditorRequest } from '../../src/runtime-server/core/editor/types.js';
@@ -534,16 +535,21 @@ describe('str_replace', () => {
     );
   });
 
-  it('keeps the mode and inode of the file it edits', async () => {
+  it('keeps the mode of the file it edits, and hard links keep sharing it', async () => {
     writeFileSync(p('run.sh'), 'echo hi\n');
     chmodSync(p('run.sh'), 0o751);
-    const { ino } = statSync(p('run.sh'));
     await run({ command: 'str_replace', path: p('run.sh'), old_str: 'hi', new_str: 'there' });
     await run({ command: 'insert', path: p('run.sh'), insert_line: 0, new_str: '#!/bin/sh' });
     await run({ command: 'undo_edit', path: p('run.sh') });
     const after = statSync(p('run.sh'));
     expect(after.mode & 0o777).toBe(0o751);
-    expect(after.ino).toBe(ino);
+    expect(readFileSync(p('run.sh'), 'utf8')).toBe('echo there\n');
+    linkSync(p('run.sh'), p('run-link.sh'));
+    const { ino } = statSync(p('run.sh'));
+    await run({ command: 'str_replace', path: p('run.sh'), old_str: 'there', new_str: 'linked' });
+    expect(statSync(p('run.sh')).ino).toBe(ino);
+    expect(readFileSync(p('run-link.sh'), 'utf8')).toBe('echo linked\n');
+    expect(readdirSync(dirname(p('run.sh'))).filter((n) => n.includes('.berth-'))).toEqual([]);
   });
 
   it('reads \\r\\n as \\n (so the file is written back with \\n), as Python text mode does', async () => {

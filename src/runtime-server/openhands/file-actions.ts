@@ -3,8 +3,7 @@
  * against the shell's cwd, its error texts), except that real images, PDFs and videos come back as
  * data URLs instead of ERROR_BINARY_FILE.
  */
-import { constants } from 'node:fs';
-import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import {
   errorObservation,
@@ -14,6 +13,12 @@ import {
   fileWriteObservation,
   type Observation,
 } from '../../protocol/openhands.js';
+import {
+  fileKind,
+  NotRegularFileError,
+  readRegularFile,
+  writeFileAtomically,
+} from '../core/fs/regular-file.js';
 
 /** Bytes inspected to tell binary from text, as binaryornot does with its first chunk. */
 const BINARY_SNIFF_BYTES = 8192;
@@ -45,19 +50,11 @@ export function looksBinary(chunk: Buffer): boolean {
   return control / chunk.length > 0.3;
 }
 
-async function sniff(path: string): Promise<Buffer | undefined> {
-  try {
-    const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      const buf = Buffer.alloc(BINARY_SNIFF_BYTES);
-      const { bytesRead } = await fh.read(buf, 0, BINARY_SNIFF_BYTES, 0);
-      return buf.subarray(0, bytesRead);
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    return undefined;
-  }
+/** The reference has no text for these; this one follows its "Path is a directory" wording. */
+function notRegularFile(path: string, kind: string, verb: 'read' | 'write to'): Observation {
+  return errorObservation(
+    `Path is a ${kind}, not a regular file: ${path}. You can only ${verb} regular files`,
+  );
 }
 
 function decodeUtf8(data: Buffer): string | undefined {
@@ -84,18 +81,23 @@ export async function readFileAction(args: FileReadArgs, cwd: string): Promise<O
     return errorObservation(`File not found: ${path}. Your current working directory is ${cwd}.`);
   }
   if (info.isDirectory()) return errorObservation(`Path is a directory: ${path}. You can only read files`);
+  if (!info.isFile()) return notRegularFile(path, fileKind(info), 'read');
   if (info.size > MAX_READ_BYTES) {
     return errorObservation(
       `File is too large to read into an observation (${info.size} bytes, limit ${MAX_READ_BYTES}): ${path}. Use the shell (head, sed -n, grep) to read parts of it.`,
     );
   }
-  if (mediaType) {
-    const data = await readFile(path);
-    return fileReadObservation(path, `data:${mediaType};base64,${data.toString('base64')}`);
+  let data: Buffer;
+  try {
+    data = await readRegularFile(path);
+  } catch (err) {
+    // Swapped for a FIFO or device since the stat: still refused, never waited on.
+    if (err instanceof NotRegularFileError) return notRegularFile(path, err.kind, 'read');
+    throw err;
   }
-  const head = await sniff(path);
-  if (head && looksBinary(head)) return errorObservation('ERROR_BINARY_FILE');
-  const text = decodeUtf8(await readFile(path));
+  if (mediaType) return fileReadObservation(path, `data:${mediaType};base64,${data.toString('base64')}`);
+  if (looksBinary(data.subarray(0, BINARY_SNIFF_BYTES))) return errorObservation('ERROR_BINARY_FILE');
+  const text = decodeUtf8(data);
   if (text === undefined) return errorObservation(`File could not be decoded as utf-8: ${path}.`);
   const lines = splitLinesKeepEnds(text);
   const start = Math.min(Math.max(args.start, 0), lines.length);
@@ -111,12 +113,20 @@ export async function writeFileAction(args: FileWriteArgs, cwd: string): Promise
     const info = await stat(path);
     if (info.isDirectory())
       return errorObservation(`Path is a directory: ${path}. You can only write to files`);
+    if (!info.isFile()) return notRegularFile(path, fileKind(info), 'write to');
     exists = true;
   } catch {
     // a new file
   }
   if (exists) {
-    const text = decodeUtf8(await readFile(path));
+    let bytes: Buffer;
+    try {
+      bytes = await readRegularFile(path);
+    } catch (err) {
+      if (err instanceof NotRegularFileError) return notRegularFile(path, err.kind, 'write to');
+      throw err;
+    }
+    const text = decodeUtf8(bytes);
     if (text === undefined) return errorObservation(`File could not be decoded as utf-8: ${path}.`);
     existing = splitLinesKeepEnds(text);
   } else {
@@ -127,16 +137,13 @@ export async function writeFileAction(args: FileWriteArgs, cwd: string): Promise
   const before = args.start === 0 ? [] : existing.slice(0, args.start);
   const after = args.end === -1 ? [] : existing.slice(args.end);
   const content = [...before, ...inserted, ...after].join('');
-  // Written in place ('r+' then truncate) so an existing file keeps its mode and owner; a new file
-  // is created by this process, so it belongs to the sandbox user, mode 664 as in the reference.
-  const fh = await open(path, exists ? 'r+' : 'w', 0o664);
+  // All or nothing: an existing file keeps its mode (and, if another user owns it, its owner); a
+  // new file belongs to the sandbox user, mode 664 as in the reference.
   try {
-    const data = Buffer.from(content, 'utf8');
-    await fh.write(data, 0, data.length, 0);
-    await fh.truncate(data.length);
-    if (!exists) await fh.chmod(0o664);
-  } finally {
-    await fh.close();
+    await writeFileAtomically(path, Buffer.from(content, 'utf8'), { mode: 0o664 });
+  } catch (err) {
+    if (err instanceof NotRegularFileError) return notRegularFile(path, err.kind, 'write to');
+    throw err;
   }
   return fileWriteObservation(path);
 }

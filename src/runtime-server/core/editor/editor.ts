@@ -5,9 +5,10 @@
  * agent should see; the adapter adds the "ERROR:\n" prefix.
  */
 import type { Stats } from 'node:fs';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { BerthError, ErrorCode } from '../../../protocol/errors.js';
+import { readRegularFile, writeFileAtomically } from '../fs/regular-file.js';
 import { EditHistory } from './history.js';
 import { listTwoLevels } from './listing.js';
 import { pyOSError, pyStrRepr } from './os-error.js';
@@ -388,7 +389,7 @@ export class FileEditor {
     this.checkSize(path, stats);
     let bytes: Buffer;
     try {
-      bytes = await readFile(path);
+      bytes = await readRegularFile(path);
     } catch (err) {
       throw new EditorError(`Ran into ${pyOSError(err, path)} while trying to read ${path}`);
     }
@@ -402,8 +403,9 @@ export class FileEditor {
   }
 
   /**
-   * Writes in place with plain fs calls: an existing file keeps its inode, mode and owner; a new one
-   * is created by (and so owned by) the server's user. `exclusive` refuses to replace a file that
+   * Writes all or nothing (a temporary file renamed into place, see writeFileAtomically): a failure
+   * leaves the old text or no file, never a partial one; an existing file keeps its mode; a new one is
+   * created by (and so owned by) the server's user. `exclusive` refuses to replace a file that
    * appeared since the existence check.
    */
   private async writeText(
@@ -413,7 +415,7 @@ export class FileEditor {
     exclusive = false,
   ): Promise<void> {
     try {
-      await writeFile(path, encodeText(text, encoding), { flag: exclusive ? 'wx' : 'w' });
+      await writeFileAtomically(path, encodeText(text, encoding), { exclusive });
     } catch (err) {
       const reason = err instanceof EncodeError ? err.message : pyOSError(err, path);
       throw new EditorError(`Ran into ${reason} while trying to write to ${path}`);
