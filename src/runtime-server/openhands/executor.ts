@@ -29,12 +29,25 @@ import { readFileAction, writeFileAction } from './file-actions.js';
 /** The reference client's default hard timeout for a cell when the action carries none. */
 export const DEFAULT_IPYTHON_TIMEOUT_SECONDS = 120;
 
+/**
+ * Deadline of an action that carries no timeout: the reference's default sandbox timeout. Past its
+ * deadline an action is abandoned, so one stuck action can never hold the queue forever.
+ */
+export const DEFAULT_ACTION_DEADLINE_SECONDS = 120;
+/**
+ * Time beyond its own timeout an action gets before it is abandoned: a command that timed out still
+ * needs a moment to be interrupted and to report.
+ */
+export const ACTION_DEADLINE_GRACE_SECONDS = 15;
+
 export interface ExecutorDeps {
   bash: BashSession;
   /** Made on the first oh_aci read or edit. */
   editor: Lazy<FileEditor>;
   /** Made on the first run_ipython. */
   python: Lazy<PythonKernel>;
+  /** @default ACTION_DEADLINE_GRACE_SECONDS */
+  deadlineGraceSeconds?: number;
 }
 
 export class ActionExecutor {
@@ -73,10 +86,27 @@ export class ActionExecutor {
   execute(action: ReturnType<ActionExecutor['parse']>): Promise<Observation> {
     const run = this.queue.then(async () => {
       this.lastStarted = Date.now();
+      const grace = this.deps.deadlineGraceSeconds ?? ACTION_DEADLINE_GRACE_SECONDS;
+      const seconds = (action.timeout ?? DEFAULT_ACTION_DEADLINE_SECONDS) + grace;
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<Observation>((resolve) => {
+        timer = setTimeout(
+          () =>
+            resolve(
+              errorObservation(
+                `The ${action.type} action did not finish within ${seconds} seconds and was abandoned, so the next action can run. It may still be running in the background.`,
+              ),
+            ),
+          seconds * 1000,
+        );
+      });
+      const work = this.dispatch(action).catch((err: unknown) =>
+        errorObservation((err as Error)?.message ?? String(err)),
+      );
       try {
-        return await this.dispatch(action);
-      } catch (err) {
-        return errorObservation((err as Error)?.message ?? String(err));
+        return await Promise.race([work, deadline]);
+      } finally {
+        clearTimeout(timer);
       }
     });
     this.queue = run.catch(() => undefined);
