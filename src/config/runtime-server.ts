@@ -14,6 +14,10 @@ export const RuntimeServerConfig = z.object({
   sessionApiKey: z.string().optional(),
   noChangeTimeoutSeconds: z.number().positive(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  /** Bounds on uploaded archives; unset: the archive module's defaults (4 GiB, 100,000 entries). */
+  archiveLimits: z
+    .object({ maxExpandedBytes: z.number().int().positive(), maxEntries: z.number().int().positive() })
+    .optional(),
 });
 export type RuntimeServerConfig = z.infer<typeof RuntimeServerConfig>;
 
@@ -37,6 +41,13 @@ export function loadRuntimeServerConfig(
     noChangeTimeoutSeconds:
       soft === undefined || soft === '' ? DEFAULT_NO_CHANGE_TIMEOUT_SECONDS : Number(soft),
     logLevel: env.BERTH_LOG_LEVEL ?? (env.DEBUG === 'true' ? 'debug' : 'info'),
+    archiveLimits:
+      env.BERTH_UPLOAD_MAX_EXPANDED_BYTES || env.BERTH_UPLOAD_MAX_ENTRIES
+        ? {
+            maxExpandedBytes: Number(env.BERTH_UPLOAD_MAX_EXPANDED_BYTES || 4 * 1024 ** 3),
+            maxEntries: Number(env.BERTH_UPLOAD_MAX_ENTRIES || 100_000),
+          }
+        : undefined,
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -45,6 +56,8 @@ export function loadRuntimeServerConfig(
       port: '--port',
       noChangeTimeoutSeconds: 'NO_CHANGE_TIMEOUT_SECONDS',
       logLevel: 'BERTH_LOG_LEVEL',
+      'archiveLimits.maxExpandedBytes': 'BERTH_UPLOAD_MAX_EXPANDED_BYTES',
+      'archiveLimits.maxEntries': 'BERTH_UPLOAD_MAX_ENTRIES',
       workingDir: '--working-dir',
     };
     throw new Error(`Invalid runtime server setting ${names[field] ?? field}: ${issue?.message}`);

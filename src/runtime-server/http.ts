@@ -16,6 +16,7 @@ import { installJsonBodyParser, refuseOversizedJson } from '../http/json-body.js
 import { keyMatches } from '../http/keys.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { registerBerthRoutes } from './berth-routes.js';
+import type { ArchiveLimits } from './core/transfer/archive.js';
 import { registerActionRoutes } from './openhands/action-routes.js';
 import { registerFileRoutes } from './openhands/file-routes.js';
 import type { RuntimeServices } from './services.js';
@@ -43,6 +44,8 @@ function noSchemas(): never {
 
 export interface RuntimeHttpOptions {
   sessionApiKey?: string | undefined;
+  /** Bounds on uploaded archives. @default the archive module's defaults */
+  archiveLimits?: ArchiveLimits | undefined;
   logger: Logger;
 }
 
@@ -96,6 +99,6 @@ export async function createRuntimeHttpServer(
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   registerActionRoutes(app, services);
   registerBerthRoutes(app, services);
-  await registerFileRoutes(app, services);
+  await registerFileRoutes(app, services, { archiveLimits: options.archiveLimits });
   return app;
 }

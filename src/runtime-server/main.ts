@@ -26,7 +26,11 @@ export async function startRuntimeServer(config: RuntimeServerConfig): Promise<R
     noChangeTimeoutSeconds: config.noChangeTimeoutSeconds,
     logger,
   });
-  const app = await createRuntimeHttpServer(services, { sessionApiKey: config.sessionApiKey, logger });
+  const app = await createRuntimeHttpServer(services, {
+    sessionApiKey: config.sessionApiKey,
+    archiveLimits: config.archiveLimits,
+    logger,
+  });
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -157,6 +157,42 @@ describe('upload: plain files', () => {
   });
 });
 
+describe('upload: archives that expand too far', () => {
+  it('a zip claiming more than the default 4 GiB is refused with 413 before anything is written', async () => {
+    const err = await berthError(
+      uploadZip([
+        { name: 'small.txt', data: 'x' },
+        { name: 'bomb.bin', data: 'y', declaredSize: 5n * 1024n ** 3n },
+      ]),
+    );
+    expect(err.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(err.message).toContain('BERTH_UPLOAD_MAX_EXPANDED_BYTES');
+    expect(await exists(path.join(dest, 'small.txt'))).toBe(false);
+  });
+
+  it('a real bomb (8 MiB of zeros in a few KB) over a lower limit, and too many entries, are 413', async () => {
+    const bomb = buildZip([{ name: 'zeros.bin', data: Buffer.alloc(8 * 1024 * 1024) }]);
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    const limits = { maxExpandedBytes: 1024 * 1024, maxEntries: 5 };
+    const send = (zip: Buffer) =>
+      uploadFile(
+        Readable.from([zip]),
+        { destination: dest, filename: 'a.zip', recursive: true },
+        { tmpDir: spool, archiveLimits: limits },
+      );
+    expect((await berthError(send(bomb))).code).toBe('PAYLOAD_TOO_LARGE');
+    const many = buildZip(Array.from({ length: 6 }, (_, i) => ({ name: `f${i}.txt`, data: 'x' })));
+    const err = await berthError(send(many));
+    expect(err.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(err.message).toContain('BERTH_UPLOAD_MAX_ENTRIES');
+    expect(await exists(path.join(dest, 'zeros.bin'))).toBe(false);
+    expect(await exists(path.join(dest, 'f0.txt'))).toBe(false);
+    // Within the limits the same kind of archive unpacks.
+    const fine = buildZip(Array.from({ length: 5 }, (_, i) => ({ name: `f${i}.txt`, data: 'x' })));
+    expect((await send(fine)).kind).toBe('archive');
+  });
+});
+
 describe('upload: zip archives', () => {
   it('unpacks files, directories, symlinks inside the tree and the executable bit; removes the spooled zip', async () => {
     const result = await uploadZip([

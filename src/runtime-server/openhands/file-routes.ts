@@ -8,6 +8,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance } from 'fastify';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
+import type { ArchiveLimits } from '../core/transfer/archive.js';
 import type { RuntimeServices } from '../services.js';
 
 /**
@@ -27,6 +28,7 @@ export interface FileRouteOptions {
   maxUploadFileBytes?: number;
   /** Where uploaded archives are spooled before validation. @default os.tmpdir() */
   tmpDir?: string;
+  archiveLimits?: ArchiveLimits;
 }
 
 export async function registerFileRoutes(
@@ -79,7 +81,14 @@ export async function registerFileRoutes(
           filename = part.filename;
           const body = shieldFileStream(part.file, maxFileBytes);
           try {
-            await uploadFile(body, { destination, filename, recursive }, { tmpDir: options.tmpDir });
+            await uploadFile(
+              body,
+              { destination, filename, recursive },
+              {
+                tmpDir: options.tmpDir,
+                archiveLimits: options.archiveLimits,
+              },
+            );
           } catch (err) {
             failure = err;
           } finally {

@@ -19,6 +19,25 @@ const MAX_SYMLINK_TARGET_BYTES = 4096;
 /** Longest path component Linux file systems accept (NAME_MAX, in bytes). */
 const MAX_NAME_BYTES = 255;
 
+/**
+ * How much one archive may expand to, in total, and how many entries it may hold. A zip of a few
+ * hundred kilobytes can declare gigabytes; without a bound only the disk stops it, and the disk is
+ * the sandbox's (and its host's). Checked on the declared sizes before anything is written; yauzl
+ * refuses entries whose data does not match what they declare.
+ */
+export interface ArchiveLimits {
+  /** @default DEFAULT_MAX_EXPANDED_BYTES (BERTH_UPLOAD_MAX_EXPANDED_BYTES in a sandbox) */
+  maxExpandedBytes: number;
+  /** @default DEFAULT_MAX_ENTRIES (BERTH_UPLOAD_MAX_ENTRIES in a sandbox) */
+  maxEntries: number;
+}
+export const DEFAULT_MAX_EXPANDED_BYTES = 4 * 1024 ** 3;
+export const DEFAULT_MAX_ENTRIES = 100_000;
+const DEFAULT_LIMITS: ArchiveLimits = {
+  maxExpandedBytes: DEFAULT_MAX_EXPANDED_BYTES,
+  maxEntries: DEFAULT_MAX_ENTRIES,
+};
+
 /** `versionMadeBy >> 8` of archives written on Unix; only these carry a mode in the high 16 bits. */
 const HOST_UNIX = 3;
 const S_IFMT = 0o170000;
@@ -60,11 +79,15 @@ interface PlannedEntry {
  * missing). Throws BerthError PATH_NOT_ALLOWED or BAD_ARCHIVE (nothing written) for a hostile or
  * corrupt archive, CONFLICT when an entry collides with what is on disk, NO_SPACE when it cannot fit.
  */
-export async function extractZip(zipPath: string, destination: string): Promise<ExtractResult> {
+export async function extractZip(
+  zipPath: string,
+  destination: string,
+  limits: ArchiveLimits = DEFAULT_LIMITS,
+): Promise<ExtractResult> {
   const zip = await openZip(zipPath);
   try {
-    const plan = await readEntries(zip, destination);
-    await checkAgainstDisk(plan, destination);
+    const plan = await readEntries(zip, destination, limits);
+    await checkAgainstDisk(plan, destination, limits);
     await verifyData(zip, plan);
     return await writeEntries(zip, plan, destination);
   } finally {
@@ -83,6 +106,14 @@ function openZip(zipPath: string): Promise<yauzl.ZipFile> {
   });
 }
 
+function tooManyEntries(count: number, limits: ArchiveLimits): BerthError {
+  return new BerthError(
+    ErrorCode.PAYLOAD_TOO_LARGE,
+    `The archive holds ${count} entries or more, more than the limit of ${limits.maxEntries} (BERTH_UPLOAD_MAX_ENTRIES)`,
+    { limit: 'max_entries', max: limits.maxEntries },
+  );
+}
+
 function archiveError(err: unknown, what: string): BerthError {
   if (err instanceof BerthError) return err;
   if (isSystemError(err)) return mapFsError(err, what);
@@ -90,11 +121,17 @@ function archiveError(err: unknown, what: string): BerthError {
 }
 
 /** Phase 1: every entry's name, kind and symlink target, and how entries relate to each other. */
-async function readEntries(zip: yauzl.ZipFile, destination: string): Promise<PlannedEntry[]> {
+async function readEntries(
+  zip: yauzl.ZipFile,
+  destination: string,
+  limits: ArchiveLimits,
+): Promise<PlannedEntry[]> {
   const plan: PlannedEntry[] = [];
   const kinds = new Map<string, EntryKind>();
+  if (zip.entryCount > limits.maxEntries) throw tooManyEntries(zip.entryCount, limits);
   try {
     for await (const entry of zip.eachEntry()) {
+      if (plan.length >= limits.maxEntries) throw tooManyEntries(plan.length + 1, limits);
       const planned = classify(entry, destination);
       if (planned === undefined) continue;
       const earlier = kinds.get(planned.rel);
@@ -256,7 +293,11 @@ function checkCrc(planned: PlannedEntry, crc: number): void {
  * Phase 2: where each entry would land today, following symlinks already on disk, must still be
  * inside the destination; nothing may collide with an existing entry of another kind; the data must fit.
  */
-async function checkAgainstDisk(plan: PlannedEntry[], destination: string): Promise<void> {
+async function checkAgainstDisk(
+  plan: PlannedEntry[],
+  destination: string,
+  limits: ArchiveLimits,
+): Promise<void> {
   const realDestination = await resolveExisting(destination);
   await requireDirectoryIfPresent(realDestination, destination);
   const checked = new Map<string, string>();
@@ -316,6 +357,13 @@ async function checkAgainstDisk(plan: PlannedEntry[], destination: string): Prom
         `The archive holds ${needed} bytes but only ${available} bytes are free under ${destination}`,
       );
     }
+  }
+  if (needed > limits.maxExpandedBytes) {
+    throw new BerthError(
+      ErrorCode.PAYLOAD_TOO_LARGE,
+      `The archive expands to ${needed} bytes, more than the limit of ${limits.maxExpandedBytes} (BERTH_UPLOAD_MAX_EXPANDED_BYTES)`,
+      { limit: 'max_expanded_bytes', max: limits.maxExpandedBytes, declared: needed },
+    );
   }
 }
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError, ErrorCode } from '../../../protocol/errors.js';
-import { type ExtractResult, extractZip } from './archive.js';
+import { type ArchiveLimits, type ExtractResult, extractZip } from './archive.js';
 import { mapFsError, requireAbsolutePath } from './paths.js';
 
 /** Longest file name Linux file systems accept (NAME_MAX, in bytes). */
@@ -32,6 +32,8 @@ export type UploadResult =
 export interface UploadOptions {
   /** Where archives are spooled before validation. @default os.tmpdir() */
   tmpDir?: string;
+  /** Bounds on what one archive may expand to. @default DEFAULT_MAX_EXPANDED_BYTES, DEFAULT_MAX_ENTRIES */
+  archiveLimits?: ArchiveLimits;
 }
 
 /** Whether an upload is unpacked rather than saved: `recursive`, or a name ending in `.zip`. */
@@ -71,7 +73,7 @@ export async function uploadFile(
     } catch (err) {
       throw mapFsError(err, 'Receiving the archive');
     }
-    const result = await extractZip(zipPath, destination);
+    const result = await extractZip(zipPath, destination, options.archiveLimits);
     return { kind: 'archive', destination, ...result };
   } finally {
     await rm(spoolDir, { recursive: true, force: true });
