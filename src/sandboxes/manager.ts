@@ -211,6 +211,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     this.clients.get(id)?.close();
     this.clients.delete(id);
     if (!keep) await this.runtime.remove(id).catch((err) => this.logger.warn({ err, id }, 'remove failed'));
+    // Recorded, so the reaper knows the container was left on purpose.
+    else if (!rec.keep_alive) this.store.sandboxes.update(id, { keep_alive: true });
     this.store.sandboxes.markDeleted(id);
     this.lifecycle(id, 'deleted', opts.reason ?? 'requested');
     this.changed(id);
@@ -383,9 +385,12 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
         await this.delete(rec.id, { reason: 'idle' }).catch(() => undefined);
       }
     }
+    // A container is owned while its record is live, and for good when it was deleted with keep_alive
+    // (the caller asked for it to stay).
     const owned = new Set(
       this.store.sandboxes.list({ state: ['starting', 'running', 'paused', 'stopped'] }).map((r) => r.id),
     );
+    for (const r of this.store.sandboxes.list({ state: ['deleted'] })) if (r.keep_alive) owned.add(r.id);
     for (const removed of await this.runtime.reap(owned).catch(() => [] as string[])) {
       this.logger.info({ id: removed }, 'reaped an unowned sandbox container');
     }

@@ -213,6 +213,28 @@ describe.skipIf(unavailable !== undefined)('control plane', () => {
     expect(badAction.status).toBe(400);
   });
 
+  it('the reaper leaves keep_alive containers alone after delete, and removes the others', async () => {
+    const kept = await call('POST', '/api/sandboxes', { keep_alive: true, labels: { reap: 'kept' } });
+    const keptByQuery = await call('POST', '/api/sandboxes', { labels: { reap: 'kept-by-query' } });
+    const gone = await call('POST', '/api/sandboxes', { labels: { reap: 'gone' } });
+    for (const s of [kept, keptByQuery, gone]) expect(s.status).toBe(201);
+    expect((await call('DELETE', `/api/sandboxes/${kept.json.id}`)).status).toBe(204);
+    expect((await call('DELETE', `/api/sandboxes/${keptByQuery.json.id}?keep=true`)).status).toBe(204);
+    expect((await call('DELETE', `/api/sandboxes/${gone.json.id}`)).status).toBe(204);
+    const containerOf = (id: string) => engine.containers.find(`berth-sandbox-${id}`);
+    try {
+      expect(await containerOf(gone.json.id)).toBeUndefined();
+      // Several reaper passes (one a second in this suite) later, the kept ones are still there.
+      const passes = (cp.manager as unknown as { reap(): Promise<void> }).reap.bind(cp.manager);
+      for (let i = 0; i < 3; i++) await passes();
+      expect((await containerOf(kept.json.id))?.state).toBe('running');
+      expect((await containerOf(keptByQuery.json.id))?.state).toBe('running');
+    } finally {
+      for (const s of [kept, keptByQuery])
+        await engine.containers.remove(`berth-sandbox-${s.json.id}`).catch(() => undefined);
+    }
+  });
+
   it('a sandbox whose container died is reported, not hung on', async () => {
     const s = await sdk.sandboxes.create({});
     await engine.containers.remove(s.container_id!);
