@@ -229,8 +229,21 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   }
 
   async resume(id: string, reason = 'requested'): Promise<SandboxRecord> {
-    const rec = this.get(id);
-    if (rec.state === 'running') return rec;
+    let rec = this.get(id);
+    if (rec.state === 'running') {
+      // The record may be behind the engine: a `docker pause` done outside Berth.
+      const actual = await this.runtime.state(id).catch(() => 'missing' as const);
+      if (actual !== 'paused') {
+        throw new BerthError(
+          ErrorCode.CONFLICT,
+          `Sandbox ${id} is running, not paused or stopped: nothing to resume`,
+        );
+      }
+      this.store.sandboxes.update(id, { state: 'paused' });
+      this.lifecycle(id, 'paused', 'container was paused outside Berth');
+      rec = this.get(id);
+      reason = `${reason} (it had been paused outside Berth)`;
+    }
     this.requireState(rec, ['paused', 'stopped']);
     if (rec.state === 'paused') await this.runtime.resume(id);
     else {
@@ -465,6 +478,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
    * survive a stop and start. A changed value replaces the old line (the reference keeps the old one).
    */
   private async addEnvVars(rec: SandboxRecord, env: Record<string, string>): Promise<void> {
+    // Nothing to add (an empty `env`): no command, which would otherwise end in a dangling `&&`.
+    if (Object.keys(env).length === 0) return;
     const parts: string[] = [];
     for (const [k, v] of Object.entries(env)) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {

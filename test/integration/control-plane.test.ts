@@ -1,4 +1,5 @@
 /** The control plane end to end on real Docker: API, auth, events, lifetimes, pool, restart, bad input. */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,6 +140,16 @@ describe.skipIf(unavailable !== undefined)('control plane', () => {
       .filter((e) => e.kind === 'lifecycle')
       .map((e) => (e.payload as any).event);
     expect(events).toEqual(expect.arrayContaining(['created', 'paused', 'resumed', 'stopped', 'env_added']));
+    // Resuming what is running is a conflict, not a silent 200...
+    const again = await call('POST', `/api/sandboxes/${s.id}/resume`);
+    expect(again.status).toBe(409);
+    expect(again.json.code).toBe('CONFLICT');
+    // ...unless it was paused behind Berth's back: then resume really unpauses it.
+    execFileSync('docker', ['pause', `berth-sandbox-${s.id}`]);
+    const outside = await call('POST', `/api/sandboxes/${s.id}/resume`);
+    expect(outside.status).toBe(200);
+    expect((await engine.containers.inspect(`berth-sandbox-${s.id}`)).state).toBe('running');
+    expect((await sb.run('echo back')).content).toBe('back');
     await sdk.sandboxes.delete(s.id);
     const del = (await sb.events(0, 1000)).events.at(-1)?.payload as any;
     expect(del).toEqual({ event: 'deleted', reason: 'requested' });
