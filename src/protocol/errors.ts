@@ -22,6 +22,8 @@ export const ErrorCode = {
   CONFLICT: 'CONFLICT',
   UNAVAILABLE: 'UNAVAILABLE',
   TIMEOUT: 'TIMEOUT',
+  /** An action's outcome is unknown: the control plane stopped while it was in flight. */
+  INTERRUPTED: 'INTERRUPTED',
   INTERNAL: 'INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -44,6 +46,7 @@ export const errorStatus: Record<ErrorCode, number> = {
   CONFLICT: 409,
   UNAVAILABLE: 503,
   TIMEOUT: 504,
+  INTERRUPTED: 503,
   INTERNAL: 500,
 };
 

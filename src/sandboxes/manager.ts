@@ -348,6 +348,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   /** Brings records in line with the engine after a restart of the control plane. */
   async reconcile(): Promise<void> {
+    this.answerInterruptedActions();
     for (const rec of this.store.sandboxes.list({ state: ['starting', 'running', 'paused', 'stopped'] })) {
       const state = await this.runtime.state(rec.id).catch(() => 'missing' as const);
       try {
@@ -377,6 +378,29 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       } catch (err) {
         this.logger.warn({ err, id: rec.id }, 'reconcile failed');
       }
+    }
+  }
+
+  /**
+   * After a crash (or a restart mid-action), every action still without an observation gets one, so
+   * each event log is a sequence of complete pairs: an INTERRUPTED error, since the outcome is unknown.
+   */
+  private answerInterruptedActions(): void {
+    for (const { sandboxId, count, lastAt } of this.store.events.unanswered()) {
+      for (let i = 0; i < count; i++) {
+        this.appendEvent(
+          sandboxId,
+          'observation',
+          {
+            error: {
+              code: ErrorCode.INTERRUPTED,
+              message: `The control plane stopped while this action was in flight (after ${lastAt.toISOString()}, the last event recorded before it stopped); its outcome is unknown.`,
+            },
+          },
+          null,
+        );
+      }
+      this.logger.warn({ id: sandboxId, count }, 'recorded interrupted actions');
     }
   }
 

@@ -58,6 +58,7 @@ const byCode: Record<ErrorCode, typeof BerthApiError> = {
   CONFLICT: ConflictError,
   UNAVAILABLE: SandboxUnavailableError,
   TIMEOUT: TimeoutError,
+  INTERRUPTED: SandboxUnavailableError,
   PERMISSION_DENIED: PermissionDeniedError,
   NETWORK_NOT_ALLOWED: PermissionDeniedError,
   MOUNT_NOT_ALLOWED: PermissionDeniedError,

@@ -67,6 +67,7 @@ export class EventRepo {
   private readonly after: Statement<[string, number, number], EventRow>;
   private readonly last: Statement<[string, number], EventRow>;
   private readonly latest: Statement<[string], number>;
+  private readonly open: Statement<[], { sandbox_id: string; open: number; last_at: number }>;
   private readonly appendTx: (e: NewEvent) => SandboxEvent;
 
   constructor(
@@ -85,6 +86,10 @@ export class EventRepo {
     this.latest = db
       .prepare<[string], number>('SELECT coalesce(max(seq), 0) FROM events WHERE sandbox_id = ?')
       .pluck();
+    this.open = db.prepare(
+      `SELECT sandbox_id, sum(kind = 'action') - sum(kind = 'observation') AS open, max(at) AS last_at
+         FROM events WHERE kind IN ('action', 'observation') GROUP BY sandbox_id HAVING open > 0`,
+    );
     const appendTx = db.transaction((e: NewEvent) => {
       const kind = EventKind.safeParse(e.kind);
       if (!kind.success) {
@@ -143,6 +148,16 @@ export class EventRepo {
       this.requireSandbox(sandboxId);
       return this.latest.get(sandboxId) as number;
     });
+  }
+
+  /**
+   * Sandboxes whose log has more actions than observations (a process stopped while they were in
+   * flight), with how many are unanswered and when the last of their actions or observations was.
+   */
+  unanswered(): Array<{ sandboxId: string; count: number; lastAt: Date }> {
+    return guard('read unanswered actions', () =>
+      this.open.all().map((r) => ({ sandboxId: r.sandbox_id, count: r.open, lastAt: new Date(r.last_at) })),
+    );
   }
 
   private requireSandbox(id: string): void {

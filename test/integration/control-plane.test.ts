@@ -262,7 +262,21 @@ describe.skipIf(unavailable !== undefined)('control plane restart', () => {
     const lose = await sdk1.sandboxes.create({});
     await sdk1.sandbox(keep.id).run('cd /tmp && export KEPT=1');
     const before = (await sdk1.sandbox(keep.id).events(0, 1000)).events;
+    // Five actions in flight when the process dies: one running, four queued behind it (they finish
+    // in the sandbox meanwhile, about 10 s, before the shell is free for the checks below).
+    const inFlight = Array.from({ length: 5 }, (_, i) =>
+      sdk1
+        .sandbox(keep.id)
+        .run(`sleep 2; echo ${i}`, { timeoutSeconds: 60 })
+        .catch(() => undefined),
+    );
+    const recorded = async () =>
+      (await sdk1.sandbox(keep.id).events(0, 1000)).events.filter((e) => e.kind === 'action').length;
+    const deadline = Date.now() + 20_000;
+    while ((await recorded()) < before.filter((e) => e.kind === 'action').length + 5 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     await first.kill9();
+    await Promise.all(inFlight);
     await engine.containers.remove(lose.container_id!);
 
     const second = await startChild({ dataDir: first.dataDir, apiKey: first.apiKey });
@@ -272,6 +286,13 @@ describe.skipIf(unavailable !== undefined)('control plane restart', () => {
       expect((await sdk2.sandboxes.get(lose.id)).state).toBe('vanished');
       const after = (await sdk2.sandbox(keep.id).events(0, 1000)).events;
       expect(after.slice(0, before.length)).toEqual(before);
+      // Every action has its observation: the five cut short are answered INTERRUPTED.
+      const pairs = after.filter((e) => e.kind !== 'lifecycle');
+      expect(pairs.filter((e) => e.kind === 'action').length).toBe(
+        pairs.filter((e) => e.kind === 'observation').length,
+      );
+      const interrupted = pairs.filter((e) => (e.payload as any)?.error?.code === 'INTERRUPTED');
+      expect(interrupted).toHaveLength(5);
       // The shell survived with its state, and new actions are recorded.
       expect((await sdk2.sandbox(keep.id).run('pwd; echo $KEPT')).content).toBe('/tmp\n1');
       await sdk2.sandboxes.delete(keep.id);
@@ -289,5 +310,6 @@ describe.skipIf(unavailable !== undefined)('control plane restart', () => {
         reach: { kind: 'host-ports' },
       }).reap(new Set());
     }
-  });
+  }, 120_000);
+
 });

@@ -383,6 +383,27 @@ describe('warm pool', () => {
 });
 
 describe('events', () => {
+  it('finds actions that never got an observation, per sandbox', () => {
+    const store = openStore();
+    store.sandboxes.insert(sandbox('a'));
+    store.sandboxes.insert(sandbox('b'));
+    const add = (id: string, kind: 'action' | 'observation' | 'lifecycle') =>
+      store.events.append({ sandbox_id: id, kind, payload: {} });
+    add('a', 'action');
+    add('a', 'observation');
+    add('a', 'action');
+    add('a', 'action');
+    add('a', 'lifecycle');
+    add('b', 'action');
+    add('b', 'observation');
+    const open = store.events.unanswered();
+    expect(open.map(({ sandboxId, count }) => ({ sandboxId, count }))).toEqual([
+      { sandboxId: 'a', count: 2 },
+    ]);
+    expect(open[0]!.lastAt).toBeInstanceOf(Date);
+    store.close();
+  });
+
   it('appends with increasing seqs and pages per sandbox after a seq', () => {
     const store = openStore();
     store.sandboxes.insert(sandbox('a'));
