@@ -4,6 +4,8 @@
 # the build, and the bootstrapped base and runtime images. Safe to run again; each step says what it does.
 #   scripts/setup.sh            everything
 #   SKIP_BROWSER=1 scripts/setup.sh   without Chromium (only the web UI tests need it)
+#   BERTH_GVISOR=1 scripts/setup.sh   also installs gVisor (Debian's runsc) and registers it with dockerd as
+#                                     the "runsc" runtime, for SANDBOX_OCI_RUNTIME=runsc (CI asks for it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +49,59 @@ else
   echo "Docker engine could not be started; see /tmp/berth-dockerd.log" >&2
   tail -n 20 /tmp/berth-dockerd.log >&2 || true
   exit 3
+fi
+
+# gVisor: Debian's runsc, registered in /etc/docker/daemon.json (merged with what is there); dockerd
+# re-reads its runtimes on SIGHUP, so running containers are not stopped. The arguments are what this
+# runsc needs here:
+#   --platform=ptrace  works in a VM; kvm hangs at sandbox start under nested virtualisation
+#   --network=host     runsc's own network stack refuses to start on Linux 6.x ("cannot run with network
+#                      enabled in root network namespace": it tests a sysctl that became per-namespace);
+#                      the sandbox keeps Docker's network namespace, but its sockets are the host kernel's
+# Not --oci-seccomp (enforce the container's seccomp profile inside gVisor; runsc ignores it otherwise):
+# this runsc returns EPERM for every refused call, whatever errnoRet says, so Berth's clone3 rule (ENOSYS,
+# for glibc to fall back to clone) stops every thread from starting. See README, "gVisor".
+# A failure here is reported, not fatal: the gVisor tests then fail and say why.
+setup_gvisor() {
+  if ! command -v runsc >/dev/null 2>&1; then
+    step "installing gVisor (Debian package runsc)"
+    as_root apt-get update -qq || return 1
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends runsc >/dev/null || return 1
+  fi
+  step "registering runsc with dockerd ($(runsc --version 2>/dev/null | head -n 1))"
+  as_root python3 - "$(command -v runsc)" <<'PY' || return 1
+import json, os, sys
+path = "/etc/docker/daemon.json"
+conf = {}
+if os.path.exists(path) and os.path.getsize(path) > 0:
+    with open(path) as f:
+        conf = json.load(f)
+want = {"path": sys.argv[1], "runtimeArgs": ["--platform=ptrace", "--network=host"]}
+if conf.setdefault("runtimes", {}).get("runsc") != want:
+    conf["runtimes"]["runsc"] = want
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(conf, f, indent=2)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+PY
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active docker >/dev/null 2>&1; then
+    as_root systemctl reload docker || return 1
+  else
+    as_root kill -HUP "$(cat /var/run/docker.pid 2>/dev/null || pidof dockerd)" || return 1
+  fi
+  for _ in $(seq 1 20); do
+    if docker info --format '{{json .Runtimes}}' | grep -q '"runsc"'; then
+      echo "dockerd has the runsc runtime."
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "dockerd did not take the runsc runtime (see /etc/docker/daemon.json and the dockerd log)" >&2
+  return 1
+}
+if [ "${BERTH_GVISOR:-0}" = 1 ] && ! setup_gvisor; then
+  echo "WARNING: gVisor (runsc) could not be set up; the gVisor tests will fail and say why" >&2
 fi
 
 step "installing npm dependencies (npm ci)"
