@@ -38,7 +38,7 @@ export function renderMetrics(input: {
     '# HELP berth_sandboxes Sandboxes by state (pooled: warm, not yet handed out).',
     '# TYPE berth_sandboxes gauge',
   ];
-  const states = ['starting', 'running', 'paused', 'stopped', 'error', 'vanished', 'pooled'];
+  const states = ['starting', 'running', 'paused', 'stopped', 'exited', 'error', 'vanished', 'pooled'];
   for (const s of states) lines.push(`berth_sandboxes{state="${s}"} ${input.sandboxesByState[s] ?? 0}`);
   lines.push('# HELP berth_pool_size Ready sandboxes in the warm pool.', '# TYPE berth_pool_size gauge');
   lines.push(`berth_pool_size ${input.poolSize}`);

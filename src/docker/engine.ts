@@ -15,6 +15,7 @@ import {
   DockerNetworkClient,
   type NetworkClient,
 } from './containers.js';
+import { type ContainerEvent, type EventSubscription, followContainerEvents } from './events.js';
 import { DockerImageClient, type ImageClient } from './images.js';
 
 /** Used when DOCKER_HOST is unset, like the docker CLI. */
@@ -117,6 +118,15 @@ export class DockerodeEngine implements DockerEngine {
     this.images = new DockerImageClient(docker, toError);
     this.containers = new DockerContainerClient(docker, toError);
     this.networks = new DockerNetworkClient(docker, toError);
+  }
+
+  /** Follows container events of containers with these labels; see followContainerEvents. */
+  followContainerEvents(
+    labels: Record<string, string>,
+    onEvent: (e: ContainerEvent) => void,
+    onError?: (err: unknown) => void,
+  ): EventSubscription {
+    return followContainerEvents(this.docker, labels, onEvent, onError);
   }
 
   async ping(): Promise<void> {

@@ -24,6 +24,8 @@ export const SandboxState = z.enum([
   'running',
   'paused',
   'stopped',
+  /** The container exited or was killed outside Berth's stop; resume (or the next action) starts it again. */
+  'exited',
   'error',
   'vanished',
   'deleted',

@@ -14,6 +14,7 @@ const FILTERS: Array<SandboxState | 'all'> = [
   'starting',
   'paused',
   'stopped',
+  'exited',
   'error',
   'vanished',
 ];

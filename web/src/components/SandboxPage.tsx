@@ -27,6 +27,8 @@ function stateNotice(s: Sandbox): string | null {
       return 'The sandbox is paused. Resume it to use the terminal and files.';
     case 'stopped':
       return 'The sandbox has stopped. Its terminal and files are no longer available.';
+    case 'exited':
+      return `The sandbox’s container exited${s.error ? ` (${s.error})` : ''}. Resume it (or send an action) to start it again; its files are kept.`;
     case 'vanished':
       return 'The sandbox’s container is gone (removed outside Berth). Delete the record to clean up.';
     case 'deleted':
