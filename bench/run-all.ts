@@ -1,12 +1,13 @@
 /**
  * Runs the benchmarks one after another, prints one table set per benchmark, and writes
  * bench/results/all.json. Run: npm run bench            (all of them)
- *                         npm run bench -- docker   (only the named ones: runtime-server, docker, control-plane)
+ *                         npm run bench -- docker   (only the named ones: runtime-server, docker, control-plane, load)
  */
 import { benchControlPlane, printControlPlane } from './control-plane.js';
 import { benchDocker, printDocker } from './docker.js';
 import { printTable, writeJson } from './lib/stats.js';
 import { describeLoad, machineLoad } from './lib/util.js';
+import { benchLoad, printLoad } from './load.js';
 import { benchRuntimeServer } from './runtime-server.js';
 
 const BENCHMARKS: Record<string, () => Promise<unknown>> = {
@@ -23,6 +24,11 @@ const BENCHMARKS: Record<string, () => Promise<unknown>> = {
   'control-plane': async () => {
     const r = await benchControlPlane();
     printControlPlane(r);
+    return r;
+  },
+  load: async () => {
+    const r = await benchLoad();
+    printLoad(r);
     return r;
   },
 };
