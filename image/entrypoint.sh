@@ -8,7 +8,9 @@
 #   entrypoint.sh COMMAND [ARG...]                     run COMMAND as the sandbox user (debugging)
 #
 # Environment: SANDBOX_USER_ID (uid, 0 = stay root), SANDBOX_GROUP_ID (default: the uid),
-# SANDBOX_USER_NAME (name for a new account, default berth), SESSION_API_KEY (read by the server).
+# SANDBOX_USER_NAME (the account's name, default openhands as in the reference; when the image already
+# has an account or group with the uid or gid, that one is kept and the name is added as an alias for the
+# same id, so `chown openhands` works either way), SESSION_API_KEY (read by the server).
 # Never chowns anything recursively: only directories it creates itself are given to the user.
 set -eu
 
@@ -24,7 +26,7 @@ die() {
 
 uid="${SANDBOX_USER_ID:-1000}"
 gid="${SANDBOX_GROUP_ID:-$uid}"
-wanted_name="${SANDBOX_USER_NAME:-berth}"
+wanted_name="${SANDBOX_USER_NAME:-openhands}"
 case "$uid$gid" in *[!0-9]*) die "SANDBOX_USER_ID/SANDBOX_GROUP_ID must be numbers (got '$uid'/'$gid')" ;; esac
 
 # Without arguments, or with flags only, run the runtime server.
@@ -89,6 +91,9 @@ else
     # Written directly rather than with groupadd/useradd: those take 25-100 ms, on every cold start.
     echo "$group:x:$gid:" >>/etc/group
     if [ -w /etc/gshadow ]; then echo "$group:!::" >>/etc/gshadow; fi
+  elif [ "$group" != "$wanted_name" ] && ! name_taken "$wanted_name" /etc/group; then
+    # An alias for the same gid (after the existing line, which lookups by gid keep finding).
+    echo "$wanted_name:x:$gid:" >>/etc/group
   fi
   # The user: reuse the account that already has the uid (its name and home), else create one.
   user="$(name_by_id "$uid" /etc/passwd)"
@@ -101,7 +106,13 @@ else
   else
     home="$(passwd_field "$user" 6)"
     case "$home" in "" | / | /nonexistent | /var/empty | /dev/null) home="/home/$user" ;; esac
-    [ "$user" = "$wanted_name" ] || log "using the account $user that already has uid $uid"
+    if [ "$user" != "$wanted_name" ]; then
+      log "using the account $user that already has uid $uid"
+      if ! name_taken "$wanted_name" /etc/passwd; then
+        echo "$wanted_name:x:$uid:$gid::$home:$login_shell" >>/etc/passwd
+        if [ -w /etc/shadow ]; then echo "$wanted_name:*:19000:0:99999:7:::" >>/etc/shadow; fi
+      fi
+    fi
   fi
   if [ ! -d "$home" ]; then
     mkdir -p "$home"

@@ -43,19 +43,22 @@ export function markRoutesPublic(scope: FastifyInstance): void {
   });
 }
 
+/** The 401 for a request without a right key, or undefined when it has one (or no keys are set). */
+export function keyRefusal(req: FastifyRequest, keys: readonly string[]): BerthError | undefined {
+  if (keys.length === 0) return undefined;
+  const key = presentedKey(req);
+  if (key !== undefined && key !== '' && keyMatches(key, keys)) return undefined;
+  return new BerthError(
+    ErrorCode.UNAUTHORIZED,
+    key === undefined || key === '' ? 'Missing API key: send Authorization: Bearer <key>' : 'Invalid API key',
+  );
+}
+
 export function installAuth(app: FastifyInstance, keys: readonly string[]): void {
   if (keys.length === 0) return;
   app.addHook('onRequest', async (req, reply) => {
     if (isPublicRoute(req)) return;
-    const key = presentedKey(req);
-    if (key === undefined || key === '' || !keyMatches(key, keys)) {
-      const err = new BerthError(
-        ErrorCode.UNAUTHORIZED,
-        key === undefined || key === ''
-          ? 'Missing API key: send Authorization: Bearer <key>'
-          : 'Invalid API key',
-      );
-      return reply.code(err.status).send(err.toBody());
-    }
+    const err = keyRefusal(req, keys);
+    if (err) return reply.code(err.status).send(err.toBody());
   });
 }

@@ -7,13 +7,13 @@ import { join, resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import {
-  jsonSchemaTransform,
-  serializerCompiler,
-  validatorCompiler,
-  type ZodTypeProvider,
-} from 'fastify-type-provider-zod';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  LogController,
+} from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { type Logger, pino } from 'pino';
 import type { ControlPlaneConfig } from '../config/control-plane.js';
 import { toBerthError } from '../http/errors.js';
@@ -22,15 +22,18 @@ import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { type ManagerSettings, SandboxManager } from '../sandboxes/manager.js';
 import type { SandboxRuntime } from '../sandboxes/types.js';
 import type { Store } from '../store/store.js';
-import { installAuth, markRoutesPublic, PUBLIC_ROUTE } from './auth.js';
+import { installAuth, keyRefusal, markRoutesPublic, PUBLIC_ROUTE } from './auth.js';
 import { ActionLatency, renderMetrics } from './metrics.js';
 import { proxyRoutes } from './routes/proxy.js';
 import { sandboxRoutes } from './routes/sandboxes.js';
 import { streamRoutes } from './routes/streams.js';
+import { openApiTransform } from './schemas.js';
 
 export const VERSION = '0.1.0';
 /** Largest JSON body the API accepts (a write action carries a whole file). */
 export const MAX_API_BODY_BYTES = 64 * 1024 * 1024;
+/** Longest path parameter (as sent, percent-encoded) the router hands to a route. */
+const MAX_PATH_PARAM_BYTES = 1024;
 
 export interface ControlPlaneDeps {
   store: Store;
@@ -57,6 +60,23 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: MAX_API_BODY_BYTES,
     keepAliveTimeout: 65_000,
+    // Long enough for any id the routes' own rules take (64 characters, percent-encoded), so those
+    // rules decide and answer 400; longer still is a framework error, answered below.
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_BYTES },
+    // Requests the router refuses before any route or hook runs (a path that does not decode, a
+    // parameter over maxParamLength): the key is still required first, and the answer is our error
+    // body (Fastify's own has another shape and a 414 outside the vocabulary).
+    frameworkErrors: (error, req, reply) => {
+      const refused =
+        keyRefusal(req, deps.apiKeys) ??
+        new BerthError(
+          ErrorCode.VALIDATION_FAILED,
+          error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+            ? `A path parameter is longer than ${MAX_PATH_PARAM_BYTES} bytes`
+            : 'The request path is not a valid URL (a broken percent-encoding?)',
+        );
+      (reply as FastifyReply).code(refused.status).send(refused.toBody());
+    },
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -76,11 +96,14 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
 
   await app.register(fastifySwagger, {
     openapi: {
+      // 3.1 (JSON Schema 2020-12), so the rules on map keys (env names, label keys) are in the
+      // document too: 3.0 has no propertyNames.
+      openapi: '3.1.0',
       info: { title: 'Berth control plane', version: VERSION, description: 'Sandboxes for AI agents.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
-    transform: jsonSchemaTransform,
+    transform: openApiTransform,
   });
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   installAuth(app, deps.apiKeys);
@@ -135,6 +158,7 @@ export function managerSettings(
     workspaceMountPathInSandbox: s.workspace_mount_path_in_sandbox,
     volumes: [...s.volumes],
     userId: s.user_id,
+    userName: s.user_name,
     bindingAddress: s.runtime_binding_address,
     network: s.network,
     useHostNetwork: s.use_host_network,

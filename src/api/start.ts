@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { ControlPlaneConfig } from '../config/control-plane.js';
 import { loadDockerConfig } from '../config/docker.js';
 import { connectEngine } from '../docker/engine.js';
+import { IdmappedMounts, idmapDir } from '../docker/idmapped-mounts.js';
 import { buildRuntimeImage } from '../docker/image-builder.js';
 import { DockerSandboxRuntime } from '../sandboxes/docker-runtime.js';
 import { PortAllocator } from '../sandboxes/ports.js';
@@ -69,12 +70,14 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
     bindHost: config.sandbox.runtime_binding_address,
   });
   const self = config.control_plane_container;
+  const workspaceIdmap = await workspaceViews(config, docker.dockerHost, logger);
   const runtime = new DockerSandboxRuntime({
     engine,
     ports,
     logger,
     owner: instanceOwner(config.data_dir),
     reach: self ? { kind: 'link', selfContainer: self } : { kind: 'host-ports' },
+    workspaceIdmap,
   });
   const cp = await buildControlPlane({
     store,
@@ -115,6 +118,37 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
 }
 
 /**
+/**
+ * Idmapped workspace views (sandbox.workspace_idmap), when this process can make them where dockerd
+ * sees them: as root, in the host's mount namespace (not in a container), with dockerd on a local
+ * socket. Where it cannot, says once what that leaves open.
+ */
+async function workspaceViews(
+  config: ControlPlaneConfig,
+  dockerHost: string | undefined,
+  logger: Logger,
+): Promise<{ mounts: IdmappedMounts; mode: 'auto' | 'require' } | undefined> {
+  const mode = config.sandbox.workspace_idmap;
+  if (mode === 'off') return undefined;
+  const remote = dockerHost !== undefined && !dockerHost.startsWith('unix://');
+  const unavailable = config.control_plane_container
+    ? "Berth runs in a container, so a mount it makes is not in dockerd's mount namespace"
+    : remote
+      ? `dockerd is not on a local socket (DOCKER_HOST=${dockerHost})`
+      : undefined;
+  const mounts = new IdmappedMounts({ dir: idmapDir(config.data_dir), unavailable });
+  const why = await mounts.probe();
+  if (why !== undefined) {
+    logger.warn(
+      { reason: why, mode },
+      mode === 'require'
+        ? 'sandboxes with a workspace will not start: no idmapped workspace view can be made'
+        : 'workspaces are mounted without an idmapped view: root in a sandbox (sudo) can create root-owned files in them and chown files to other users (setuid/setgid bits, file capabilities and device nodes stay refused)',
+    );
+  }
+  return { mounts, mode };
+}
+
  * This Berth instance's id, kept in its data directory (made on first use): the owner label on its
  * containers, so reapers of other instances on the same engine leave them alone.
  */

@@ -13,6 +13,7 @@ import { bootstrapBaseImage } from '../docker/base-image.js';
 import type { ImageProgressEvent } from '../docker/build-stream.js';
 import { connectEngine, type DockerodeEngine } from '../docker/engine.js';
 import { collectGc, GC_IMAGE_MIN_AGE_MS, type GcOwnership, type GcPlan, planGc } from '../docker/gc.js';
+import { IdmappedMounts, idmapDir } from '../docker/idmapped-mounts.js';
 import { RUNTIME_IMAGE_LABELS, RuntimeImageBuilder } from '../docker/image-builder.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { Store } from '../store/store.js';
@@ -286,7 +287,17 @@ export function registerGcCommand(program: Command): void {
       const plan = await planGc(e, ownership);
       const dryRun = opts.dryRun ?? false;
       const result = dryRun ? { ...plan, failures: [] } : await collectGc(e, plan);
-      if (opts.json) printJson(gcJson(result, dryRun));
+      // Idmapped workspace views of sandboxes no live record owns (their containers are gone now).
+      const views = dryRun
+        ? []
+        : await new IdmappedMounts({ dir: idmapDir(config.data_dir) })
+            .sweep(ownership.sandboxIds)
+            .catch((err: Error) => {
+              process.stderr.write(`berth: could not remove idmapped workspace views: ${err.message}\n`);
+              process.exitCode = 1;
+              return [] as string[];
+            });
+      if (opts.json) printJson({ ...gcJson(result, dryRun), workspace_views: views });
       else {
         const rows = [
           ...result.containers.map((c) => [
@@ -305,7 +316,10 @@ export function registerGcCommand(program: Command): void {
         if (rows.length) {
           process.stdout.write(`${dryRun ? 'Would remove' : 'Removed'}:\n`);
           printTable(rows, ['KIND', 'NAME', 'SANDBOX / BASE', 'STATE / SIZE']);
-        } else process.stdout.write('Nothing to remove.\n');
+        } else if (views.length === 0) process.stdout.write('Nothing to remove.\n');
+        if (views.length) {
+          process.stdout.write(`Removed the idmapped workspace views of ${views.length} gone sandbox(es).\n`);
+        }
         if (result.otherInstances) {
           process.stdout.write(
             `Left ${result.otherInstances} sandbox container(s) of other Berth instances (other data directories).\n`,

@@ -179,13 +179,33 @@ export const ControlPlaneConfigSchema = z.strictObject({
       expected: 'an absolute path',
       description: 'Where the workspace appears inside the sandbox; also its working directory.',
     }),
-    user_id: opt(int(0), {
+    user_id: opt(int(0).nullable(), {
       kind: 'integer',
       env: 'SANDBOX_USER_ID',
-      default: 'the uid running Berth',
-      compute: ({ uid }) => uid,
+      default:
+        "the uid running Berth; when that is root: the workspace directory's owner (1000 without a workspace)",
+      compute: ({ uid }) => (uid === 0 ? null : uid),
       expected: 'a non-negative integer',
-      description: 'Uid of the sandbox user, so files in the mounted workspace belong to the host user.',
+      description:
+        "Uid (and gid) of the sandbox user, so files in the mounted workspace belong to the host user. 0 runs agents as root. Unset under a root Berth, each sandbox takes the uid and gid of its workspace's owner, and a root-owned workspace is refused.",
+    }),
+    user_name: opt(text(/^[a-z_][a-z0-9_-]{0,31}$/), {
+      kind: 'string',
+      env: 'SANDBOX_USER_NAME',
+      default: 'openhands',
+      value: 'openhands',
+      expected: 'a user name: lower-case letters, digits, "_" and "-", at most 32, not starting with a digit',
+      description:
+        "Name of the sandbox user's account (as the reference names it, so `chown openhands` works). An image that already has an account with the uid keeps that account, with this name added for the same uid.",
+    }),
+    workspace_idmap: opt(z.enum(['auto', 'require', 'off']), {
+      kind: 'string',
+      env: 'BERTH_WORKSPACE_IDMAP',
+      default: 'auto',
+      value: 'auto',
+      expected: 'one of auto, require, off',
+      description:
+        "Mount the workspace through an idmapped view holding only the sandbox user's ids, so root in a sandbox (sudo) can neither create files in it nor chown them to anyone else. Needs Berth running as root beside a local dockerd (docs/security-workspace.md). auto: used where possible, with a warning where not; require: sandboxes with a workspace fail to start without it; off: never.",
     }),
     runtime_binding_address: opt(
       z.string().refine((a) => isIP(a) !== 0),

@@ -3,6 +3,7 @@
  */
 import type Dockerode from 'dockerode';
 import type { SandboxSpec } from '../sandboxes/types.js';
+import { seccompSecurityOpt } from './seccomp.js';
 
 export const SANDBOX_LABELS = {
   managed: 'berth.managed',
@@ -13,6 +14,10 @@ export const SANDBOX_LABELS = {
   runtimePort: 'berth.sandbox.runtime-port',
   appPorts: 'berth.sandbox.app-ports',
   reachVia: 'berth.sandbox.reach-via',
+  /** "<uid>:<gid>": the workspace is bind-mounted through an idmapped view holding only these ids. */
+  workspaceIdmap: 'berth.sandbox.workspace-idmap',
+  /** The workspace's host path (for remaking its idmapped view before a restart). */
+  workspace: 'berth.sandbox.workspace',
 } as const;
 
 /** Network names Berth creates for the built-in modes. */
@@ -21,7 +26,9 @@ export const INTERNAL_NETWORK = 'berth-internal';
 
 /**
  * Capabilities a sandbox keeps: what sudo, su, chown and a shell need. Docker's defaults minus
- * NET_RAW (raw sockets, ARP spoofing on the bridge) and MKNOD (device nodes).
+ * NET_RAW (raw sockets, ARP spoofing on the bridge), MKNOD (device nodes) and SETFCAP (file
+ * capabilities: a `setcap`ed file in the workspace would give its capabilities to whoever runs it on the
+ * host; package scripts that try setcap fall back to other means).
  */
 export const SANDBOX_CAPABILITIES = [
   'CHOWN',
@@ -32,7 +39,6 @@ export const SANDBOX_CAPABILITIES = [
   'SETGID',
   'SETUID',
   'SETPCAP',
-  'SETFCAP',
   'NET_BIND_SERVICE',
   'SYS_CHROOT',
   'AUDIT_WRITE',
@@ -60,12 +66,22 @@ export interface PortPlan {
   app: number[];
 }
 
-export function containerCreateOptions(spec: SandboxSpec, ports: PortPlan): Dockerode.ContainerCreateOptions {
+/**
+ * `workspaceView`: an idmapped view of the workspace (see idmapped-mounts.ts) to bind in its place. It
+ * is bound as a Mount, which Docker refuses when the source is missing, never silently made empty.
+ */
+export function containerCreateOptions(
+  spec: SandboxSpec,
+  ports: PortPlan,
+  workspaceView?: string,
+): Dockerode.ContainerCreateOptions {
   const hostNetwork = spec.network.mode === 'host';
   const env: Record<string, string> = {
     ...spec.env,
     SESSION_API_KEY: spec.sessionApiKey,
     SANDBOX_USER_ID: String(spec.userId),
+    SANDBOX_GROUP_ID: String(spec.groupId ?? spec.userId),
+    ...(spec.userName ? { SANDBOX_USER_NAME: spec.userName } : {}),
     WORKSPACE_MOUNT_PATH_IN_SANDBOX: spec.workspaceMountPathInSandbox,
     port: String(ports.runtime),
     PYTHONUNBUFFERED: '1',
@@ -77,7 +93,16 @@ export function containerCreateOptions(spec: SandboxSpec, ports: PortPlan): Dock
 
   const binds: string[] = [];
   const mounts: Dockerode.MountSettings[] = [];
-  if (spec.workspaceHostPath) binds.push(`${spec.workspaceHostPath}:${spec.workspaceMountPathInSandbox}:rw`);
+  if (spec.workspaceHostPath && workspaceView) {
+    mounts.push({
+      Type: 'bind',
+      Source: workspaceView,
+      Target: spec.workspaceMountPathInSandbox,
+      ReadOnly: false,
+    });
+  } else if (spec.workspaceHostPath) {
+    binds.push(`${spec.workspaceHostPath}:${spec.workspaceMountPathInSandbox}:rw`);
+  }
   for (const m of spec.mounts) {
     if (m.kind === 'bind') binds.push(`${m.source}:${m.target}:${m.readOnly ? 'ro' : 'rw'}`);
     else mounts.push({ Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.readOnly });
@@ -100,6 +125,10 @@ export function containerCreateOptions(spec: SandboxSpec, ports: PortPlan): Dock
     [SANDBOX_LABELS.runtimePort]: String(ports.runtime),
     [SANDBOX_LABELS.appPorts]: ports.app.join(','),
   };
+  if (spec.workspaceHostPath && workspaceView) {
+    labels[SANDBOX_LABELS.workspace] = spec.workspaceHostPath;
+    labels[SANDBOX_LABELS.workspaceIdmap] = `${spec.userId}:${spec.groupId ?? spec.userId}`;
+  }
 
   const hostConfig: Dockerode.HostConfig = {
     Init: true,
@@ -110,6 +139,8 @@ export function containerCreateOptions(spec: SandboxSpec, ports: PortPlan): Dock
     CapDrop: ['ALL'],
     CapAdd: SANDBOX_CAPABILITIES,
     Privileged: false,
+    // Berth's own profile (seccomp.ts) in place of Docker's default.
+    SecurityOpt: [seccompSecurityOpt()],
     ...(hostNetwork ? {} : { ExtraHosts: ['host.docker.internal:host-gateway'] }),
   };
   if (spec.limits.cpus) hostConfig.NanoCpus = Math.round(spec.limits.cpus * 1e9);

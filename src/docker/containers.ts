@@ -13,6 +13,8 @@ export interface ContainerInfo {
   name: string;
   state: 'running' | 'paused' | 'exited' | 'created' | 'restarting' | 'dead' | 'removing';
   exitCode: number;
+  /** The container's init process on the engine's host (0 when not running). */
+  pid: number;
   labels: Record<string, string>;
   env: string[];
   /** Network name -> container IP address on it. */
@@ -104,6 +106,7 @@ export class DockerContainerClient implements ContainerClient {
         name: i.Name.replace(/^\//, ''),
         state: i.State.Status as ContainerInfo['state'],
         exitCode: i.State.ExitCode,
+        pid: i.State.Pid ?? 0,
         labels: i.Config.Labels ?? {},
         env: i.Config.Env ?? [],
         networks,

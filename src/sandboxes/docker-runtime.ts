@@ -13,6 +13,7 @@ import {
 } from '../docker/container-spec.js';
 import type { ContainerInfo } from '../docker/containers.js';
 import type { DockerodeEngine } from '../docker/engine.js';
+import { containerMountIsIdmapped, type IdmappedMounts } from '../docker/idmapped-mounts.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import type { PortAllocator } from './ports.js';
 import { waitUntilAlive } from './readiness.js';
@@ -44,6 +45,13 @@ export interface DockerRuntimeOptions {
    * sandbox and Berth's container join. One shared network would let sandboxes reach each other.
    */
   reach: { kind: 'host-ports' } | { kind: 'link'; selfContainer: string };
+  /**
+   * Idmapped views of workspaces (see src/docker/idmapped-mounts.ts): with them, root in a sandbox can
+   * neither create files in the workspace nor chown them away from the sandbox user. `require`: a
+   * sandbox with a workspace does not start when no view can be made; `auto`: it starts without one.
+   * Undefined: never.
+   */
+  workspaceIdmap?: { mounts: IdmappedMounts; mode: 'auto' | 'require' } | undefined;
 }
 
 const LINK_PREFIX = 'berth-link-';
@@ -70,11 +78,78 @@ export class DockerSandboxRuntime implements SandboxRuntime {
     onProgress?: (message: string) => void,
   ): Promise<SandboxEndpoint> {
     await this.ensureNetwork(spec);
+    const view = await this.workspaceView(spec);
+    try {
+      return await this.startWithPorts(spec, view, onProgress);
+    } catch (err) {
+      // The container is gone (startWithPorts removes it); so must its workspace view be.
+      if (view) await this.opts.workspaceIdmap?.mounts.unmount(spec.id).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * The idmapped view to bind in place of the workspace, or undefined to bind the workspace itself:
+   * without a workspace, for a root sandbox user (SANDBOX_USER_ID=0, the operator's choice), under
+   * another OCI runtime (gVisor's gofer opens the workspace as host root, which the view leaves
+   * unmapped), and, in `auto` mode, where views cannot be made.
+   */
+  private async workspaceView(spec: SandboxSpec): Promise<string | undefined> {
+    const idmap = this.opts.workspaceIdmap;
+    if (!idmap || !spec.workspaceHostPath || spec.userId === 0) return undefined;
+    if (spec.ociRuntime && spec.ociRuntime !== 'runc') return undefined;
+    const why = await idmap.mounts.probe();
+    if (why !== undefined) {
+      if (idmap.mode === 'auto') return undefined;
+      throw new BerthError(
+        ErrorCode.UNAVAILABLE,
+        `Sandbox ${spec.id} needs an idmapped view of its workspace (sandbox.workspace_idmap = "require") and none can be made: ${why}`,
+      );
+    }
+    return idmap.mounts.mount(spec.id, spec.workspaceHostPath, {
+      uid: spec.userId,
+      gid: spec.groupId ?? spec.userId,
+    });
+  }
+
+  /** After a start: the kernel's word that the workspace inside is the idmapped view. */
+  private checkView(info: ContainerInfo, target: string): void {
+    if (!info.labels[SANDBOX_LABELS.workspaceIdmap]) return;
+    if (!containerMountIsIdmapped(info.pid, target)) {
+      throw new BerthError(
+        ErrorCode.UNAVAILABLE,
+        `the workspace at ${target} inside the container is not the idmapped view Berth made (is dockerd in another mount namespace?)`,
+      );
+    }
+  }
+
+  /** Before starting a stopped container again: remakes its workspace view if it is gone (a reboot). */
+  private async restoreView(info: ContainerInfo): Promise<void> {
+    const ids = info.labels[SANDBOX_LABELS.workspaceIdmap];
+    const source = info.labels[SANDBOX_LABELS.workspace];
+    const id = info.labels[SANDBOX_LABELS.id];
+    const mounts = this.opts.workspaceIdmap?.mounts;
+    if (!ids || !source || !id) return;
+    if (!mounts) {
+      throw new BerthError(
+        ErrorCode.UNAVAILABLE,
+        `Sandbox ${id} was made with an idmapped view of its workspace, which this control plane does not make`,
+      );
+    }
+    const [uid, gid] = ids.split(':').map(Number);
+    await mounts.mount(id, source, { uid: uid ?? -1, gid: gid ?? uid ?? -1 });
+  }
+
+  private async startWithPorts(
+    spec: SandboxSpec,
+    view: string | undefined,
+    onProgress?: (message: string) => void,
+  ): Promise<SandboxEndpoint> {
     let lastError: unknown;
     for (let attempt = 0; attempt < PORT_RETRIES; attempt++) {
       const lease = await this.opts.ports.reserve(spec.id, 1 + APP_PORT_COUNT);
       const [runtime, ...app] = lease.ports as [number, ...number[]];
-      const options = containerCreateOptions(spec, { runtime, app });
+      const options = containerCreateOptions(spec, { runtime, app }, view);
       options.Labels = { ...options.Labels, [SANDBOX_LABELS.owner]: this.opts.owner };
       const link =
         this.opts.reach.kind === 'link' && spec.network.mode !== 'host' ? linkNetwork(spec.id) : undefined;
@@ -100,6 +175,7 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       try {
         if (link) await this.joinLink(spec.id, id);
         const info = await this.engine.containers.inspect(id);
+        this.checkView(info, spec.workspaceMountPathInSandbox);
         const ep = this.endpoint(info, spec.sessionApiKey);
         onProgress?.('waiting for the runtime server');
         await waitUntilAlive({
@@ -215,11 +291,17 @@ export class DockerSandboxRuntime implements SandboxRuntime {
   async attach(id: string): Promise<SandboxEndpoint> {
     const info = await this.engine.containers.find(containerName(id));
     if (!info) throw new BerthError(ErrorCode.NOT_FOUND, `No container for sandbox ${id}`);
-    if (info.state === 'exited' || info.state === 'created') await this.engine.containers.start(info.id);
+    if (info.state === 'exited' || info.state === 'created') {
+      await this.restoreView(info);
+      await this.engine.containers.start(info.id);
+    }
     if (info.networkMode !== 'host') await this.joinLink(id, info.id);
     const key =
       info.env.find((e) => e.startsWith('SESSION_API_KEY='))?.slice('SESSION_API_KEY='.length) ?? '';
-    return this.endpoint(await this.engine.containers.inspect(info.id), key);
+    const now = await this.engine.containers.inspect(info.id);
+    const target = now.env.find((e) => e.startsWith('WORKSPACE_MOUNT_PATH_IN_SANDBOX='))?.split('=')[1];
+    if (target && now.state === 'running') this.checkView(now, target);
+    return this.endpoint(now, key);
   }
 
   async state(id: string): Promise<ContainerState> {
@@ -245,6 +327,8 @@ export class DockerSandboxRuntime implements SandboxRuntime {
 
   async restart(id: string): Promise<SandboxEndpoint> {
     const name = containerName(id);
+    const before = await this.engine.containers.inspect(name);
+    await this.restoreView(before);
     await this.engine.containers.start(name);
     const ep = await this.attach(id);
     await waitUntilAlive({ url: ep.url, timeoutMs: 60_000, check: () => this.failIfExited(name) });
@@ -253,6 +337,11 @@ export class DockerSandboxRuntime implements SandboxRuntime {
 
   async remove(id: string): Promise<void> {
     await this.engine.containers.remove(containerName(id));
+    await this.opts.workspaceIdmap?.mounts
+      .unmount(id)
+      .catch((err: unknown) =>
+        this.opts.logger.warn({ err, id }, 'could not remove the idmapped view of the workspace'),
+      );
     await this.removeLink(id);
     await this.opts.ports.releaseOwner(id);
   }
@@ -309,3 +398,5 @@ export class DockerSandboxRuntime implements SandboxRuntime {
     return removed;
   }
 }
+    // Workspace views whose sandbox is gone (a crash between the container's removal and the view's).
+    await this.opts.workspaceIdmap?.mounts.sweep(keep).catch(() => []);

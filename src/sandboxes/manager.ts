@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { CreateSandboxBody, Sandbox, SandboxEvent, SandboxState } from '../protocol/api.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
@@ -22,7 +23,10 @@ export interface ManagerSettings {
   workspaceHostPath?: string | undefined;
   workspaceMountPathInSandbox: string;
   volumes: string[];
-  userId: number;
+  /** SANDBOX_USER_ID; null: each sandbox takes its workspace owner's ids (see sandboxUser). */
+  userId: number | null;
+  /** Name of the sandbox user's account (SANDBOX_USER_NAME). */
+  userName?: string | undefined;
   bindingAddress: string;
   network: string;
   useHostNetwork: boolean;
@@ -52,6 +56,13 @@ const PROXY_GRACE_SECONDS = 30;
 export class SandboxManager extends EventEmitter<ManagerEvents> {
   private readonly clients = new Map<string, RuntimeServerClient>();
   private readonly inFlight = new Map<string, number>();
+  /** Sandboxes whose container this manager is starting now, for a create. */
+/** The sandbox user's uid and gid without a workspace to take them from: the reference's default. */
+export const DEFAULT_SANDBOX_UID = 1000;
+
+  private readonly starting = new Set<string>();
+  /** Deletes and stops under way, by sandbox id (see settling). */
+  private readonly ending = new Map<string, Promise<void>>();
   private readonly refilling = new Set<string>();
   private disposed = false;
 
@@ -128,12 +139,14 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       idle_timeout_seconds: idleLimit(body.idle_timeout_seconds ?? this.settings.idleTimeoutSeconds),
       keep_alive: body.keep_alive ?? this.settings.keepRuntimeAlive,
     });
+    this.sandboxUser(workspace); // refuses a root-owned workspace before any record exists
     this.lifecycle(id, 'created', 'requested');
     this.changed(id);
     return this.startContainer(id, this.buildSpec(id, image, key, body, workspace));
   }
 
   private async startContainer(id: string, spec: SandboxSpec): Promise<SandboxRecord> {
+    this.starting.add(id);
     try {
       const ep = await this.runtime.start(spec);
       this.remember(id, ep);
@@ -149,6 +162,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       throw err instanceof BerthError
         ? err
         : new BerthError(ErrorCode.UNAVAILABLE, `Sandbox failed to start: ${message}`);
+    } finally {
+      this.starting.delete(id);
     }
   }
 
@@ -180,12 +195,15 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       workspaceHostPath: workspace ?? undefined,
       workspaceMountPathInSandbox: this.settings.workspaceMountPathInSandbox,
       mounts: [...this.settings.volumes, ...(body.volumes ?? [])].map(parseVolume),
-      userId: this.settings.userId,
+      userId: user.uid,
+      groupId: user.gid,
+      userName: this.settings.userName,
       bindingAddress: this.settings.bindingAddress,
       network,
       env: { ...this.settings.env, ...(body.env ?? {}) },
       limits: {
         cpus: body.limits?.cpus ?? this.settings.limits.cpus,
+    const user = this.sandboxUser(workspace);
         memoryMb: body.limits?.memory_mb ?? this.settings.limits.memoryMb,
         pids: body.limits?.pids ?? this.settings.limits.pids,
       },
@@ -204,7 +222,42 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     return { mode: 'named', name: c };
   }
 
-  async delete(id: string, opts: { keep?: boolean; reason?: string } = {}): Promise<void> {
+  delete(id: string, opts: { keep?: boolean; reason?: string } = {}): Promise<void> {
+    return this.settling(id, () => this.deleteNow(id, opts));
+  }
+
+  private async deleteNow(id: string, opts: { keep?: boolean; reason?: string }): Promise<void> {
+  /**
+   * The sandbox user's uid and gid. SANDBOX_USER_ID when set (its default is the uid running Berth,
+   * unless that is root). Under a root Berth with it unset: the owner of the workspace directory, so
+   * files agents make there belong to whoever owns it, or 1000 without a workspace. A root-owned
+   * workspace is refused: agents run as root only when the operator sets SANDBOX_USER_ID=0.
+   */
+  private sandboxUser(workspace: string | null): { uid: number; gid: number } {
+    const chosen = this.settings.userId;
+    if (chosen !== null) return { uid: chosen, gid: chosen };
+    if (workspace === null) return { uid: DEFAULT_SANDBOX_UID, gid: DEFAULT_SANDBOX_UID };
+    const how = 'set SANDBOX_USER_ID (sandbox.user_id) to the uid agents should run as (0 runs them as root)';
+    let owner: { uid: number; gid: number };
+    try {
+      owner = statSync(workspace);
+    } catch (err) {
+      throw new BerthError(
+        ErrorCode.CONFLICT,
+        `Cannot tell who owns the workspace ${workspace} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}), so no sandbox user can be chosen for it: ${how}`,
+        { rule: 'sandbox.user_id', workspace },
+      );
+    }
+    if (owner.uid === 0) {
+      throw new BerthError(
+        ErrorCode.CONFLICT,
+        `The workspace ${workspace} belongs to root, and agents do not run as root unless the operator asks for it. Either chown the directory to the user who should own the agent's files (e.g. chown 1000:1000 ${workspace}), or ${how}`,
+        { rule: 'sandbox.user_id', workspace, owner_uid: 0 },
+      );
+    }
+    return { uid: owner.uid, gid: owner.gid };
+  }
+
     const rec = this.store.sandboxes.get(id);
     if (rec.state === 'deleted') return;
     const keep = opts.keep ?? rec.keep_alive;
@@ -257,7 +310,11 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   }
 
   /** Stops the container: processes end, files and ~/.bashrc stay; resume starts it again. */
-  async stop(id: string, reason = 'requested'): Promise<SandboxRecord> {
+  stop(id: string, reason = 'requested'): Promise<SandboxRecord> {
+    return this.settling(id, () => this.stopNow(id, reason));
+  }
+
+  private async stopNow(id: string, reason: string): Promise<SandboxRecord> {
     const rec = this.get(id);
     if (rec.state === 'stopped') return rec;
     this.requireState(rec, ['running', 'paused']);
@@ -321,7 +378,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
         { error: { code: e.code ?? 'INTERNAL', message: e.message } },
         performance.now() - started,
       );
-      if (e.code === 'UNAVAILABLE') await this.checkAlive(id);
+      await this.afterProxyFailure(id, err);
       throw err;
     } finally {
       // No separate touch: appending the action and the observation already marks activity.
@@ -332,6 +389,48 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   /** Marks activity for a sandbox (file transfers, terminal input). */
   touch(id: string): void {
     this.store.sandboxes.touch(id);
+  }
+
+  /**
+   * Runs a call through a sandbox's runtime server client (files, stats). A call that a delete, a stop
+   * or a vanished container cut off answers as a call after it would (404 or 409), not 503.
+   */
+  async proxy<T>(id: string, call: (client: RuntimeServerClient) => Promise<T>): Promise<T> {
+    const client = this.client(id);
+    try {
+      return await call(client);
+    } catch (err) {
+      await this.afterProxyFailure(id, err);
+      throw err;
+    }
+  }
+
+  /**
+   * After a proxied call failed to reach the runtime server: waits for a delete or stop under way to
+   * settle, then throws what a call made now would get (404 when deleted or vanished, 409 when
+   * stopped or paused); returns when the sandbox is still running, so the caller rethrows the cause.
+   */
+  private async afterProxyFailure(id: string, err: unknown): Promise<void> {
+    const code = (err as { code?: unknown } | undefined)?.code;
+    if (code !== ErrorCode.UNAVAILABLE && code !== ErrorCode.TIMEOUT) return;
+    await this.ending.get(id);
+    if (this.get(id).state === 'running') await this.checkAlive(id);
+    this.requireState(this.get(id), ['running']);
+  }
+
+  /** Runs a delete or stop, noted so that proxied calls it cuts off can wait for it (afterProxyFailure). */
+  private async settling<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const done = work();
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.ending.set(id, settled);
+    try {
+      return await done;
+    } finally {
+      if (this.ending.get(id) === settled) this.ending.delete(id);
+    }
   }
 
   /** After a failed proxy call: is the container still there? Records what happened if not. */
@@ -411,6 +510,9 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       state: ['running', 'paused', 'stopped', 'error', 'starting'],
     })) {
       if (rec.pool_image) continue;
+      // A start under way finishes first (its create answers 201); a later pass reaps it. Removing
+      // the container mid-start would fail the create with a 503 for a lifetime it asked for.
+      if (this.starting.has(rec.id)) continue;
       if (rec.expires_at && Date.parse(rec.expires_at) <= now) {
         await this.delete(rec.id, { reason: 'lifetime ended' }).catch(() => undefined);
       } else if (

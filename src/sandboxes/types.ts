@@ -27,8 +27,12 @@ export interface SandboxSpec {
   workspaceHostPath?: string | undefined;
   workspaceMountPathInSandbox: string;
   mounts: MountSpec[];
-  /** uid and gid of the sandbox user. */
+  /** uid of the sandbox user (0: the agent runs as root). */
   userId: number;
+  /** gid of the sandbox user. @default userId */
+  groupId?: number | undefined;
+  /** Name for the sandbox user's account, when the image has none with its uid. @default "openhands" */
+  userName?: string | undefined;
   /** Host address every published port binds to. */
   bindingAddress: string;
   network: NetworkSpec;

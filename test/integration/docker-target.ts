@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadDockerConfig } from '../../src/config/docker.js';
 import { connectEngine, type DockerodeEngine } from '../../src/docker/engine.js';
+import { IdmappedMounts } from '../../src/docker/idmapped-mounts.js';
 import { buildRuntimeImage } from '../../src/docker/image-builder.js';
 import { DockerSandboxRuntime } from '../../src/sandboxes/docker-runtime.js';
 import { PortAllocator } from '../../src/sandboxes/ports.js';
@@ -34,6 +35,8 @@ export function runtimeImage(): Promise<string> {
 }
 
 const lockDir = mkdtempSync(join(tmpdir(), 'berth-it-ports-'));
+/** Idmapped workspace views, as a control plane makes them (when this process is root). */
+export const workspaceViews = new IdmappedMounts({ dir: mkdtempSync(join(tmpdir(), 'berth-it-idmap-')) });
 export const runtime = new DockerSandboxRuntime({
   engine,
   ports: new PortAllocator({ lockDir, bindHost: '127.0.0.1' }),
@@ -41,6 +44,7 @@ export const runtime = new DockerSandboxRuntime({
   // Each test file has its own owner, so one file's reaper never touches another's sandboxes.
   owner: `test-${randomBytes(4).toString('hex')}`,
   reach: { kind: 'host-ports' },
+  workspaceIdmap: { mounts: workspaceViews, mode: 'auto' },
 });
 
 export function newId(): string {

@@ -244,7 +244,8 @@ describe.skipIf(skip !== undefined)('runtime images on the real Docker engine', 
 
       // The agent's shell sees the base image's own tools first; the pinned Node is last on PATH.
       const which = await runCommand(sandbox, 'command -v node python3; echo $HOME');
-      expect(which.content.split('\n')).toEqual(['/usr/bin/node', '/usr/bin/python3', '/home/berth']);
+      // The account is named openhands, as the reference names it.
+      expect(which.content.split('\n')).toEqual(['/usr/bin/node', '/usr/bin/python3', '/home/openhands']);
     } finally {
       rmSync(workspace, { recursive: true, force: true });
     }
@@ -300,6 +301,10 @@ describe.skipIf(skip !== undefined)('runtime images on the real Docker engine', 
     await expectAliveAndUid(sandbox, 1000);
     expect((await runCommand(sandbox, 'whoami; echo $HOME; sudo -n whoami')).content).toBe(
       'dev\n/home/dev\nroot',
+    );
+    // ... with the sandbox user's name added for the same uid and gid, so `chown openhands` works.
+    expect((await runCommand(sandbox, 'id -u openhands; getent group openhands | cut -d: -f3')).content).toBe(
+      '1000\n1000',
     );
   });
 

@@ -68,7 +68,10 @@ describe('defaults', () => {
         workspace_base: null,
         workspace_mount_path: null,
         workspace_mount_path_in_sandbox: '/workspace',
-        user_id: process.getuid?.() ?? 1000,
+        // Under a root Berth, unset: each sandbox takes its workspace owner's ids.
+        user_id: process.getuid?.() === 0 ? null : (process.getuid?.() ?? 1000),
+        user_name: 'openhands',
+        workspace_idmap: 'auto',
         runtime_binding_address: '127.0.0.1',
         runtime_container_image: null,
         base_container_image: 'berth-base:bookworm',
@@ -445,6 +448,8 @@ describe('the option table', () => {
     'sandbox.workspace_mount_path': ['/host/ws', '/host/ws'],
     'sandbox.workspace_mount_path_in_sandbox': ['/work', '/work'],
     'sandbox.user_id': ['4242', 4242],
+    'sandbox.user_name': ['dev', 'dev'],
+    'sandbox.workspace_idmap': ['require', 'require'],
     'sandbox.runtime_binding_address': ['0.0.0.0', '0.0.0.0'],
     'sandbox.runtime_container_image': ['my/runtime:1', 'my/runtime:1'],
     'sandbox.base_container_image': ['python:3.12', 'python:3.12'],
@@ -509,7 +514,9 @@ describe('the option table', () => {
     const lines = table.trimEnd().split('\n');
     expect(lines[0]).toBe('| Key | Environment variable | Default | Description |');
     expect(lines).toHaveLength(CONFIG_OPTIONS.length + 2);
-    expect(table).toContain('| `sandbox.user_id` | `SANDBOX_USER_ID` | the uid running Berth |');
+    expect(table).toContain(
+      "| `sandbox.user_id` | `SANDBOX_USER_ID` | the uid running Berth; when that is root: the workspace directory's owner (1000 without a workspace) |",
+    );
     expect(table).toContain('| `port` (`--port`) | `BERTH_PORT` | 3000 |');
     for (const line of lines) expect(line.split(/(?<!\\)\|/)).toHaveLength(6);
   });

@@ -3,67 +3,144 @@
  * actions (recorded as events), files (streamed both ways, never buffered), and resource stats.
  */
 import type { IncomingMessage } from 'node:http';
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyReply } from 'fastify';
+import { type FastifyPluginAsyncZod, validatorCompiler } from 'fastify-type-provider-zod';
+import * as z from 'zod';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import { ActionEnvelope } from '../../protocol/openhands.js';
 import type { SandboxManager } from '../../sandboxes/manager.js';
 import type { ActionLatency } from '../metrics.js';
+import {
+  binaryBody,
+  DownloadFilesQuery,
+  errorResponses,
+  IdParams,
+  ListFilesBody,
+  ObservationSchema,
+  UploadFileForm,
+  UploadFileQuery,
+} from '../schemas.js';
 
 /** Longest a file transfer may stall before the proxy gives up on the runtime server. */
 const TRANSFER_IDLE_TIMEOUT_MS = 10 * 60 * 1000;
 
-type IdReq = { Params: { id: string } };
+/**
+ * What a proxied call can answer besides its success: the control plane's own refusals (no such
+ * sandbox, not running, unreachable, too slow) and the runtime server's, relayed with their code
+ * (a path outside the rules, permission denied, no such file, a body too large, no space left).
+ */
+const PROXIED_ERRORS = [403, 404, 409, 413, 415, 503, 504, 507] as const;
 
-export function proxyRoutes(manager: SandboxManager, latency: ActionLatency): FastifyPluginAsync {
+export function proxyRoutes(manager: SandboxManager, latency: ActionLatency): FastifyPluginAsyncZod {
   return async (app) => {
     // Multipart bodies pass through untouched, as a stream, to the runtime server.
     app.addContentTypeParser('multipart/form-data', (_req, payload, done) => done(null, payload));
 
-    app.post<IdReq>('/api/sandboxes/:id/execute_action', async (req) => {
-      const parsed = ActionEnvelope.safeParse(req.body);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        throw new BerthError(
-          ErrorCode.VALIDATION_FAILED,
-          `Invalid field ${['body', ...(issue?.path ?? [])].join('.')}: ${issue?.message}`,
-        );
-      }
-      const t0 = performance.now();
-      try {
-        return await manager.executeAction(req.params.id, req.body);
-      } finally {
-        latency.observe((performance.now() - t0) / 1000);
-      }
-    });
+    app.post(
+      '/api/sandboxes/:id/execute_action',
+      {
+        schema: {
+          tags: ['runtime'],
+          summary:
+            "Run an OpenHands action in the sandbox; recorded with its observation in the sandbox's events",
+          params: IdParams,
+          body: ActionEnvelope,
+          response: { 200: ObservationSchema, ...errorResponses(...PROXIED_ERRORS) },
+        },
+      },
+      async (req) => {
+        const t0 = performance.now();
+        try {
+          const obs = await manager.executeAction(req.params.id, req.body);
+          return obs as z.output<typeof ObservationSchema>;
+        } finally {
+          latency.observe((performance.now() - t0) / 1000);
+        }
+      },
+    );
 
-    app.post<IdReq>('/api/sandboxes/:id/list_files', async (req) => {
-      const client = manager.client(req.params.id);
-      return client.json('POST', '/list_files', req.body ?? {}, 30_000);
-    });
+    app.post(
+      '/api/sandboxes/:id/list_files',
+      {
+        schema: {
+          tags: ['runtime'],
+          summary: 'List a directory in the sandbox: names, directories first with a trailing /',
+          params: IdParams,
+          body: ListFilesBody,
+          response: { 200: z.array(z.string()), ...errorResponses(...PROXIED_ERRORS) },
+        },
+      },
+      async (req) =>
+        manager.proxy(req.params.id, (client) =>
+          client.json<string[]>('POST', '/list_files', req.body ?? {}, 30_000),
+        ),
+    );
 
-    app.get<IdReq>('/api/sandboxes/:id/stats', async (req) => manager.client(req.params.id).serverInfo());
+    app.get(
+      '/api/sandboxes/:id/stats',
+      {
+        schema: {
+          tags: ['runtime'],
+          summary: "The runtime server's /server_info: uptime, idle time and resource use",
+          params: IdParams,
+          response: {
+            200: z.record(z.string(), z.unknown()).describe("the runtime server's /server_info answer"),
+            ...errorResponses(404, 409, 503, 504),
+          },
+        },
+      },
+      async (req) => manager.proxy(req.params.id, (client) => client.serverInfo()),
+    );
 
-    app.get<IdReq & { Querystring: Record<string, string> }>(
+    app.get(
       '/api/sandboxes/:id/download_files',
+      {
+        schema: {
+          tags: ['runtime'],
+          summary: 'Download a file or directory of the sandbox as a zip',
+          params: IdParams,
+          querystring: DownloadFilesQuery,
+          response: {
+            200: binaryBody('application/zip', 'the file or directory, zipped'),
+            ...errorResponses(...PROXIED_ERRORS),
+          },
+        },
+      },
       async (req, reply) => {
-        const client = manager.client(req.params.id);
-        manager.touch(req.params.id);
-        const q = new URLSearchParams(req.query).toString();
-        const res = await client.send({
-          method: 'GET',
-          path: `/download_files?${q}`,
-          timeoutMs: TRANSFER_IDLE_TIMEOUT_MS,
+        const q = new URLSearchParams(req.query as Record<string, string>).toString();
+        const res = await manager.proxy(req.params.id, (client) => {
+          manager.touch(req.params.id);
+          return client.send({
+            method: 'GET',
+            path: `/download_files?${q}`,
+            timeoutMs: TRANSFER_IDLE_TIMEOUT_MS,
+          });
         });
         return relay(res, reply);
       },
     );
 
-    app.post<IdReq & { Querystring: Record<string, string> }>(
+    app.post(
       '/api/sandboxes/:id/upload_file',
+      {
+        schema: {
+          tags: ['runtime'],
+          summary: 'Upload a file into the sandbox (or a zip, extracted, with recursive=true)',
+          params: IdParams,
+          querystring: UploadFileQuery,
+          body: UploadFileForm,
+          consumes: ['multipart/form-data'],
+          response: {
+            200: z.object({ filename: z.string(), destination: z.string(), recursive: z.boolean() }),
+            ...errorResponses(...PROXIED_ERRORS),
+          },
+        },
+        // The body is streamed to the runtime server, which parses and checks it; the form above
+        // is its documentation. Parameters are checked here as on every route.
+        validatorCompiler: (ctx) => (ctx.httpPart === 'body' ? () => true : validatorCompiler(ctx as never)),
+      },
       async (req, reply) => {
-        const client = manager.client(req.params.id);
-        manager.touch(req.params.id);
-        const q = new URLSearchParams(req.query).toString();
+        const q = new URLSearchParams(req.query as Record<string, string>).toString();
         const headers: Record<string, string> = {};
         for (const h of ['content-type', 'content-length', 'transfer-encoding']) {
           const v = req.headers[h];
@@ -75,12 +152,15 @@ export function proxyRoutes(manager: SandboxManager, latency: ActionLatency): Fa
             'Expected a multipart/form-data body with a `file` field',
           );
         }
-        const res = await client.send({
-          method: 'POST',
-          path: `/upload_file?${q}`,
-          headers,
-          body: req.body as IncomingMessage,
-          timeoutMs: TRANSFER_IDLE_TIMEOUT_MS,
+        const res = await manager.proxy(req.params.id, (client) => {
+          manager.touch(req.params.id);
+          return client.send({
+            method: 'POST',
+            path: `/upload_file?${q}`,
+            headers,
+            body: req.body as unknown as IncomingMessage,
+            timeoutMs: TRANSFER_IDLE_TIMEOUT_MS,
+          });
         });
         return relay(res, reply);
       },

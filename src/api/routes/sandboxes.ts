@@ -12,9 +12,7 @@ import {
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import type { SandboxManager } from '../../sandboxes/manager.js';
 import { toApiSandbox } from '../../store/sandboxes.js';
-import { ErrorBodySchema } from '../schemas.js';
-
-const IdParams = z.object({ id: z.string().min(1).max(64) });
+import { errorResponses, IdParams, NoContent } from '../schemas.js';
 
 export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
   return async (app) => {
@@ -25,7 +23,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
           tags: ['sandboxes'],
           summary: 'Create a sandbox (from the warm pool when it needs no bind mount)',
           body: CreateSandboxBody,
-          response: { 201: Sandbox, 400: ErrorBodySchema, 503: ErrorBodySchema },
+          response: { 201: Sandbox, ...errorResponses(403, 404, 409, 413, 415, 503, 504) },
         },
       },
       async (req, reply) => reply.code(201).send(toApiSandbox(await manager.create(req.body))),
@@ -38,7 +36,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
           tags: ['sandboxes'],
           summary: 'List sandboxes',
           querystring: ListSandboxesQuery,
-          response: { 200: SandboxList },
+          response: { 200: SandboxList, ...errorResponses() },
         },
       },
       async (req) => {
@@ -59,7 +57,14 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
 
     app.get(
       '/api/sandboxes/:id',
-      { schema: { tags: ['sandboxes'], params: IdParams, response: { 200: Sandbox, 404: ErrorBodySchema } } },
+      {
+        schema: {
+          tags: ['sandboxes'],
+          summary: 'Get a sandbox',
+          params: IdParams,
+          response: { 200: Sandbox, ...errorResponses(404) },
+        },
+      },
       async (req) => toApiSandbox(manager.get(req.params.id)),
     );
 
@@ -71,7 +76,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
           summary: 'Delete a sandbox: removes its container unless keep=true',
           params: IdParams,
           querystring: z.object({ keep: z.enum(['true', 'false']).optional() }),
-          response: { 204: z.null(), 404: ErrorBodySchema },
+          response: { 204: NoContent, ...errorResponses(404) },
         },
       },
       async (req, reply) => {
@@ -89,7 +94,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
         schema: {
           tags: ['sandboxes'],
           params: IdParams,
-          response: { 200: Sandbox, 404: ErrorBodySchema, 409: ErrorBodySchema },
+          response: { 200: Sandbox, ...errorResponses(404, 409, 413, 415, 503, 504) },
         },
       },
       async (req) => toApiSandbox(await manager.pause(req.params.id)),
@@ -101,7 +106,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
         schema: {
           tags: ['sandboxes'],
           params: IdParams,
-          response: { 200: Sandbox, 404: ErrorBodySchema, 409: ErrorBodySchema },
+          response: { 200: Sandbox, ...errorResponses(404, 409, 413, 415, 503, 504) },
         },
       },
       async (req) => toApiSandbox(await manager.resume(req.params.id)),
@@ -114,7 +119,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
           tags: ['sandboxes'],
           summary: 'Stop the container (processes end; files and ~/.bashrc stay); resume starts it again',
           params: IdParams,
-          response: { 200: Sandbox, 404: ErrorBodySchema, 409: ErrorBodySchema },
+          response: { 200: Sandbox, ...errorResponses(404, 409, 413, 415, 503, 504) },
         },
       },
       async (req) => toApiSandbox(await manager.stop(req.params.id)),
@@ -128,7 +133,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
           summary: "Add environment variables to the sandbox's shell and ~/.bashrc (OpenHands' add_env_vars)",
           params: IdParams,
           body: SetEnvBody,
-          response: { 200: Sandbox, 404: ErrorBodySchema, 409: ErrorBodySchema },
+          response: { 200: Sandbox, ...errorResponses(404, 409, 413, 415, 503, 504) },
         },
       },
       async (req) => toApiSandbox(await manager.setEnv(req.params.id, req.body.env)),
@@ -142,7 +147,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
           summary: 'Set the sandbox to expire timeout_seconds from now',
           params: IdParams,
           body: ExtendTimeoutBody,
-          response: { 200: Sandbox, 404: ErrorBodySchema },
+          response: { 200: Sandbox, ...errorResponses(404, 413, 415) },
         },
       },
       async (req) => toApiSandbox(manager.extendTimeout(req.params.id, req.body.timeout_seconds)),
