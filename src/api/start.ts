@@ -118,7 +118,6 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
 }
 
 /**
-/**
  * Idmapped workspace views (sandbox.workspace_idmap), when this process can make them where dockerd
  * sees them: as root, in the host's mount namespace (not in a container), with dockerd on a local
  * socket. Where it cannot, says once what that leaves open.
@@ -150,6 +149,7 @@ async function workspaceViews(
 }
 
  * This Berth instance's id, kept in its data directory (made on first use): the owner label on its
+/**
  * containers, so reapers of other instances on the same engine leave them alone.
  */
 export function instanceOwner(dataDir: string): string {
