@@ -50,6 +50,9 @@ export interface ManagerEvents {
   sandbox: [Sandbox];
 }
 
+/** The sandbox user's uid and gid without a workspace to take them from: the reference's default. */
+export const DEFAULT_SANDBOX_UID = 1000;
+
 /** Extra seconds the proxy waits beyond an action's own timeout before giving up on the runtime server. */
 const PROXY_GRACE_SECONDS = 30;
 
@@ -57,9 +60,6 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   private readonly clients = new Map<string, RuntimeServerClient>();
   private readonly inFlight = new Map<string, number>();
   /** Sandboxes whose container this manager is starting now, for a create. */
-/** The sandbox user's uid and gid without a workspace to take them from: the reference's default. */
-export const DEFAULT_SANDBOX_UID = 1000;
-
   private readonly starting = new Set<string>();
   /** Deletes and stops under way, by sandbox id (see settling). */
   private readonly ending = new Map<string, Promise<void>>();
@@ -127,6 +127,7 @@ export const DEFAULT_SANDBOX_UID = 1000;
     const id = newSandboxId();
     const key = randomBytes(24).toString('base64url');
     const workspace = body.workspace ?? this.settings.workspaceHostPath ?? null;
+    this.sandboxUser(workspace); // refuses a root-owned workspace before any record exists
     this.store.sandboxes.insert({
       id,
       state: 'starting',
@@ -139,7 +140,6 @@ export const DEFAULT_SANDBOX_UID = 1000;
       idle_timeout_seconds: idleLimit(body.idle_timeout_seconds ?? this.settings.idleTimeoutSeconds),
       keep_alive: body.keep_alive ?? this.settings.keepRuntimeAlive,
     });
-    this.sandboxUser(workspace); // refuses a root-owned workspace before any record exists
     this.lifecycle(id, 'created', 'requested');
     this.changed(id);
     return this.startContainer(id, this.buildSpec(id, image, key, body, workspace));
@@ -189,6 +189,7 @@ export const DEFAULT_SANDBOX_UID = 1000;
     pooled = false,
   ): SandboxSpec {
     const network = this.networkSpec(body.network);
+    const user = this.sandboxUser(workspace);
     return {
       id,
       image,
@@ -203,7 +204,6 @@ export const DEFAULT_SANDBOX_UID = 1000;
       env: { ...this.settings.env, ...(body.env ?? {}) },
       limits: {
         cpus: body.limits?.cpus ?? this.settings.limits.cpus,
-    const user = this.sandboxUser(workspace);
         memoryMb: body.limits?.memory_mb ?? this.settings.limits.memoryMb,
         pids: body.limits?.pids ?? this.settings.limits.pids,
       },
@@ -215,18 +215,6 @@ export const DEFAULT_SANDBOX_UID = 1000;
     };
   }
 
-  private networkSpec(choice: string | undefined): NetworkSpec {
-    if (this.settings.useHostNetwork && choice === undefined) return { mode: 'host' };
-    const c = choice ?? this.settings.network;
-    if (c === 'isolated' || c === 'internal' || c === 'host') return { mode: c };
-    return { mode: 'named', name: c };
-  }
-
-  delete(id: string, opts: { keep?: boolean; reason?: string } = {}): Promise<void> {
-    return this.settling(id, () => this.deleteNow(id, opts));
-  }
-
-  private async deleteNow(id: string, opts: { keep?: boolean; reason?: string }): Promise<void> {
   /**
    * The sandbox user's uid and gid. SANDBOX_USER_ID when set (its default is the uid running Berth,
    * unless that is root). Under a root Berth with it unset: the owner of the workspace directory, so
@@ -258,6 +246,18 @@ export const DEFAULT_SANDBOX_UID = 1000;
     return { uid: owner.uid, gid: owner.gid };
   }
 
+  private networkSpec(choice: string | undefined): NetworkSpec {
+    if (this.settings.useHostNetwork && choice === undefined) return { mode: 'host' };
+    const c = choice ?? this.settings.network;
+    if (c === 'isolated' || c === 'internal' || c === 'host') return { mode: c };
+    return { mode: 'named', name: c };
+  }
+
+  delete(id: string, opts: { keep?: boolean; reason?: string } = {}): Promise<void> {
+    return this.settling(id, () => this.deleteNow(id, opts));
+  }
+
+  private async deleteNow(id: string, opts: { keep?: boolean; reason?: string }): Promise<void> {
     const rec = this.store.sandboxes.get(id);
     if (rec.state === 'deleted') return;
     const keep = opts.keep ?? rec.keep_alive;
