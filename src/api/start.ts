@@ -148,8 +148,8 @@ async function workspaceViews(
   return { mounts, mode };
 }
 
- * This Berth instance's id, kept in its data directory (made on first use): the owner label on its
 /**
+ * This Berth instance's id, kept in its data directory (made on first use): the owner label on its
  * containers, so reapers of other instances on the same engine leave them alone.
  */
 export function instanceOwner(dataDir: string): string {

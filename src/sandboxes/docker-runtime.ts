@@ -394,9 +394,9 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       const id = n.name.startsWith(LINK_PREFIX) ? n.name.slice(LINK_PREFIX.length) : '';
       if (id && !keep.has(id)) await this.removeLink(id);
     }
+    // Workspace views whose sandbox is gone (a crash between the container's removal and the view's).
+    await this.opts.workspaceIdmap?.mounts.sweep(keep).catch(() => []);
     await this.opts.ports.sweep(keep).catch(() => 0);
     return removed;
   }
 }
-    // Workspace views whose sandbox is gone (a crash between the container's removal and the view's).
-    await this.opts.workspaceIdmap?.mounts.sweep(keep).catch(() => []);
