@@ -59,6 +59,10 @@ const PROXY_GRACE_SECONDS = 30;
 export class SandboxManager extends EventEmitter<ManagerEvents> {
   private readonly clients = new Map<string, RuntimeServerClient>();
   private readonly inFlight = new Map<string, number>();
+  /** Sandboxes whose container this manager is starting now, for a create. */
+  private readonly starting = new Set<string>();
+  /** Deletes and stops under way, by sandbox id (see settling). */
+  private readonly ending = new Map<string, Promise<void>>();
   private readonly refilling = new Set<string>();
   private disposed = false;
 
@@ -142,6 +146,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   }
 
   private async startContainer(id: string, spec: SandboxSpec): Promise<SandboxRecord> {
+    this.starting.add(id);
     try {
       const ep = await this.runtime.start(spec);
       this.remember(id, ep);
@@ -157,6 +162,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       throw err instanceof BerthError
         ? err
         : new BerthError(ErrorCode.UNAVAILABLE, `Sandbox failed to start: ${message}`);
+    } finally {
+      this.starting.delete(id);
     }
   }
 
@@ -246,7 +253,11 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     return { mode: 'named', name: c };
   }
 
-  async delete(id: string, opts: { keep?: boolean; reason?: string } = {}): Promise<void> {
+  delete(id: string, opts: { keep?: boolean; reason?: string } = {}): Promise<void> {
+    return this.settling(id, () => this.deleteNow(id, opts));
+  }
+
+  private async deleteNow(id: string, opts: { keep?: boolean; reason?: string }): Promise<void> {
     const rec = this.store.sandboxes.get(id);
     if (rec.state === 'deleted') return;
     const keep = opts.keep ?? rec.keep_alive;
@@ -299,7 +310,11 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   }
 
   /** Stops the container: processes end, files and ~/.bashrc stay; resume starts it again. */
-  async stop(id: string, reason = 'requested'): Promise<SandboxRecord> {
+  stop(id: string, reason = 'requested'): Promise<SandboxRecord> {
+    return this.settling(id, () => this.stopNow(id, reason));
+  }
+
+  private async stopNow(id: string, reason: string): Promise<SandboxRecord> {
     const rec = this.get(id);
     if (rec.state === 'stopped') return rec;
     this.requireState(rec, ['running', 'paused']);
@@ -363,7 +378,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
         { error: { code: e.code ?? 'INTERNAL', message: e.message } },
         performance.now() - started,
       );
-      if (e.code === 'UNAVAILABLE') await this.checkAlive(id);
+      await this.afterProxyFailure(id, err);
       throw err;
     } finally {
       // No separate touch: appending the action and the observation already marks activity.
@@ -374,6 +389,48 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   /** Marks activity for a sandbox (file transfers, terminal input). */
   touch(id: string): void {
     this.store.sandboxes.touch(id);
+  }
+
+  /**
+   * Runs a call through a sandbox's runtime server client (files, stats). A call that a delete, a stop
+   * or a vanished container cut off answers as a call after it would (404 or 409), not 503.
+   */
+  async proxy<T>(id: string, call: (client: RuntimeServerClient) => Promise<T>): Promise<T> {
+    const client = this.client(id);
+    try {
+      return await call(client);
+    } catch (err) {
+      await this.afterProxyFailure(id, err);
+      throw err;
+    }
+  }
+
+  /**
+   * After a proxied call failed to reach the runtime server: waits for a delete or stop under way to
+   * settle, then throws what a call made now would get (404 when deleted or vanished, 409 when
+   * stopped or paused); returns when the sandbox is still running, so the caller rethrows the cause.
+   */
+  private async afterProxyFailure(id: string, err: unknown): Promise<void> {
+    const code = (err as { code?: unknown } | undefined)?.code;
+    if (code !== ErrorCode.UNAVAILABLE && code !== ErrorCode.TIMEOUT) return;
+    await this.ending.get(id);
+    if (this.get(id).state === 'running') await this.checkAlive(id);
+    this.requireState(this.get(id), ['running']);
+  }
+
+  /** Runs a delete or stop, noted so that proxied calls it cuts off can wait for it (afterProxyFailure). */
+  private async settling<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const done = work();
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.ending.set(id, settled);
+    try {
+      return await done;
+    } finally {
+      if (this.ending.get(id) === settled) this.ending.delete(id);
+    }
   }
 
   /** After a failed proxy call: is the container still there? Records what happened if not. */
@@ -453,6 +510,9 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       state: ['running', 'paused', 'stopped', 'error', 'starting'],
     })) {
       if (rec.pool_image) continue;
+      // A start under way finishes first (its create answers 201); a later pass reaps it. Removing
+      // the container mid-start would fail the create with a 503 for a lifetime it asked for.
+      if (this.starting.has(rec.id)) continue;
       if (rec.expires_at && Date.parse(rec.expires_at) <= now) {
         await this.delete(rec.id, { reason: 'lifetime ended' }).catch(() => undefined);
       } else if (
