@@ -130,9 +130,13 @@ async function installSchemathesis(): Promise<Installed | Unreachable> {
       /Connection|connect|Network is unreachable|Name or service not known|Temporary failure in name resolution|Max retries exceeded|timed out|No matching distribution|Could not find a version/i.test(
         pip.out,
       );
+    // The first line naming the connection failure says more than pip's closing "no matching distribution".
+    const lines = pip.out.trim().split('\n').filter(Boolean);
     const reason = pip.timedOut
       ? 'pip install timed out'
-      : (pip.out.trim().split('\n').filter(Boolean).pop() ?? `pip exited with ${pip.code}`);
+      : (lines.find((l) => /Connection|resolution|unreachable|timed out/i.test(l))?.trim() ??
+        lines.pop() ??
+        `pip exited with ${pip.code}`);
     if (network) return { skipped: reason.slice(0, 300) };
     throw new Error(`pip install schemathesis==${SCHEMATHESIS_VERSION} failed:\n${pip.out}`);
   }
