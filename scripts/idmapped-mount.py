@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
 """Berth's idmapped-mount helper (host side, needs root).
 
-  idmapped-mount.py mount SOURCE TARGET --uid U --gid G [--gid G2 ...]
+  idmapped-mount.py mount SOURCE TARGET --uid U (--all-gids | --gid G [--gid G2 ...])
   idmapped-mount.py umount TARGET
   idmapped-mount.py probe SOURCE
 
 `mount` makes TARGET an idmapped bind mount of the directory SOURCE whose idmapping contains ONLY the
-given uid and gids, each mapped to itself. Through that mount, files owned by those ids look the same as
-on SOURCE; every other id is unmapped: files owned by others show as the overflow id (65534), and a
-process whose uid or gid is unmapped (root in a sandbox, through sudo) can neither create files there nor
-chown anything to an unmapped id (the kernel answers EOVERFLOW). The mount is also nosuid and nodev.
-Only the top mount at SOURCE is cloned, never mounts below it.
+given uid and gids (or every gid), each mapped to itself. Through that mount, files owned by those ids
+look the same as on SOURCE; every other id is unmapped: files owned by others show as the overflow id
+(65534) and cannot be written (EACCES), and a process whose uid or gid is unmapped (root in a sandbox,
+through sudo) can neither create files there nor chown anything to an unmapped id (EOVERFLOW). The mount
+is also nosuid and nodev. Only the top mount at SOURCE is cloned, never mounts below it.
 
 `umount` detaches TARGET (lazily, so a sandbox still holding files open does not stop it) and removes
 the empty directory. `probe` makes such a mount on a temporary directory and removes it again: exit
@@ -63,9 +63,13 @@ def fail(what):
     raise OSError(e, f"{what}: {os.strerror(e)}")
 
 
+ALL_GIDS = "all"
+
+
 def userns_fd(uid, gids):
-    """A user namespace whose uid_map holds only `uid` and whose gid_map holds only `gids`, each mapped to
-    itself. Made by a short-lived child; the returned descriptor keeps the namespace alive."""
+    """A user namespace whose uid_map holds only `uid` and whose gid_map holds only `gids` (or, for
+    ALL_GIDS, every gid), each mapped to itself. Made by a short-lived child; the returned descriptor keeps
+    the namespace alive."""
     ready_r, ready_w = os.pipe()
     done_r, done_w = os.pipe()
     pid = os.fork()
@@ -86,7 +90,7 @@ def userns_fd(uid, gids):
         with open(f"/proc/{pid}/uid_map", "w") as f:
             f.write(f"{uid} {uid} 1\n")
         with open(f"/proc/{pid}/gid_map", "w") as f:
-            f.write("".join(f"{g} {g} 1\n" for g in gids))
+            f.write("0 0 4294967295\n" if gids == ALL_GIDS else "".join(f"{g} {g} 1\n" for g in gids))
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(done_w)
@@ -156,13 +160,16 @@ def main(argv):
             flag, value, rest = rest[0], rest[1] if len(rest) > 1 else None, rest[2:]
             if flag == "--uid" and value is not None:
                 uid = int(value)
-            elif flag == "--gid" and value is not None:
+            elif flag == "--all-gids":
+                gids = ALL_GIDS
+                rest = [value, *rest] if value is not None else rest
+            elif flag == "--gid" and value is not None and gids != ALL_GIDS:
                 if int(value) not in gids:
                     gids.append(int(value))
             else:
                 raise SystemExit(f"unknown argument {flag}")
         if uid is None or not gids:
-            raise SystemExit("mount needs --uid and at least one --gid")
+            raise SystemExit("mount needs --uid and --all-gids or at least one --gid")
         if not os.path.isdir(source):
             raise SystemExit(f"{source} is not a directory")
         os.makedirs(target, mode=0o700, exist_ok=True)

@@ -14,7 +14,7 @@ export const SANDBOX_LABELS = {
   runtimePort: 'berth.sandbox.runtime-port',
   appPorts: 'berth.sandbox.app-ports',
   reachVia: 'berth.sandbox.reach-via',
-  /** "<uid>:<gid>": the workspace is bind-mounted through an idmapped view holding only these ids. */
+  /** "<uid>": the workspace is bind-mounted through an idmapped view holding only this uid. */
   workspaceIdmap: 'berth.sandbox.workspace-idmap',
   /** The workspace's host path (for remaking its idmapped view before a restart). */
   workspace: 'berth.sandbox.workspace',
@@ -127,7 +127,7 @@ export function containerCreateOptions(
   };
   if (spec.workspaceHostPath && workspaceView) {
     labels[SANDBOX_LABELS.workspace] = spec.workspaceHostPath;
-    labels[SANDBOX_LABELS.workspaceIdmap] = `${spec.userId}:${spec.groupId ?? spec.userId}`;
+    labels[SANDBOX_LABELS.workspaceIdmap] = String(spec.userId);
   }
 
   const hostConfig: Dockerode.HostConfig = {

@@ -1,12 +1,16 @@
 /**
  * Idmapped views of sandbox workspaces, made on the Docker host and bind-mounted into the container in
- * place of the workspace itself. The view's idmapping holds only the sandbox user's uid and gid (and
- * gid 0), each mapped to itself, so through it:
+ * place of the workspace itself. The view's idmapping holds only the sandbox user's uid (and every gid),
+ * each mapped to itself, so through it:
  *
  * - the sandbox user reads and writes as before, and what it makes belongs to it on the host;
  * - root in the sandbox (sudo) is unmapped: it can create no file there and chown nothing to root or
  *   any other uid (the kernel answers EOVERFLOW), so no file in the workspace belongs to anyone else;
- * - files someone else owns show as 65534 and root's capabilities do not apply to them.
+ * - files another uid owns show as 65534 and nobody can write them through the view (EACCES), root
+ *   included; so a view is only made for a workspace directory the sandbox user owns.
+ *
+ * Every gid is mapped: a file's group gives nobody privilege while setgid bits are refused (seccomp.ts),
+ * and with only some groups mapped, files of the user's other groups would turn read-only.
  *
  * Each view is `<dir>/<sandbox id>`, made by scripts/idmapped-mount.py (the new mount API; util-linux
  * 2.38 cannot) and removed when the sandbox is. Making one needs root on the same host and in the same
@@ -21,11 +25,6 @@ import { BerthError, ErrorCode } from '../protocol/errors.js';
 export const IDMAP_HELPER = resolve(import.meta.dirname, '../../scripts/idmapped-mount.py');
 /** How long the helper may take: a mount is a few syscalls, python's start-up most of it. */
 const HELPER_TIMEOUT_MS = 15_000;
-
-export interface IdmapOwner {
-  uid: number;
-  gid: number;
-}
 
 export interface IdmappedMountsOptions {
   /** Directory holding the views (made 0700, root only). */
@@ -64,19 +63,11 @@ export class IdmappedMounts {
   }
 
   /** Makes sandbox `id`'s view of `source` (idempotent: an existing idmapped view is kept). */
-  async mount(id: string, source: string, owner: IdmapOwner): Promise<string> {
+  async mount(id: string, source: string, uid: number): Promise<string> {
     const target = this.path(id);
     if (isIdmappedMount(target)) return target;
     mkdirSync(this.opts.dir, { recursive: true, mode: 0o700 });
-    const gids = [...new Set([owner.gid, 0])];
-    await this.helper([
-      'mount',
-      source,
-      target,
-      '--uid',
-      String(owner.uid),
-      ...gids.flatMap((g) => ['--gid', String(g)]),
-    ]).catch((err: Error) => {
+    await this.helper(['mount', source, target, '--uid', String(uid), '--all-gids']).catch((err: Error) => {
       throw new BerthError(
         ErrorCode.UNAVAILABLE,
         `Could not make the idmapped view of the workspace ${source}: ${err.message}`,

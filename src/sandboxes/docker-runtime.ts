@@ -3,6 +3,7 @@
  * races, networks made on demand, readiness by polling /alive, and labels on everything so a reaper
  * can find what no record owns.
  */
+import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import {
   containerCreateOptions,
@@ -92,7 +93,8 @@ export class DockerSandboxRuntime implements SandboxRuntime {
    * The idmapped view to bind in place of the workspace, or undefined to bind the workspace itself:
    * without a workspace, for a root sandbox user (SANDBOX_USER_ID=0, the operator's choice), under
    * another OCI runtime (gVisor's gofer opens the workspace as host root, which the view leaves
-   * unmapped), and, in `auto` mode, where views cannot be made.
+   * unmapped), and, in `auto` mode, where views cannot be made or the workspace directory belongs to
+   * someone other than the sandbox user (through the view it would be read-only).
    */
   private async workspaceView(spec: SandboxSpec): Promise<string | undefined> {
     const idmap = this.opts.workspaceIdmap;
@@ -106,10 +108,17 @@ export class DockerSandboxRuntime implements SandboxRuntime {
         `Sandbox ${spec.id} needs an idmapped view of its workspace (sandbox.workspace_idmap = "require") and none can be made: ${why}`,
       );
     }
-    return idmap.mounts.mount(spec.id, spec.workspaceHostPath, {
-      uid: spec.userId,
-      gid: spec.groupId ?? spec.userId,
-    });
+    const owner = statSync(spec.workspaceHostPath).uid;
+    if (owner !== spec.userId) {
+      const message = `The workspace ${spec.workspaceHostPath} belongs to uid ${owner}, not to the sandbox user (uid ${spec.userId}); through an idmapped view it would be read-only. chown the directory to the sandbox user, or set SANDBOX_USER_ID to its owner`;
+      if (idmap.mode === 'require') throw new BerthError(ErrorCode.CONFLICT, message);
+      this.opts.logger.warn(
+        { id: spec.id },
+        `${message}. Mounted without the view: root in the sandbox can make root-owned files there.`,
+      );
+      return undefined;
+    }
+    return idmap.mounts.mount(spec.id, spec.workspaceHostPath, spec.userId);
   }
 
   /** After a start: the kernel's word that the workspace inside is the idmapped view. */
@@ -136,8 +145,7 @@ export class DockerSandboxRuntime implements SandboxRuntime {
         `Sandbox ${id} was made with an idmapped view of its workspace, which this control plane does not make`,
       );
     }
-    const [uid, gid] = ids.split(':').map(Number);
-    await mounts.mount(id, source, { uid: uid ?? -1, gid: gid ?? uid ?? -1 });
+    await mounts.mount(id, source, Number(ids));
   }
 
   private async startWithPorts(

@@ -535,6 +535,31 @@ describe.skipIf(idmapUnavailable !== undefined)(
 describe.skipIf(idmapUnavailable !== undefined)(
   'idmapped workspace views come and go with their sandbox',
   () => {
+    it("are made only for a workspace the sandbox user owns (through one, another uid's directory is read-only)", async () => {
+      const ws = mkdtempSync(join(tmpdir(), 'berth-priv-'));
+      chownSync(ws, 4321, 4321);
+      try {
+        const strict = new DockerSandboxRuntime({
+          engine,
+          ports: new PortAllocator({
+            lockDir: mkdtempSync(join(tmpdir(), 'berth-it-ports-')),
+            bindHost: '127.0.0.1',
+          }),
+          logger: pino({ level: 'silent' }),
+          owner: `test-${randomBytes(4).toString('hex')}`,
+          reach: { kind: 'host-ports' },
+          workspaceIdmap: { mounts: workspaceViews, mode: 'require' },
+        });
+        const spec = await specFor({ workspaceHostPath: ws, userId: UID, groupId: GID });
+        const err = await strict.start(spec).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'CONFLICT' });
+        expect((err as Error).message).toContain('belongs to uid 4321');
+        expect(await engine.containers.find(`berth-sandbox-${spec.id}`)).toBeUndefined();
+      } finally {
+        rmSync(ws, { recursive: true, force: true });
+      }
+    });
+
     it('removed with the sandbox, by the reaper when orphaned, and remade before a stopped sandbox starts again', async () => {
       const box = await startBox(runtime);
       const view = workspaceViews.path(box.id);
