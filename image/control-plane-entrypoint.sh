@@ -37,8 +37,8 @@ fi
 if [ $# -eq 0 ] || [ "${1#-}" != "$1" ]; then
   set -- up "$@"
   if [ -z "${SANDBOX_USER_ID:-}" ]; then
-    log "SANDBOX_USER_ID is not set, so the sandbox user is root and files agents make in the workspace" \
-      "belong to root: add -e SANDBOX_USER_ID=\$(id -u)"
+    log "SANDBOX_USER_ID is not set, so each sandbox runs as the owner of its workspace directory (a root-owned" \
+      "one is refused; 1000 without a workspace): add -e SANDBOX_USER_ID=\$(id -u) to choose"
   fi
   case "$BERTH_HOST" in
   127.* | localhost | ::1) ;;

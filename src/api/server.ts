@@ -155,6 +155,7 @@ export function managerSettings(
   return {
     defaultImage,
     workspaceHostPath: s.workspace_mount_path ?? s.workspace_base ?? undefined,
+    workspaceLocalPath: s.workspace_base ?? undefined,
     workspaceMountPathInSandbox: s.workspace_mount_path_in_sandbox,
     volumes: [...s.volumes],
     userId: s.user_id,

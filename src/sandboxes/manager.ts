@@ -21,6 +21,8 @@ import type { MountSpec, NetworkSpec, SandboxEndpoint, SandboxRuntime, SandboxSp
 export interface ManagerSettings {
   defaultImage: () => Promise<string>;
   workspaceHostPath?: string | undefined;
+  /** Where this process sees workspaceHostPath (WORKSPACE_BASE, when Berth runs in a container). */
+  workspaceLocalPath?: string | undefined;
   workspaceMountPathInSandbox: string;
   volumes: string[];
   /** SANDBOX_USER_ID; null: each sandbox takes its workspace owner's ids (see sandboxUser). */
@@ -228,7 +230,9 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     const how = 'set SANDBOX_USER_ID (sandbox.user_id) to the uid agents should run as (0 runs them as root)';
     let owner: { uid: number; gid: number };
     try {
-      owner = statSync(workspace);
+      const local =
+        workspace === this.settings.workspaceHostPath ? this.settings.workspaceLocalPath : undefined;
+      owner = statSync(local ?? workspace);
     } catch (err) {
       throw new BerthError(
         ErrorCode.CONFLICT,
