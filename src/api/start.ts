@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { ControlPlaneConfig } from '../config/control-plane.js';
+import { type ControlPlaneConfig, isLoopbackHost } from '../config/control-plane.js';
 import { loadDockerConfig } from '../config/docker.js';
 import { connectEngine } from '../docker/engine.js';
 import { IdmappedMounts, idmapDir } from '../docker/idmapped-mounts.js';
@@ -91,10 +91,19 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
 
   await defaultImage();
   await cp.manager.reconcile();
+  cp.manager.followEngine();
   await cp.manager.reap().catch((err) => logger.warn({ err }, 'first reap failed'));
+  // Sandboxes never talk to the control plane: connections from their addresses end at once (in
+  // container mode they share link networks with it; on the host they may reach it through a bridge
+  // gateway when it listens beyond loopback).
+  cp.app.server.on('connection', (socket) => {
+    if (runtime.isSandboxAddress(socket.remoteAddress)) socket.destroy();
+  });
   await cp.app.listen({ host: config.host, port: config.port });
   const address = cp.app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
+  // Listening beyond loopback, the port is also closed to sandbox bridges in the host's firewall.
+  if (!isLoopbackHost(config.host)) await runtime.protectHostPort(port);
 
   const reaper = setInterval(() => {
     cp.manager.reap().catch((err) => logger.warn({ err }, 'reap failed'));

@@ -67,6 +67,14 @@ export interface NetworkClient {
   disconnect(network: string, container: string): Promise<void>;
   remove(name: string): Promise<boolean>;
   list(labels: Record<string, string | true>): Promise<Array<{ id: string; name: string }>>;
+  details(name: string): Promise<NetworkDetails>;
+}
+
+export interface NetworkDetails {
+  id: string;
+  name: string;
+  ranges: Array<{ subnet: string; gateway?: string | undefined }>;
+  options: Record<string, string>;
 }
 
 function labelFilter(labels: Record<string, string | true>): string[] {
@@ -305,6 +313,19 @@ export class DockerNetworkClient implements NetworkClient {
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return false;
       throw this.toError(err, `remove network ${name}`);
+    }
+  }
+
+  /** The network's id, address ranges (with their gateways) and driver options. */
+  async details(name: string): Promise<NetworkDetails> {
+    try {
+      const n = await this.docker.getNetwork(engineName('network', name)).inspect();
+      const ranges = ((n.IPAM?.Config ?? []) as Array<{ Subnet?: string; Gateway?: string }>)
+        .filter((c) => c.Subnet)
+        .map((c) => ({ subnet: c.Subnet as string, gateway: c.Gateway }));
+      return { id: n.Id, name: n.Name, ranges, options: n.Options ?? {} };
+    } catch (err) {
+      throw this.toError(err, `inspect network ${name}`);
     }
   }
 

@@ -3,7 +3,9 @@
  * races, networks made on demand, readiness by polling /alive, and labels on everything so a reaper
  * can find what no record owns.
  */
+
 import { statSync } from 'node:fs';
+import { BlockList, isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import {
   containerCreateOptions,
@@ -14,12 +16,13 @@ import {
 } from '../docker/container-spec.js';
 import type { ContainerInfo } from '../docker/containers.js';
 import type { DockerodeEngine } from '../docker/engine.js';
+import { bridgeInterface, HostFirewall } from '../docker/host-firewall.js';
 import { containerMountIsIdmapped, type IdmappedMounts } from '../docker/idmapped-mounts.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import type { PortAllocator } from './ports.js';
 import { waitUntilAlive } from './readiness.js';
 import { Semaphore } from './semaphore.js';
-import type { ContainerState, SandboxEndpoint, SandboxRuntime, SandboxSpec } from './types.js';
+import type { ContainerState, SandboxChange, SandboxEndpoint, SandboxRuntime, SandboxSpec } from './types.js';
 
 /** App ports per sandbox, exported as APP_PORT_1 and APP_PORT_2 inside, as in the reference. */
 export const APP_PORT_COUNT = 2;
@@ -57,6 +60,12 @@ export interface DockerRuntimeOptions {
 
 const LINK_PREFIX = 'berth-link-';
 
+interface GuardedNetwork {
+  bridge: string;
+  blocks: BlockList;
+  gateways: Set<string>;
+}
+
 export function linkNetwork(id: string): string {
   return `${LINK_PREFIX}${id}`;
 }
@@ -64,7 +73,58 @@ export function linkNetwork(id: string): string {
 export class DockerSandboxRuntime implements SandboxRuntime {
   private readonly starts = new Semaphore(MAX_CONCURRENT_STARTS);
 
-  constructor(private readonly opts: DockerRuntimeOptions) {}
+  private readonly firewall: HostFirewall;
+  /** Sandbox networks seen, with their host-side bridge and address ranges (see guardNetwork). */
+  private readonly guarded = new Map<string, GuardedNetwork>();
+  private readonly protectedPorts = new Set<number>();
+
+  constructor(private readonly opts: DockerRuntimeOptions) {
+    this.firewall = new HostFirewall(opts.logger);
+  }
+
+  /**
+   * Keeps sandboxes away from a port of this host (the control plane's own): on every sandbox network
+   * Berth made, known now or made later.
+   */
+  async protectHostPort(port: number): Promise<void> {
+    this.protectedPorts.add(port);
+    const known = await this.engine.networks
+      .list({ [SANDBOX_LABELS.managed]: 'true' })
+      .catch(() => [] as Array<{ name: string }>);
+    for (const n of known) await this.guardNetwork(n.name).catch(() => undefined);
+  }
+
+  /** Whether a connection from this address comes from inside a sandbox (not from a gateway: the host). */
+  isSandboxAddress(address: string | undefined): boolean {
+    if (!address) return false;
+    const ip = address.startsWith('::ffff:') ? address.slice(7) : address;
+    for (const n of this.guarded.values()) {
+      if (n.gateways.has(ip)) continue;
+      if (n.blocks.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4')) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Records a sandbox network's address ranges and closes what Docker leaves open towards the host:
+   * from internal and link networks, no new connections to the host at all; from the others, none to
+   * the protected ports.
+   */
+  private async guardNetwork(name: string): Promise<void> {
+    const d = await this.engine.networks.details(name);
+    const bridge = bridgeInterface(d.id, d.options);
+    const blocks = new BlockList();
+    const gateways = new Set<string>();
+    for (const r of d.ranges) {
+      const [net, bits] = r.subnet.split('/');
+      if (net && bits) blocks.addSubnet(net, Number(bits), isIPv6(net) ? 'ipv6' : 'ipv4');
+      if (r.gateway) gateways.add(r.gateway);
+    }
+    this.guarded.set(name, { bridge, blocks, gateways });
+    if (name === INTERNAL_NETWORK || name.startsWith(LINK_PREFIX))
+      await this.firewall.refuseNewConnections(bridge);
+    else for (const port of this.protectedPorts) await this.firewall.refusePort(bridge, port);
+  }
 
   private get engine() {
     return this.opts.engine;
@@ -224,6 +284,7 @@ export class DockerSandboxRuntime implements SandboxRuntime {
         [SANDBOX_LABELS.owner]: this.opts.owner,
       },
     });
+    await this.guardNetwork(link);
     await this.engine.networks.connect(link, containerId);
     const self = this.opts.reach.selfContainer;
     await this.engine.networks.connect(link, self).catch((err: unknown) => {
@@ -255,6 +316,7 @@ export class DockerSandboxRuntime implements SandboxRuntime {
         interContainer: false,
         labels,
       });
+      await this.guardNetwork(ISOLATED_NETWORK);
     } else if (spec.network.mode === 'internal') {
       await this.engine.networks.ensure({
         name: INTERNAL_NETWORK,
@@ -262,6 +324,7 @@ export class DockerSandboxRuntime implements SandboxRuntime {
         interContainer: false,
         labels,
       });
+      await this.guardNetwork(INTERNAL_NETWORK);
     } else if (spec.network.mode === 'named') {
       if (!(await this.engine.networks.exists(spec.network.name))) {
         throw new BerthError(
@@ -368,6 +431,9 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       .catch((err: unknown) =>
         this.opts.logger.warn({ err, network: link }, 'could not remove the link network'),
       );
+    const guarded = this.guarded.get(link);
+    this.guarded.delete(link);
+    if (guarded) await this.firewall.release(guarded.bridge);
   }
 
   async list(): Promise<Array<{ id: string; state: ContainerState; labels: Record<string, string> }>> {
@@ -381,6 +447,18 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       state: c.state as ContainerState,
       labels: c.labels,
     }));
+  }
+
+  watch(onChange: (change: SandboxChange) => void): () => void {
+    const sub = this.engine.followContainerEvents(
+      { [SANDBOX_LABELS.owner]: this.opts.owner },
+      (e) => {
+        const id = e.labels[SANDBOX_LABELS.id];
+        if (id) onChange({ id, action: e.action, exitCode: e.exitCode, at: e.at });
+      },
+      (err) => this.opts.logger.debug({ err }, 'engine event stream interrupted; following again'),
+    );
+    return () => sub.close();
   }
 
   async reap(keep: Set<string>): Promise<string[]> {

@@ -15,7 +15,14 @@ import type { SandboxRecord } from '../store/sandboxes.js';
 import { toApiSandbox } from '../store/sandboxes.js';
 import type { Store } from '../store/store.js';
 import { checkCreateRequest, type SandboxPolicy } from './policy.js';
-import type { MountSpec, NetworkSpec, SandboxEndpoint, SandboxRuntime, SandboxSpec } from './types.js';
+import type {
+  MountSpec,
+  NetworkSpec,
+  SandboxChange,
+  SandboxEndpoint,
+  SandboxRuntime,
+  SandboxSpec,
+} from './types.js';
 
 /** What the manager needs from the configuration (mapped from the config file and environment). */
 export interface ManagerSettings {
@@ -65,6 +72,11 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   private readonly starting = new Set<string>();
   /** Deletes and stops under way, by sandbox id (see settling). */
   private readonly ending = new Map<string, Promise<void>>();
+  /** Lifecycle operations of Berth's own under way, by sandbox id (see own). */
+  private readonly ownOps = new Map<string, number>();
+  /** Sandboxes the engine reported OOM-killed, until their exit is recorded. */
+  private readonly oomKilled = new Set<string>();
+  private unwatch: (() => void) | undefined;
   private readonly refilling = new Set<string>();
   private disposed = false;
 
@@ -144,7 +156,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     });
     this.lifecycle(id, 'created', 'requested');
     this.changed(id);
-    return this.startContainer(id, this.buildSpec(id, image, key, body, workspace));
+    return this.own(id, () => this.startContainer(id, this.buildSpec(id, image, key, body, workspace)));
   }
 
   private async startContainer(id: string, spec: SandboxSpec): Promise<SandboxRecord> {
@@ -275,7 +287,11 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     this.changed(id);
   }
 
-  async pause(id: string, reason = 'requested'): Promise<SandboxRecord> {
+  pause(id: string, reason = 'requested'): Promise<SandboxRecord> {
+    return this.own(id, () => this.pauseNow(id, reason));
+  }
+
+  private async pauseNow(id: string, reason: string): Promise<SandboxRecord> {
     const rec = this.get(id);
     if (rec.state === 'paused') return rec;
     this.requireState(rec, ['running']);
@@ -285,7 +301,11 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     return this.changed(id);
   }
 
-  async resume(id: string, reason = 'requested'): Promise<SandboxRecord> {
+  resume(id: string, reason = 'requested'): Promise<SandboxRecord> {
+    return this.own(id, () => this.resumeNow(id, reason));
+  }
+
+  private async resumeNow(id: string, reason: string): Promise<SandboxRecord> {
     let rec = this.get(id);
     if (rec.state === 'running') {
       // The record may be behind the engine: a `docker pause` done outside Berth.
@@ -301,14 +321,14 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       rec = this.get(id);
       reason = `${reason} (it had been paused outside Berth)`;
     }
-    this.requireState(rec, ['paused', 'stopped']);
+    this.requireState(rec, ['paused', 'stopped', 'exited']);
     if (rec.state === 'paused') await this.runtime.resume(id);
     else {
       const ep = await this.runtime.restart(id);
       this.remember(id, ep);
       this.store.sandboxes.update(id, { url: ep.url, container_id: ep.containerId });
     }
-    this.store.sandboxes.update(id, { state: 'running', last_activity_at: new Date() });
+    this.store.sandboxes.update(id, { state: 'running', error: null, last_activity_at: new Date() });
     this.lifecycle(id, 'resumed', reason);
     return this.changed(id);
   }
@@ -363,6 +383,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   /** Runs an action; the action and its observation are both stored before this returns. */
   async executeAction(id: string, body: unknown): Promise<Observation> {
+    // A container that exited (killed, OOM, its server died) is started again for the action.
+    if (this.get(id).state === 'exited') await this.resume(id, 'started again for an action');
     const client = this.client(id);
     const action = (body as { action?: { timeout?: number } } | undefined)?.action;
     const timeoutSeconds =
@@ -424,7 +446,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   /** Runs a delete or stop, noted so that proxied calls it cuts off can wait for it (afterProxyFailure). */
   private async settling<T>(id: string, work: () => Promise<T>): Promise<T> {
-    const done = work();
+    const done = this.own(id, work);
     const settled = done.then(
       () => undefined,
       () => undefined,
@@ -441,7 +463,14 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   private async checkAlive(id: string): Promise<void> {
     const state = await this.runtime.state(id).catch(() => 'missing' as const);
     if (state === 'running') return;
-    const next: SandboxState = state === 'missing' ? 'vanished' : state === 'paused' ? 'paused' : 'error';
+    const next: SandboxState =
+      state === 'missing'
+        ? 'vanished'
+        : state === 'paused'
+          ? 'paused'
+          : state === 'exited' || state === 'dead'
+            ? 'exited'
+            : 'error';
     this.store.sandboxes.update(id, { state: next, error: `container is ${state}` });
     this.lifecycle(id, next, `container is ${state}`);
     this.changed(id);
@@ -449,10 +478,107 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   // ---- background work -----------------------------------------------------------------------
 
+  /**
+   * Follows the engine's reports of container state changes, so a pause, unpause, kill, OOM, exit or
+   * removal done outside Berth shows in the sandbox's state (and its event log, with the reason)
+   * within moments instead of when the next action hangs. Stopped by dispose().
+   */
+  followEngine(): void {
+    if (this.unwatch || !this.runtime.watch) return;
+    this.unwatch = this.runtime.watch((change) => {
+      try {
+        this.onEngineChange(change);
+      } catch (err) {
+        this.logger.warn({ err, id: change.id }, 'engine event not applied');
+      }
+    });
+  }
+
+  private onEngineChange(change: SandboxChange): void {
+    const { id, action } = change;
+    if (action === 'oom') {
+      this.oomKilled.add(id);
+      return;
+    }
+    // Berth's own pause, stop, delete or start records its outcome itself.
+    if (this.ownOps.has(id)) return;
+    const rec = this.store.sandboxes.find(id);
+    if (!rec || rec.state === 'deleted') return;
+    if (rec.pool_image !== null) {
+      // A warm sandbox that is no longer usable is dropped; the pool refills.
+      if (action === 'die' || action === 'destroy' || action === 'pause') {
+        void this.delete(id, {
+          reason: `pooled container ${action === 'die' ? 'exited' : action}d outside Berth`,
+        });
+      }
+      return;
+    }
+    const set = (state: SandboxState, event: string, reason: string, error: string | null = null) => {
+      this.store.sandboxes.update(id, { state, error });
+      this.lifecycle(id, event, reason);
+      this.changed(id);
+    };
+    switch (action) {
+      case 'pause':
+        if (rec.state === 'running') set('paused', 'paused', 'paused outside Berth (docker pause)');
+        break;
+      case 'unpause':
+        if (rec.state === 'paused') set('running', 'resumed', 'unpaused outside Berth (docker unpause)');
+        break;
+      case 'die': {
+        if (rec.state !== 'running' && rec.state !== 'paused' && rec.state !== 'starting') break;
+        const oom = this.oomKilled.delete(id);
+        const code = change.exitCode;
+        const why = oom
+          ? `killed for using more memory than its limit (exit code ${code ?? '?'})`
+          : code === 137
+            ? 'killed (exit code 137: SIGKILL, e.g. docker kill)'
+            : `its main process ended with exit code ${code ?? '?'} (the runtime server stopped)`;
+        this.clients.get(id)?.close();
+        this.clients.delete(id);
+        set('exited', 'exited', `container exited: ${why}; resume or the next action starts it again`, why);
+        break;
+      }
+      case 'start':
+        if (rec.state === 'exited' || rec.state === 'stopped') {
+          // Started outside Berth: find its server again.
+          void this.runtime
+            .attach(id)
+            .then((ep) => {
+              this.remember(id, ep);
+              this.store.sandboxes.update(id, { url: ep.url, container_id: ep.containerId });
+              set('running', 'resumed', 'started outside Berth (docker start)');
+            })
+            .catch((err) =>
+              this.logger.warn({ err, id }, 'could not attach to a container started outside Berth'),
+            );
+        }
+        break;
+      case 'destroy':
+        if (rec.state !== 'vanished')
+          set('vanished', 'vanished', 'container removed outside Berth', 'container no longer exists');
+        break;
+    }
+  }
+
+  /** Marks a lifecycle operation of Berth's own as under way, so engine events it causes are not news. */
+  private async own<T>(id: string, work: () => Promise<T>): Promise<T> {
+    this.ownOps.set(id, (this.ownOps.get(id) ?? 0) + 1);
+    try {
+      return await work();
+    } finally {
+      const left = (this.ownOps.get(id) ?? 1) - 1;
+      if (left > 0) this.ownOps.set(id, left);
+      else this.ownOps.delete(id);
+    }
+  }
+
   /** Brings records in line with the engine after a restart of the control plane. */
   async reconcile(): Promise<void> {
     this.answerInterruptedActions();
-    for (const rec of this.store.sandboxes.list({ state: ['starting', 'running', 'paused', 'stopped'] })) {
+    for (const rec of this.store.sandboxes.list({
+      state: ['starting', 'running', 'paused', 'stopped', 'exited'],
+    })) {
       const state = await this.runtime.state(rec.id).catch(() => 'missing' as const);
       try {
         if (state === 'running') {
@@ -511,7 +637,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   async reap(): Promise<void> {
     const now = Date.now();
     for (const rec of this.store.sandboxes.list({
-      state: ['running', 'paused', 'stopped', 'error', 'starting'],
+      state: ['running', 'paused', 'stopped', 'exited', 'error', 'starting'],
     })) {
       if (rec.pool_image) continue;
       // A start under way finishes first (its create answers 201); a later pass reaps it. Removing
@@ -531,7 +657,9 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     // A container is owned while its record is live, and for good when it was deleted with keep_alive
     // (the caller asked for it to stay).
     const owned = new Set(
-      this.store.sandboxes.list({ state: ['starting', 'running', 'paused', 'stopped'] }).map((r) => r.id),
+      this.store.sandboxes
+        .list({ state: ['starting', 'running', 'paused', 'stopped', 'exited'] })
+        .map((r) => r.id),
     );
     for (const r of this.store.sandboxes.list({ state: ['deleted'] })) if (r.keep_alive) owned.add(r.id);
     for (const removed of await this.runtime.reap(owned).catch(() => [] as string[])) {
@@ -597,6 +725,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   async dispose(): Promise<void> {
     this.disposed = true;
+    this.unwatch?.();
+    this.unwatch = undefined;
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
   }

@@ -59,6 +59,15 @@ export interface SandboxEndpoint {
 
 export type ContainerState = 'running' | 'paused' | 'exited' | 'created' | 'restarting' | 'dead' | 'missing';
 
+/** A change of a sandbox container's state that the engine reported. */
+export interface SandboxChange {
+  id: string;
+  action: 'pause' | 'unpause' | 'die' | 'oom' | 'destroy' | 'start';
+  /** For `die`. */
+  exitCode?: number;
+  at: Date;
+}
+
 export interface SandboxRuntime {
   /** Creates and starts the container and waits until the runtime server answers /alive. */
   start(spec: SandboxSpec, onProgress?: (message: string) => void): Promise<SandboxEndpoint>;
@@ -77,4 +86,9 @@ export interface SandboxRuntime {
   list(): Promise<Array<{ id: string; state: ContainerState; labels: Record<string, string> }>>;
   /** Removes labelled containers whose id is not in `keep`; returns the ids removed. */
   reap(keep: Set<string>): Promise<string[]>;
+  /**
+   * Follows the engine's reports of this runtime's containers changing state (pause, unpause, exit,
+   * OOM, removal, start), whoever caused them; returns the function that stops following.
+   */
+  watch?(onChange: (change: SandboxChange) => void): () => void;
 }
