@@ -205,7 +205,7 @@ export const ControlPlaneConfigSchema = z.strictObject({
       value: 'auto',
       expected: 'one of auto, require, off',
       description:
-        "Mount the workspace through an idmapped view holding only the sandbox user's ids, so root in a sandbox (sudo) can neither create files in it nor chown them to anyone else. Needs Berth running as root beside a local dockerd (docs/security-workspace.md). auto: used where possible, with a warning where not; require: sandboxes with a workspace fail to start without it; off: never.",
+        "Mount the workspace through an idmapped view holding only the sandbox user's uid, so root in a sandbox (sudo) can neither create files in it nor chown them to anyone else. Needs Berth running as root beside a local dockerd, runc, and a workspace directory the sandbox user owns (docs/security-workspace.md). auto: used where possible, with a warning where not; require: sandboxes with a workspace fail to start without it; off: never.",
     }),
     runtime_binding_address: opt(
       z.string().refine((a) => isIP(a) !== 0),
