@@ -311,5 +311,4 @@ describe.skipIf(unavailable !== undefined)('control plane restart', () => {
       }).reap(new Set());
     }
   }, 120_000);
-
 });
