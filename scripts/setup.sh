@@ -53,6 +53,36 @@ else
   exit 3
 fi
 
+# live-restore: running containers outlive a restart of dockerd (an upgrade, a crash), so sandboxes keep
+# their processes and Berth re-attaches. Merged into /etc/docker/daemon.json; reloaded on SIGHUP.
+if [ "$(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null)" != true ]; then
+  step "engine configuration: live-restore (sandboxes survive a dockerd restart)"
+  as_root python3 - <<'PY' || true
+import json, os
+path = "/etc/docker/daemon.json"
+conf = {}
+if os.path.exists(path) and os.path.getsize(path) > 0:
+    with open(path) as f:
+        conf = json.load(f)
+conf["live-restore"] = True
+os.makedirs(os.path.dirname(path), exist_ok=True)
+with open(path + ".tmp", "w") as f:
+    json.dump(conf, f, indent=2)
+    f.write("\n")
+os.replace(path + ".tmp", path)
+PY
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active docker >/dev/null 2>&1; then
+    as_root systemctl reload docker || true
+  else
+    as_root kill -HUP "$(cat /var/run/docker.pid 2>/dev/null || pidof dockerd)" || true
+  fi
+  for _ in $(seq 1 20); do
+    [ "$(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null)" = true ] && break
+    sleep 0.5
+  done
+  echo "live-restore: $(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null)"
+fi
+
 # gVisor: Debian's runsc, registered in /etc/docker/daemon.json (merged with what is there); dockerd
 # re-reads its runtimes on SIGHUP, so running containers are not stopped. The arguments are what this
 # runsc needs here:

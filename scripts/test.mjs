@@ -1,28 +1,45 @@
 #!/usr/bin/env node
 // Runs the whole test suite with vitest and ends with the plain line CI reads: "N passed, N failed".
-// Extra arguments go to vitest (e.g. a file filter). Exit code: vitest's.
+// First every ordinary suite, then, alone, the suites that restart the Docker engine
+// (test/disruptive, vitest.disruptive.config.ts). Extra arguments go to vitest (e.g. a file filter);
+// with arguments, the disruptive suites run only if the filter names them. Exit code: non-zero if any
+// run failed.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 
-const report = '.test-results/vitest.json';
-rmSync(report, { force: true });
-const run = spawnSync('npx', ['vitest', 'run', ...process.argv.slice(2)], { stdio: 'inherit' });
+const args = process.argv.slice(2);
+const runs = [
+  { report: '.test-results/vitest.json', config: [] },
+  { report: '.test-results/vitest-disruptive.json', config: ['--config', 'vitest.disruptive.config.ts'] },
+];
+const wantsDisruptive = args.length === 0 || args.some((a) => a.includes('disruptive'));
+
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-if (existsSync(report)) {
-  const r = JSON.parse(readFileSync(report, 'utf8'));
-  passed = r.numPassedTests ?? 0;
-  failed = (r.numFailedTests ?? 0) + (r.numFailedTestSuites && !r.numFailedTests ? r.numFailedTestSuites : 0);
-  skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-} else {
-  failed = 1;
-  process.stderr.write('test: vitest wrote no report; counting the run as one failure\n');
+let status = 0;
+for (const [i, r] of runs.entries()) {
+  if (i > 0 && !wantsDisruptive) continue;
+  rmSync(r.report, { force: true });
+  const run = spawnSync('npx', ['vitest', 'run', ...r.config, ...args, '--passWithNoTests'], {
+    stdio: 'inherit',
+  });
+  if (existsSync(r.report)) {
+    const j = JSON.parse(readFileSync(r.report, 'utf8'));
+    passed += j.numPassedTests ?? 0;
+    failed +=
+      (j.numFailedTests ?? 0) + (j.numFailedTestSuites && !j.numFailedTests ? j.numFailedTestSuites : 0);
+    skipped += (j.numPendingTests ?? 0) + (j.numTodoTests ?? 0);
+  } else {
+    failed += 1;
+    process.stderr.write(`test: vitest wrote no report (${r.report}); counting the run as one failure\n`);
+  }
+  if ((run.status ?? 1) !== 0) status = run.status ?? 1;
 }
 // Checks run before the tests by .ci/run (typecheck, lint, OpenAPI drift) count as failures too.
 const checksFailed = Number(process.env.BERTH_CHECKS_FAILED ?? 0) || 0;
 failed += checksFailed;
-const code = checksFailed > 0 ? 1 : (run.status ?? 1);
+const code = checksFailed > 0 ? 1 : status;
 if (code !== 0 && failed === 0) failed = 1;
 process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
 process.exit(code);

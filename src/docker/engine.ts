@@ -125,8 +125,9 @@ export class DockerodeEngine implements DockerEngine {
     labels: Record<string, string>,
     onEvent: (e: ContainerEvent) => void,
     onError?: (err: unknown) => void,
+    onFollowing?: (again: boolean) => void,
   ): EventSubscription {
-    return followContainerEvents(this.docker, labels, onEvent, onError);
+    return followContainerEvents(this.docker, labels, onEvent, onError, onFollowing);
   }
 
   async ping(): Promise<void> {

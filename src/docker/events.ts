@@ -28,12 +28,18 @@ export interface EventSubscription {
   close(): void;
 }
 
+/**
+ * `onFollowing` is called each time a stream is (re)established: events from while there was none
+ * are lost (the engine may even have restarted), so the owner re-reads the states it cares about.
+ */
 export function followContainerEvents(
   docker: Dockerode,
   labels: Record<string, string>,
   onEvent: (e: ContainerEvent) => void,
   onError: (err: unknown) => void = () => undefined,
+  onFollowing: (again: boolean) => void = () => undefined,
 ): EventSubscription {
+  let connections = 0;
   let closed = false;
   let stream: NodeJS.ReadableStream | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -66,6 +72,7 @@ export function followContainerEvents(
       }
       stream = s;
       backoff = RECONNECT_MIN_MS;
+      onFollowing(connections++ > 0);
       let buffered = '';
       s.setEncoding?.('utf8');
       s.on('data', (chunk: string | Buffer) => {

@@ -457,6 +457,9 @@ export class DockerSandboxRuntime implements SandboxRuntime {
         if (id) onChange({ id, action: e.action, exitCode: e.exitCode, at: e.at });
       },
       (err) => this.opts.logger.debug({ err }, 'engine event stream interrupted; following again'),
+      (again) => {
+        if (again) onChange({ id: '*', action: 'resync', at: new Date() });
+      },
     );
     return () => sub.close();
   }

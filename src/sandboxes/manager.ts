@@ -496,6 +496,10 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   private onEngineChange(change: SandboxChange): void {
     const { id, action } = change;
+    if (action === 'resync') {
+      void this.resyncStates();
+      return;
+    }
     if (action === 'oom') {
       this.oomKilled.add(id);
       return;
@@ -531,9 +535,11 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
         const code = change.exitCode;
         const why = oom
           ? `killed for using more memory than its limit (exit code ${code ?? '?'})`
-          : code === 137
-            ? 'killed (exit code 137: SIGKILL, e.g. docker kill)'
-            : `its main process ended with exit code ${code ?? '?'} (the runtime server stopped)`;
+          : code === undefined
+            ? 'found stopped after the engine restarted (or while its events were missed)'
+            : code === 137
+              ? 'killed (exit code 137: SIGKILL, e.g. docker kill)'
+              : `its main process ended with exit code ${code ?? '?'} (the runtime server stopped)`;
         this.clients.get(id)?.close();
         this.clients.delete(id);
         set('exited', 'exited', `container exited: ${why}; resume or the next action starts it again`, why);
@@ -558,6 +564,30 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
         if (rec.state !== 'vanished')
           set('vanished', 'vanished', 'container removed outside Berth', 'container no longer exists');
         break;
+    }
+  }
+
+  /**
+   * After the engine's event stream was lost (dockerd restarted, say): compares every live record
+   * with its container and applies what the missed events would have said.
+   */
+  private async resyncStates(): Promise<void> {
+    for (const rec of this.store.sandboxes.list({ state: ['running', 'paused', 'exited'], pooled: false })) {
+      if (this.ownOps.has(rec.id)) continue;
+      const actual = await this.runtime.state(rec.id).catch(() => undefined);
+      if (actual === undefined) continue;
+      const seen = (action: SandboxChange['action'], exitCode?: number) =>
+        this.onEngineChange({
+          id: rec.id,
+          action,
+          at: new Date(),
+          ...(exitCode === undefined ? {} : { exitCode }),
+        });
+      if (actual === 'missing') seen('destroy');
+      else if (actual === 'paused') seen('pause');
+      else if (actual === 'running' && rec.state === 'paused') seen('unpause');
+      else if (actual === 'running' && rec.state === 'exited') seen('start');
+      else if ((actual === 'exited' || actual === 'dead') && rec.state !== 'exited') seen('die');
     }
   }
 

@@ -62,7 +62,8 @@ export type ContainerState = 'running' | 'paused' | 'exited' | 'created' | 'rest
 /** A change of a sandbox container's state that the engine reported. */
 export interface SandboxChange {
   id: string;
-  action: 'pause' | 'unpause' | 'die' | 'oom' | 'destroy' | 'start';
+  /** `resync`: the engine's stream was lost for a while (events missed); re-read this sandbox's state. */
+  action: 'pause' | 'unpause' | 'die' | 'oom' | 'destroy' | 'start' | 'resync';
   /** For `die`. */
   exitCode?: number;
   at: Date;
