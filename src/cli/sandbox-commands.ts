@@ -92,6 +92,7 @@ export function registerSandboxCommands(program: Command): void {
     ['pause', 'Pause a sandbox (processes freeze, state is kept)'],
     ['resume', 'Resume a paused or stopped sandbox'],
     ['stop', 'Stop a sandbox (processes end; files and ~/.bashrc stay)'],
+    ['reset', "End every process of the sandbox's user and start a fresh shell (files stay)"],
   ] as const) {
     sandbox
       .command(`${name} <id>`)

@@ -14,6 +14,8 @@ export const RuntimeServerConfig = z.object({
   sessionApiKey: z.string().optional(),
   noChangeTimeoutSeconds: z.number().positive(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  /** Set by the control plane in every sandbox (BERTH_OWN_PID_NAMESPACE=1): see RuntimeServicesOptions. */
+  ownsPidNamespace: z.boolean(),
   /** Bounds on uploaded archives; unset: the archive module's defaults (4 GiB, 100,000 entries). */
   archiveLimits: z
     .object({ maxExpandedBytes: z.number().int().positive(), maxEntries: z.number().int().positive() })
@@ -41,6 +43,7 @@ export function loadRuntimeServerConfig(
     noChangeTimeoutSeconds:
       soft === undefined || soft === '' ? DEFAULT_NO_CHANGE_TIMEOUT_SECONDS : Number(soft),
     logLevel: env.BERTH_LOG_LEVEL ?? (env.DEBUG === 'true' ? 'debug' : 'info'),
+    ownsPidNamespace: env.BERTH_OWN_PID_NAMESPACE === '1',
     archiveLimits:
       env.BERTH_UPLOAD_MAX_EXPANDED_BYTES || env.BERTH_UPLOAD_MAX_ENTRIES
         ? {

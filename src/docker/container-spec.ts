@@ -85,6 +85,8 @@ export function containerCreateOptions(
     WORKSPACE_MOUNT_PATH_IN_SANDBOX: spec.workspaceMountPathInSandbox,
     port: String(ports.runtime),
     PYTHONUNBUFFERED: '1',
+    // The container is a PID namespace of its own: a reset may end every process of the sandbox user.
+    BERTH_OWN_PID_NAMESPACE: '1',
     PIP_BREAK_SYSTEM_PACKAGES: '1',
   };
   ports.app.forEach((p, i) => {

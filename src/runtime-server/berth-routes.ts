@@ -1,11 +1,15 @@
 /**
- * Berth's own additions to the runtime server, beside the OpenHands protocol: an interactive terminal
+ * Berth's own additions to the runtime server, beside the OpenHands protocol: a reset (see
+ * RuntimeServices.reset), and an interactive terminal
  * over WebSocket for people watching a sandbox. JSON text frames, as in src/protocol/api.ts.
  */
 import type { FastifyInstance } from 'fastify';
 import type { RuntimeServices } from './services.js';
 
 export function registerBerthRoutes(app: FastifyInstance, services: RuntimeServices): void {
+  // Outside the action queue on purpose: it is what frees a queue stuck behind a runaway command.
+  app.post('/berth/reset', async () => services.reset());
+
   app.get<{ Params: { id: string }; Querystring: { cols?: string; rows?: string } }>(
     '/berth/terminals/:id',
     { websocket: true },

@@ -12,6 +12,8 @@ export interface Lazy<T> {
    * nothing: for disposal, which must not load or start anything.
    */
   ifMade(use: (value: T) => unknown): Promise<void>;
+  /** Disposes of the value with `dispose` if it was made, and forgets it: the next get() makes a new one. */
+  reset(dispose: (value: T) => unknown): Promise<void>;
 }
 
 export function lazy<T>(make: () => Promise<T>): Lazy<T> {
@@ -28,6 +30,12 @@ export function lazy<T>(make: () => Promise<T>): Lazy<T> {
       if (!made) return;
       const value = await made.catch(() => undefined);
       if (value !== undefined) await use(value);
+    },
+    async reset(dispose) {
+      const was = made;
+      made = undefined;
+      const value = await was?.catch(() => undefined);
+      if (value !== undefined) await dispose(value);
     },
   };
 }

@@ -24,6 +24,7 @@ export async function startRuntimeServer(config: RuntimeServerConfig): Promise<R
   const services = await createRuntimeServices({
     workingDir,
     noChangeTimeoutSeconds: config.noChangeTimeoutSeconds,
+    ownsPidNamespace: config.ownsPidNamespace,
     logger,
   });
   const app = await createRuntimeHttpServer(services, {

@@ -42,6 +42,15 @@ class PersistentShell implements ShellProvider {
   async dispose(): Promise<void> {
     await this.current?.dispose();
   }
+
+  /** Ends the shell (and its jobs) and starts a fresh one in the last known cwd. */
+  async restart(): Promise<PtyShell> {
+    const dead = this.current;
+    this.cwd = dead?.prompt.workingDir || this.cwd;
+    this.current = undefined;
+    await dead?.dispose();
+    return this.shell();
+  }
 }
 
 export async function createRuntimeServices(options: RuntimeServicesOptions): Promise<RuntimeServices> {
@@ -70,6 +79,19 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
     terminals,
     transfer,
     ready: () => !disposed,
+    async reset() {
+      const sweep = options.ownsPidNamespace
+        ? await (await import('./core/process/sweep.js')).sweepUserProcesses()
+        : undefined;
+      await Promise.allSettled([
+        terminals.reset((t) => t.dispose()),
+        python.reset((p) => p.dispose()),
+        editor.reset((e) => e.dispose()),
+      ]);
+      await shells.restart();
+      bash.forgetRunningCommand();
+      return sweep ?? { killed: 0, left: 0, swept: false as const };
+    },
     async serverInfo() {
       const now = Date.now();
       const disk = await statfs('/').catch(() => undefined);

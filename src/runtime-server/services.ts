@@ -14,6 +14,12 @@ export interface RuntimeServicesOptions {
   /** Seconds without new output before a command returns with the soft-timeout suffix. */
   noChangeTimeoutSeconds: number;
   logger: Logger;
+  /**
+   * Whether this server is the sandbox's own, in a PID namespace of its own (a container), so that a
+   * reset may end every other process of its user. On a shared machine it only restarts its shell
+   * and kernel.
+   */
+  ownsPidNamespace?: boolean;
 }
 
 /** The file transfer core (uploads, zip downloads, list_files), loaded on the first transfer. */
@@ -27,6 +33,12 @@ export interface RuntimeServices {
   /** Loaded on the first upload, download or listing (see lazy.ts). */
   readonly transfer: Lazy<TransferCore>;
   ready(): boolean;
+  /**
+   * Makes the sandbox usable again after a fork bomb or runaway processes: ends every process of the
+   * sandbox user (where ownsPidNamespace), then starts a fresh shell; the Python kernel, editor and
+   * terminals are made again on next use. Files are untouched; shell state (cwd kept) is lost.
+   */
+  reset(): Promise<{ killed: number; left: number; swept?: false }>;
   serverInfo(): Promise<Record<string, unknown>>;
   dispose(): Promise<void>;
 }

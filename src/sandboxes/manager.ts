@@ -62,6 +62,8 @@ export interface ManagerEvents {
 /** The sandbox user's uid and gid without a workspace to take them from: the reference's default. */
 export const DEFAULT_SANDBOX_UID = 1000;
 
+/** How long a reset may take: killing a fork bomb's thousands of processes takes a moment. */
+const RESET_TIMEOUT_MS = 60_000;
 /** Extra seconds the proxy waits beyond an action's own timeout before giving up on the runtime server. */
 const PROXY_GRACE_SECONDS = 30;
 
@@ -348,6 +350,25 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     await this.runtime.stop(id);
     this.store.sandboxes.update(id, { state: 'stopped' });
     this.lifecycle(id, 'stopped', reason);
+    return this.changed(id);
+  }
+
+  /**
+   * Ends every process of the sandbox user (a fork bomb, a runaway tree) and starts a fresh shell, so
+   * the sandbox is usable again without a restart. Works while an action is stuck: the runtime
+   * server answers it outside its action queue.
+   */
+  async reset(id: string, reason = 'requested'): Promise<SandboxRecord> {
+    const rec = this.get(id);
+    this.requireState(rec, ['running']);
+    const r = await this.proxy(id, (c) =>
+      c.json<{ killed: number; left: number }>('POST', '/berth/reset', {}, RESET_TIMEOUT_MS),
+    );
+    this.lifecycle(
+      id,
+      'reset',
+      `${reason}: ended ${r.killed} process${r.killed === 1 ? '' : 'es'}${r.left ? ` (${r.left} would not end)` : ''}; fresh shell`,
+    );
     return this.changed(id);
   }
 

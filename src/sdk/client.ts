@@ -86,6 +86,9 @@ export class BerthClient {
       this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/resume`, undefined, 120_000),
     stop: (id: string) =>
       this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/stop`, undefined, 120_000),
+    /** Ends every process of the sandbox user and starts a fresh shell (after a fork bomb, say). */
+    reset: (id: string) =>
+      this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/reset`, undefined, 120_000),
     setEnv: (id: string, env: Record<string, string>) =>
       this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/env`, { env }),
     extendTimeout: (id: string, timeoutSeconds: number) =>

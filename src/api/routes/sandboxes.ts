@@ -126,6 +126,20 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
     );
 
     app.post(
+      '/api/sandboxes/:id/reset',
+      {
+        schema: {
+          tags: ['sandboxes'],
+          summary:
+            "End every process of the sandbox's user and start a fresh shell (after a fork bomb or runaway processes); files stay, shell state goes",
+          params: IdParams,
+          response: { 200: Sandbox, ...errorResponses(404, 409, 413, 415, 503, 504) },
+        },
+      },
+      async (req) => toApiSandbox(await manager.reset(req.params.id)),
+    );
+
+    app.post(
       '/api/sandboxes/:id/env',
       {
         schema: {

@@ -59,6 +59,11 @@ export class BashSession {
     return (await this.shells.shell()).prompt.workingDir;
   }
 
+  /** After a reset: the command that was running is gone with its shell. */
+  forgetRunningCommand(): void {
+    this.pending = null;
+  }
+
   async execute(args: CmdRunArgs, hardTimeoutSeconds: number | undefined): Promise<Observation> {
     const command = args.command.trim();
     const action = ++this.actionSeq;
