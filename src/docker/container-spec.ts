@@ -44,6 +44,9 @@ export const SANDBOX_CAPABILITIES = [
   'AUDIT_WRITE',
 ];
 
+/** Restarts of a sandbox whose runtime server keeps dying before the engine gives up on it. */
+export const SERVER_RESTARTS = 5;
+
 export function containerName(id: string): string {
   return `berth-sandbox-${id}`;
 }
@@ -141,6 +144,10 @@ export function containerCreateOptions(
     CapDrop: ['ALL'],
     CapAdd: SANDBOX_CAPABILITIES,
     Privileged: false,
+    // A runtime server that dies (a crash, an OOM kill of the server) is started again by the engine in
+    // the same container, files and installed packages kept; a container Berth (or anyone) stopped or
+    // killed on purpose is not. After this many failures in a row it stays down.
+    RestartPolicy: { Name: 'on-failure', MaximumRetryCount: SERVER_RESTARTS },
     // Berth's own profile (seccomp.ts) in place of Docker's default.
     SecurityOpt: [seccompSecurityOpt()],
     ...(hostNetwork ? {} : { ExtraHosts: ['host.docker.internal:host-gateway'] }),

@@ -302,7 +302,8 @@ export class DockerSandboxRuntime implements SandboxRuntime {
   private async failIfExited(id: string): Promise<void> {
     const info = await this.engine.containers.find(id);
     if (!info) throw new Error('the container disappeared');
-    if (info.state === 'exited' || info.state === 'dead') {
+    // 'restarting': it exited and its restart policy is starting it again; at first start that is a failure.
+    if (info.state === 'exited' || info.state === 'dead' || info.state === 'restarting') {
       throw new Error(`the container exited with code ${info.exitCode}`);
     }
   }

@@ -15,6 +15,7 @@ import type { SandboxRecord } from '../store/sandboxes.js';
 import { toApiSandbox } from '../store/sandboxes.js';
 import type { Store } from '../store/store.js';
 import { checkCreateRequest, type SandboxPolicy } from './policy.js';
+import { waitUntilAlive } from './readiness.js';
 import type {
   MountSpec,
   NetworkSpec,
@@ -559,7 +560,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
           : code === undefined
             ? 'found stopped after the engine restarted (or while its events were missed)'
             : code === 137
-              ? 'killed (exit code 137: SIGKILL, e.g. docker kill)'
+              ? 'killed (exit code 137: SIGKILL, by docker kill or of its runtime server)'
               : `its main process ended with exit code ${code ?? '?'} (the runtime server stopped)`;
         this.clients.get(id)?.close();
         this.clients.delete(id);
@@ -571,14 +572,22 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
           // Started outside Berth: find its server again.
           void this.runtime
             .attach(id)
-            .then((ep) => {
+            .then(async (ep) => {
+              // Running once its server answers again.
+              await waitUntilAlive({
+                url: ep.url,
+                timeoutMs: this.settings.startTimeoutMs,
+                check: async () => {},
+              });
               this.remember(id, ep);
               this.store.sandboxes.update(id, { url: ep.url, container_id: ep.containerId });
-              set('running', 'resumed', 'started outside Berth (docker start)');
+              set(
+                'running',
+                'resumed',
+                'container started again (its restart policy after a crash, or docker start)',
+              );
             })
-            .catch((err) =>
-              this.logger.warn({ err, id }, 'could not attach to a container started outside Berth'),
-            );
+            .catch((err) => this.logger.warn({ err, id }, 'could not attach to a container started again'));
         }
         break;
       case 'destroy':
