@@ -5,6 +5,7 @@ import { ActionExecutor } from '../../src/runtime-server/openhands/executor.js';
 describe('action deadline', () => {
   it('abandons an action stuck past its timeout and runs the next one', async () => {
     let calls = 0;
+    let killed = 0;
     // A shell whose first command never returns (as a read of a hung mount would), the next at once.
     const bash = {
       execute: () => {
@@ -14,6 +15,10 @@ describe('action deadline', () => {
           : Promise.resolve({ observation: 'run', content: 'ok' });
       },
       cwd: async () => '/',
+      killRunningCommand: () => {
+        killed++;
+        return true;
+      },
     };
     const executor = new ActionExecutor({
       bash: bash as never,
@@ -27,7 +32,8 @@ describe('action deadline', () => {
     const next = executor.execute(executor.parse({ action: { action: 'run', args: { command: 'y' } } }));
     const first = await stuck;
     expect(first.observation).toBe('error');
-    expect(first.content).toContain('did not finish within 0.1 seconds and was abandoned');
+    expect(first.content).toContain('did not finish within 0.1 seconds: its command was killed');
+    expect(killed).toBe(1);
     expect((await next).content).toBe('ok');
   });
 });

@@ -41,6 +41,8 @@ type Outcome = 'completed' | 'soft' | 'hard' | 'exited';
 export interface ShellProvider {
   /** The persistent shell, started (or restarted after `exit`) on demand. */
   shell(): Promise<PtyShell>;
+  /** The shell as it is now, if one was started. */
+  peek?(): PtyShell | undefined;
 }
 
 export class BashSession {
@@ -57,6 +59,14 @@ export class BashSession {
   /** The shell's current working directory, as of its last prompt. */
   async cwd(): Promise<string> {
     return (await this.shells.shell()).prompt.workingDir;
+  }
+
+  /**
+   * Kills the running command's whole process group (what its action's deadline does): the shell
+   * stays, and the command's prompt ends the pending observation.
+   */
+  killRunningCommand(): boolean {
+    return this.shells.peek?.()?.signalForeground('SIGKILL') ?? false;
   }
 
   /** After a reset: the command that was running is gone with its shell. */

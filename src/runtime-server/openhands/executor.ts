@@ -90,15 +90,18 @@ export class ActionExecutor {
       const seconds = (action.timeout ?? DEFAULT_ACTION_DEADLINE_SECONDS) + grace;
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<Observation>((resolve) => {
-        timer = setTimeout(
-          () =>
-            resolve(
-              errorObservation(
-                `The ${action.type} action did not finish within ${seconds} seconds and was abandoned, so the next action can run. It may still be running in the background.`,
-              ),
+        timer = setTimeout(() => {
+          // A command past its deadline is killed with its whole process group; other kinds of work
+          // (a blocked file system call, say) cannot be, and are left behind.
+          const killed = action.type === 'run' && this.deps.bash.killRunningCommand();
+          resolve(
+            errorObservation(
+              killed
+                ? `The run action did not finish within ${seconds} seconds: its command was killed (with its process group), so the next action can run.`
+                : `The ${action.type} action did not finish within ${seconds} seconds and was abandoned, so the next action can run. It may still be running in the background.`,
             ),
-          seconds * 1000,
-        );
+          );
+        }, seconds * 1000);
       });
       const work = this.dispatch(action).catch((err: unknown) =>
         errorObservation((err as Error)?.message ?? String(err)),

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as pty from '@lydell/node-pty';
@@ -100,6 +100,30 @@ export class PtyShell extends EventEmitter<PtyShellEvents> {
     const shell = new PtyShell(options);
     await shell.initialise();
     return shell;
+  }
+
+  /**
+   * Signals the terminal's foreground process group (the running command and everything it started
+   * in the same job), not the shell itself. Returns whether there was such a group.
+   */
+  signalForeground(signal: NodeJS.Signals): boolean {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${this.term.pid}/stat`, 'utf8');
+    } catch {
+      return false;
+    }
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const pgrp = Number(fields[2]);
+    const foreground = Number(fields[5]);
+    if (!(foreground > 0) || foreground === pgrp) return false;
+    try {
+      process.kill(-foreground, signal);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   get pid(): number {
