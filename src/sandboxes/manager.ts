@@ -63,6 +63,8 @@ export interface ManagerEvents {
 /** The sandbox user's uid and gid without a workspace to take them from: the reference's default. */
 export const DEFAULT_SANDBOX_UID = 1000;
 
+/** Starts in a row that may fail before an exited or stopped sandbox counts as broken (state error). */
+const MAX_FAILED_STARTS = 3;
 /** How long a reset may take: killing a fork bomb's thousands of processes takes a moment. */
 const RESET_TIMEOUT_MS = 60_000;
 /** Extra seconds the proxy waits beyond an action's own timeout before giving up on the runtime server. */
@@ -77,6 +79,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   private readonly ending = new Map<string, Promise<void>>();
   /** Lifecycle operations of Berth's own under way, by sandbox id (see own). */
   private readonly ownOps = new Map<string, number>();
+  /** Failed starts in a row of an exited or stopped sandbox, by id (see MAX_FAILED_STARTS). */
+  private readonly failedStarts = new Map<string, number>();
   /** Sandboxes the engine reported OOM-killed, until their exit is recorded. */
   private readonly oomKilled = new Set<string>();
   private unwatch: (() => void) | undefined;
@@ -327,7 +331,25 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     this.requireState(rec, ['paused', 'stopped', 'exited']);
     if (rec.state === 'paused') await this.runtime.resume(id);
     else {
-      const ep = await this.runtime.restart(id);
+      let ep: SandboxEndpoint;
+      try {
+        ep = await this.runtime.restart(id);
+      } catch (err) {
+        // A container that will not start again, time after time, is broken: say so and stop trying.
+        const failures = (this.failedStarts.get(id) ?? 0) + 1;
+        this.failedStarts.set(id, failures);
+        const message = (err as Error).message;
+        if (failures >= MAX_FAILED_STARTS || (err as BerthError).code === ErrorCode.NOT_FOUND) {
+          this.failedStarts.delete(id);
+          this.store.sandboxes.update(id, { state: 'error', error: `failed to start again: ${message}` });
+          this.lifecycle(id, 'failed', `did not start again ${failures} time(s) in a row: ${message}`);
+          this.changed(id);
+        } else this.lifecycle(id, 'start_failed', `attempt ${failures} of ${MAX_FAILED_STARTS}: ${message}`);
+        throw err instanceof BerthError
+          ? err
+          : new BerthError(ErrorCode.UNAVAILABLE, `Sandbox ${id} failed to start again: ${message}`);
+      }
+      this.failedStarts.delete(id);
       this.remember(id, ep);
       this.store.sandboxes.update(id, { url: ep.url, container_id: ep.containerId });
     }

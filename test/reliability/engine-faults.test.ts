@@ -111,6 +111,24 @@ describe.skipIf(unavailable !== undefined)('faults done outside Berth', () => {
     expect((await run(id, 'cat ~/mark')).json.content).toBe('still');
   });
 
+  it('a container that will not start again ends in error after 3 tries in a row, with the reason', async () => {
+    const id = await create();
+    docker('kill', `berth-sandbox-${id}`);
+    await waitFor(id, 'exited');
+    // Too little memory for the runtime server to come up: every start fails.
+    docker('update', '--memory', '8m', '--memory-swap', '8m', `berth-sandbox-${id}`);
+    for (let i = 1; i <= 3; i++) {
+      const res = await call('POST', `/api/sandboxes/${id}/resume`);
+      expect(res.status, `attempt ${i}`).toBe(503);
+      expect(res.json.code).toBe('UNAVAILABLE');
+    }
+    const broken = await waitFor(id, 'error');
+    expect(broken.error).toContain('failed to start again');
+    const events = await lifecycle(id);
+    expect(events.filter((e: string) => e.startsWith('start_failed'))).toHaveLength(2);
+    expect(events.at(-1)).toMatch(/^failed: did not start again 3 time\(s\) in a row/);
+  });
+
   it('docker rm -f: vanished, and actions say so with 404', async () => {
     const id = await create();
     docker('rm', '-f', `berth-sandbox-${id}`);
