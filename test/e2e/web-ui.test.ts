@@ -10,7 +10,7 @@
  * - "host runtime": `buildControlPlane` with HostProcessRuntime, which runs the real runtime server as
  *   a child process per sandbox; no Docker needed (files are browsed at the sandbox's host workspace).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -226,6 +226,8 @@ for (const backend of backends) {
       }
       ensureBuilt();
       workspace = mkdtempSync(path.join(os.tmpdir(), 'berth-web-e2e-'));
+      // Under a root control plane the sandbox user is the workspace's owner, and root is refused.
+      if (process.getuid?.() === 0) chownSync(workspace, 1000, 1000);
       server = await backend.start();
       browser = await launchChromium();
       context = await browser.newContext({ viewport: DESKTOP });
