@@ -67,7 +67,8 @@ export class ActionExecutor {
     const envelope = ActionEnvelope.safeParse(body);
     if (!envelope.success) throw validationError(envelope.error, 'body');
     const { action: type, args, timeout } = envelope.data.action;
-    if (!(type in actionArgSchemas)) {
+    // Own keys only: `in` would take "__proto__" or "constructor" for an action type.
+    if (!Object.hasOwn(actionArgSchemas, type)) {
       const known = (nonExecutableActionTypes as readonly string[]).includes(type);
       throw new BerthError(
         ErrorCode.UNKNOWN_ACTION,

@@ -3,18 +3,30 @@
  * reference) a zip spooled to a temporary file and unpacked into destination. Files are written by
  * this process, so they belong to the user the runtime server runs as.
  */
-import { createWriteStream } from 'node:fs';
-import { lstat, mkdir, mkdtemp, rm, stat, unlink } from 'node:fs/promises';
+import { createWriteStream, constants as fsConstants } from 'node:fs';
+import { type FileHandle, lstat, mkdir, mkdtemp, open, rm, stat, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError, ErrorCode } from '../../../protocol/errors.js';
+import { fileKind } from '../fs/regular-file.js';
 import { type ArchiveLimits, type ExtractResult, extractZip } from './archive.js';
 import { mapFsError, requireAbsolutePath } from './paths.js';
 
 /** Longest file name Linux file systems accept (NAME_MAX, in bytes). */
 const MAX_NAME_BYTES = 255;
+
+/**
+ * createWriteStream's 'w', without blocking: opening a FIFO that has no reader would otherwise wait
+ * forever (and hold one of libuv's four pool threads while it waits); this way it fails with ENXIO.
+ */
+const WRITE_NO_WAIT =
+  fsConstants.O_WRONLY |
+  fsConstants.O_CREAT |
+  fsConstants.O_TRUNC |
+  fsConstants.O_NONBLOCK |
+  fsConstants.O_NOCTTY;
 
 export interface UploadRequest {
   /** Absolute path of the directory the upload goes into; created if missing. */
@@ -119,8 +131,9 @@ async function saveFile(source: Readable, destination: string, filename: string)
   const existing = await lstat(target).catch(() => undefined);
   if (existing?.isDirectory()) throw new BerthError(ErrorCode.CONFLICT, `${target} is a directory`);
 
-  // Like the reference, an existing file is overwritten in place (and a symlink followed).
-  const sink = createWriteStream(target);
+  // Like the reference, an existing file is overwritten in place (and a symlink followed); a FIFO
+  // or socket at that name is refused, not waited on.
+  const sink = (await openForUpload(target)).createWriteStream();
   try {
     await pipeline(source, sink);
   } catch (err) {
@@ -128,6 +141,27 @@ async function saveFile(source: Readable, destination: string, filename: string)
     throw mapFsError(err, `Writing ${target}`);
   }
   return { kind: 'file', path: target, bytes: sink.bytesWritten };
+}
+
+async function openForUpload(target: string): Promise<FileHandle> {
+  let handle: FileHandle;
+  try {
+    handle = await open(target, WRITE_NO_WAIT, 0o666);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw mapFsError(err, `Writing ${target}`);
+    const st = await stat(target).catch(() => undefined);
+    throw notSavable(target, st ? fileKind(st) : 'special file');
+  }
+  const st = await handle.stat().catch(() => undefined);
+  if (st?.isFIFO() || st?.isSocket()) {
+    await handle.close();
+    throw notSavable(target, fileKind(st));
+  }
+  return handle;
+}
+
+function notSavable(target: string, kind: string): BerthError {
+  return new BerthError(ErrorCode.CONFLICT, `${target} is a ${kind}, not a regular file`);
 }
 
 /** Removes a half-written file; never what a symlink at that name points to. */
