@@ -19,7 +19,7 @@ export function toBerthError(
   if (
     typeof relayed?.status === 'number' &&
     typeof relayed.code === 'string' &&
-    relayed.code in errorStatus
+    Object.hasOwn(errorStatus, relayed.code)
   ) {
     return new BerthError(relayed.code as ErrorCode, relayed.message ?? relayed.code);
   }

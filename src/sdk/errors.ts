@@ -86,6 +86,8 @@ export function errorFromResponse(status: number, bodyText: string): BerthApiErr
   } catch {
     // not JSON: keep the text
   }
-  const Cls = byCode[code as ErrorCode] ?? (status >= 500 ? ServerError : BerthApiError);
+  const Cls =
+    (Object.hasOwn(byCode, code) ? byCode[code as ErrorCode] : undefined) ??
+    (status >= 500 ? ServerError : BerthApiError);
   return new Cls(status, code, message, details);
 }
