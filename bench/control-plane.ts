@@ -49,14 +49,15 @@ const CREATE_TIMEOUT_MS = 120_000;
 /** How long to wait for the pool to refill before a sample counts as a miss anyway. */
 const REFILL_TIMEOUT_MS = 120_000;
 
-interface Cp {
+export interface Cp {
   cp: RunningControlPlane;
   dataDir: string;
   agent: Agent;
   close(): Promise<void>;
 }
 
-async function startCp(poolSize: number): Promise<Cp> {
+/** A control plane on a fresh data directory (port 0, no key), removed with everything it made by close(). */
+export async function startCp(poolSize: number): Promise<Cp> {
   const dataDir = mkdtempSync(join(tmpdir(), 'berth-bench-cp-'));
   // The environment holds only HOME (a fresh directory), so no user config file or variable leaks in.
   const config = loadControlPlaneConfig({

@@ -9,13 +9,8 @@
  * Sizes: BENCH_LOAD_SIZES (10,30,60). Each size is bounded by CREATE_TIMEOUT_MS per request.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { instanceOwner, startControlPlane } from '../src/api/start.js';
-import { loadControlPlaneConfig } from '../src/config/control-plane.js';
+import { startCp } from './control-plane.js';
 import { printTable, type Row, summarize, writeJson } from './lib/stats.js';
 import { docker, epochMs, httpJson, isMain, printKeyValues, removeLabelled } from './lib/util.js';
 
@@ -50,23 +45,9 @@ const MIXED: Array<{ action: string; args: Record<string, unknown>; shell?: stri
 ];
 
 async function benchSize(size: number, image: string): Promise<LoadResult> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'berth-bench-load-'));
-  const config = loadControlPlaneConfig({
-    env: { HOME: dataDir },
-    flags: {
-      data_dir: dataDir,
-      port: 0,
-      host: '127.0.0.1',
-      log_level: 'error',
-      'sandbox.pool_size': 0,
-      'sandbox.user_id': 1000,
-      'sandbox.startup_timeout_seconds': CREATE_TIMEOUT_MS / 1000,
-    },
-  });
-  const cp = await startControlPlane({ config, env: process.env });
-  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  const c = await startCp(0);
   const call = (method: string, path: string, body?: unknown) =>
-    httpJson({ agent, method, url: `${cp.url}${path}`, body, timeoutMs: CREATE_TIMEOUT_MS });
+    httpJson({ agent: c.agent, method, url: `${c.cp.url}${path}`, body, timeoutMs: CREATE_TIMEOUT_MS });
   const rssBeforeMiB = process.memoryUsage().rss / 2 ** 20;
   let rssPeakMiB = rssBeforeMiB;
   const sampler = setInterval(() => {
@@ -104,10 +85,7 @@ async function benchSize(size: number, image: string): Promise<LoadResult> {
     await Promise.all(ids.map((id) => call('DELETE', `/api/sandboxes/${id}`).catch(() => undefined)));
   } finally {
     clearInterval(sampler);
-    agent.destroy();
-    await cp.close();
-    await removeLabelled(`berth.owner=${instanceOwner(dataDir)}`);
-    rmSync(dataDir, { recursive: true, force: true });
+    await c.close();
   }
 
   // Floors, at the same concurrency: raw container starts of the same image, raw shell commands.

@@ -53,29 +53,43 @@ else
   exit 3
 fi
 
-# live-restore: running containers outlive a restart of dockerd (an upgrade, a crash), so sandboxes keep
-# their processes and Berth re-attaches. Merged into /etc/docker/daemon.json; reloaded on SIGHUP.
-if [ "$(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null)" != true ]; then
-  step "engine configuration: live-restore (sandboxes survive a dockerd restart)"
-  as_root python3 - <<'PY' || true
-import json, os
+# Engine settings Berth relies on go into /etc/docker/daemon.json, merged with what is there; dockerd
+# re-reads them on SIGHUP (systemd: reload), so running containers are not stopped.
+#   daemon_json_set KEY JSON    sets one top-level key (a dotted key sets a nested one)
+daemon_json_set() {
+  as_root python3 - "$1" "$2" <<'PY'
+import json, os, sys
 path = "/etc/docker/daemon.json"
 conf = {}
 if os.path.exists(path) and os.path.getsize(path) > 0:
     with open(path) as f:
         conf = json.load(f)
-conf["live-restore"] = True
-os.makedirs(os.path.dirname(path), exist_ok=True)
-with open(path + ".tmp", "w") as f:
-    json.dump(conf, f, indent=2)
-    f.write("\n")
-os.replace(path + ".tmp", path)
+keys, value = sys.argv[1].split("."), json.loads(sys.argv[2])
+node = conf
+for k in keys[:-1]:
+    node = node.setdefault(k, {})
+if node.get(keys[-1]) != value:
+    node[keys[-1]] = value
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(conf, f, indent=2)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
 PY
+}
+reload_dockerd() {
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active docker >/dev/null 2>&1; then
-    as_root systemctl reload docker || true
+    as_root systemctl reload docker
   else
-    as_root kill -HUP "$(cat /var/run/docker.pid 2>/dev/null || pidof dockerd)" || true
+    as_root kill -HUP "$(cat /var/run/docker.pid 2>/dev/null || pidof dockerd)"
   fi
+}
+
+# live-restore: running containers outlive a restart of dockerd (an upgrade, a crash), so sandboxes keep
+# their processes and Berth re-attaches.
+if [ "$(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null)" != true ]; then
+  step "engine configuration: live-restore (sandboxes survive a dockerd restart)"
+  daemon_json_set live-restore true && reload_dockerd || true
   for _ in $(seq 1 20); do
     [ "$(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null)" = true ] && break
     sleep 0.5
@@ -83,9 +97,8 @@ PY
   echo "live-restore: $(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null)"
 fi
 
-# gVisor: Debian's runsc, registered in /etc/docker/daemon.json (merged with what is there); dockerd
-# re-reads its runtimes on SIGHUP, so running containers are not stopped. The arguments are what this
-# runsc needs here:
+# gVisor: Debian's runsc, registered in /etc/docker/daemon.json (daemon_json_set). The arguments are what
+# this runsc needs here:
 #   --platform=ptrace  works in a VM; kvm hangs at sandbox start under nested virtualisation
 #   --network=host     runsc's own network stack refuses to start on Linux 6.x ("cannot run with network
 #                      enabled in root network namespace": it tests a sysctl that became per-namespace);
@@ -101,27 +114,8 @@ setup_gvisor() {
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends runsc >/dev/null || return 1
   fi
   step "registering runsc with dockerd ($(runsc --version 2>/dev/null | head -n 1))"
-  as_root python3 - "$(command -v runsc)" <<'PY' || return 1
-import json, os, sys
-path = "/etc/docker/daemon.json"
-conf = {}
-if os.path.exists(path) and os.path.getsize(path) > 0:
-    with open(path) as f:
-        conf = json.load(f)
-want = {"path": sys.argv[1], "runtimeArgs": ["--platform=ptrace", "--network=host"]}
-if conf.setdefault("runtimes", {}).get("runsc") != want:
-    conf["runtimes"]["runsc"] = want
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(conf, f, indent=2)
-        f.write("\n")
-    os.replace(path + ".tmp", path)
-PY
-  if command -v systemctl >/dev/null 2>&1 && systemctl is-active docker >/dev/null 2>&1; then
-    as_root systemctl reload docker || return 1
-  else
-    as_root kill -HUP "$(cat /var/run/docker.pid 2>/dev/null || pidof dockerd)" || return 1
-  fi
+  daemon_json_set runtimes.runsc "{\"path\": \"$(command -v runsc)\", \"runtimeArgs\": [\"--platform=ptrace\", \"--network=host\"]}" || return 1
+  reload_dockerd || return 1
   for _ in $(seq 1 20); do
     if docker info --format '{{json .Runtimes}}' | grep -q '"runsc"'; then
       echo "dockerd has the runsc runtime."

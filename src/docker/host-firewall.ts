@@ -18,6 +18,9 @@ import { execFile } from 'node:child_process';
 
 const COMMENT = 'berth: sandboxes may not reach the host here';
 
+/** Check-and-insert runs under way in this process, by rule. */
+const CHECKING = new Map<string, Promise<void>>();
+
 export interface FirewallLogger {
   warn(obj: object, msg: string): void;
 }
@@ -68,8 +71,17 @@ export class HostFirewall {
     const rules = this.applied.get(bridge) ?? [];
     if (this.unavailable || rules.some((r) => r.join(' ') === rule.join(' '))) return;
     try {
-      // -C fails when the rule is not there yet; then insert it first in the chain.
-      await this.iptables(['-C', 'INPUT', ...rule]).catch(() => this.iptables(['-I', 'INPUT', '1', ...rule]));
+      // -C fails when the rule is not there yet; then insert it first in the chain. One check-and-insert
+      // per rule at a time in this process, or two runtimes checking at once would both insert it.
+      const key = rule.join(' ');
+      let check = CHECKING.get(key);
+      if (!check) {
+        check = this.iptables(['-C', 'INPUT', ...rule])
+          .catch(() => this.iptables(['-I', 'INPUT', '1', ...rule]))
+          .finally(() => CHECKING.delete(key));
+        CHECKING.set(key, check);
+      }
+      await check;
       this.applied.set(bridge, [...rules, rule]);
     } catch (err) {
       this.unavailable = (err as Error).message;

@@ -541,7 +541,9 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   private onEngineChange(change: SandboxChange): void {
     const { id, action } = change;
     if (action === 'resync') {
-      void this.resyncStates();
+      this.resyncStates().catch((err) =>
+        this.logger.warn({ err }, 'state resync after the engine came back failed'),
+      );
       return;
     }
     if (action === 'oom') {
@@ -555,9 +557,10 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     if (rec.pool_image !== null) {
       // A warm sandbox that is no longer usable is dropped; the pool refills.
       if (action === 'die' || action === 'destroy' || action === 'pause') {
-        void this.delete(id, {
-          reason: `pooled container ${action === 'die' ? 'exited' : action}d outside Berth`,
-        });
+        const what = action === 'die' ? 'exited' : action === 'destroy' ? 'removed' : 'paused';
+        this.delete(id, { reason: `pooled container ${what} outside Berth` }).catch((err) =>
+          this.logger.warn({ err, id }, 'could not drop a broken warm sandbox'),
+        );
       }
       return;
     }
