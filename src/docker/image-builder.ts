@@ -30,6 +30,9 @@ const HASH_SCHEME = 'berth-runtime-image/1';
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const BERTH_BIN = '/berth/bin';
 
+/** berth.kind of images `berth image build` makes: they carry the runtime server and its entrypoint. */
+export const RUNTIME_IMAGE_KIND = 'runtime-image';
+
 export const RUNTIME_IMAGE_LABELS = {
   managed: 'berth.managed',
   kind: 'berth.kind',
@@ -160,7 +163,7 @@ export class RuntimeImageBuilder {
     // Labels go into the Dockerfile as one LABEL step (the build API's labels cost one step each).
     const labels = formatLabels({
       [RUNTIME_IMAGE_LABELS.managed]: 'true',
-      [RUNTIME_IMAGE_LABELS.kind]: 'runtime-image',
+      [RUNTIME_IMAGE_LABELS.kind]: RUNTIME_IMAGE_KIND,
       [RUNTIME_IMAGE_LABELS.base]: base,
       [RUNTIME_IMAGE_LABELS.baseId]: baseInfo.id,
       [RUNTIME_IMAGE_LABELS.contentHash]: contentHash,

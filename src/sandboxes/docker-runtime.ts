@@ -17,6 +17,7 @@ import {
 import type { ContainerInfo } from '../docker/containers.js';
 import type { DockerodeEngine } from '../docker/engine.js';
 import { bridgeInterface, HostFirewall } from '../docker/host-firewall.js';
+import { RUNTIME_IMAGE_KIND, RUNTIME_IMAGE_LABELS } from '../docker/image-builder.js';
 import { containerMountIsIdmapped, type IdmappedMounts } from '../docker/idmapped-mounts.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import type { PortAllocator } from './ports.js';
@@ -448,6 +449,17 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       state: c.state as ContainerState,
       labels: c.labels,
     }));
+  }
+
+  async checkRuntimeImage(image: string): Promise<void> {
+    const details = await this.engine.images.inspect(image);
+    if (details.labels[RUNTIME_IMAGE_LABELS.kind] !== RUNTIME_IMAGE_KIND) {
+      throw new BerthError(
+        ErrorCode.VALIDATION_FAILED,
+        `Image "${image}" is not a Berth runtime image (it has no runtime server); make one from it with \`berth image build --base ${image}\``,
+        { image },
+      );
+    }
   }
 
   watch(onChange: (change: SandboxChange) => void): () => void {

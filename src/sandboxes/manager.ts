@@ -126,6 +126,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   async create(body: CreateSandboxBody): Promise<SandboxRecord> {
     checkCreateRequest(body, (body.volumes ?? []).map(parseVolume), this.settings.policy);
+    // The configured image is the operator's choice; one a request names must be a runtime image.
+    if (body.image !== undefined) await this.runtime.checkRuntimeImage?.(body.image);
     const image = body.image ?? (await this.settings.defaultImage());
     const lifetime = body.timeout_seconds ?? this.settings.lifetimeSeconds;
     if (this.poolable(body)) {

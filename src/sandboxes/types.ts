@@ -85,6 +85,11 @@ export interface SandboxRuntime {
   remove(id: string): Promise<void>;
   /** Ids of every sandbox container Berth labelled, with their states. */
   list(): Promise<Array<{ id: string; state: ContainerState; labels: Record<string, string> }>>;
+  /**
+   * Refuses (400) an image a request names that cannot run a sandbox: one without Berth's runtime
+   * server and entrypoint. Not found: 404.
+   */
+  checkRuntimeImage?(image: string): Promise<void>;
   /** Removes labelled containers whose id is not in `keep`; returns the ids removed. */
   reap(keep: Set<string>): Promise<string[]>;
   /**

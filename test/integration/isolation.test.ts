@@ -122,15 +122,22 @@ const target = (host: string, port: number) => (isIPv6(host) ? `[${host}]:${port
  * so `ip` is asked too). IPv6 link-local addresses need a scope and are left out.
  */
 function hostAddresses(): string[] {
+  // Addresses of other Docker bridges (br-*) are left out: suites running beside this one make and
+  // remove networks, and a listener of theirs on such a gateway is not the sandbox under test. A port
+  // published beyond loopback would answer on every address kept here too (eth0, docker0, loopback),
+  // and each probe adds the gateway of its own network.
   const out = new Set<string>();
-  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address);
+  for (const [name, list] of Object.entries(networkInterfaces()))
+    if (!name.startsWith('br-')) for (const a of list ?? []) out.add(a.address);
   try {
     const links = JSON.parse(
       execFileSync('ip', ['-j', 'addr'], { encoding: 'utf8', timeout: 10_000 }),
     ) as Array<{
+      ifname?: string;
       addr_info?: Array<{ local?: string }>;
     }>;
-    for (const l of links) for (const a of l.addr_info ?? []) if (a.local) out.add(a.local);
+    for (const l of links)
+      if (!l.ifname?.startsWith('br-')) for (const a of l.addr_info ?? []) if (a.local) out.add(a.local);
   } catch {
     // no iproute2: Node's list only
   }
@@ -183,7 +190,7 @@ describe.skipIf(unavailable !== undefined)('isolation on the real engine', () =>
       for (const from of ['isolated', 'internal'] as const) {
         it(`a sandbox on "${from}" cannot reach it by its container address, nor its ports through the host`, async () => {
           const victim = a[network];
-          const viaHost = [b[from].gateway, ...hostAddresses()].flatMap((h) =>
+          const viaHost = [b[from].gateway, victim.gateway, ...hostAddresses()].flatMap((h) =>
             victim.ports.map((p) => target(h, p)),
           );
           const results = await probe(b[from], [

@@ -63,6 +63,25 @@ describe.skipIf(unavailable !== undefined)('create requests outside the rules or
     expect((await api(cp.url, undefined, 'GET', '/health')).status).toBe(200);
   });
 
+  it('an image without the runtime server is 400, one that is not there 404; nothing starts', async () => {
+    // The bootstrapped base image exists on every machine Berth set up, and has no runtime server.
+    const base = await create({ image: 'berth-base:bookworm' });
+    expect(base.status).toBe(400);
+    expect(base.json.message).toContain('not a Berth runtime image');
+    const missing = await create({ image: 'no-such-image-anywhere:1' });
+    expect(missing.status).toBe(404);
+    expect(containersNow()).toBe('');
+  });
+
+  it('a multipart body is only taken by the upload route; elsewhere it is 415, not a 500', async () => {
+    const res = await fetch(`${cp.url}/api/sandboxes/abc123/list_files`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${cp.apiKey}`, 'content-type': 'multipart/form-data; boundary=x' },
+      body: '--x--\r\n',
+    });
+    expect(res.status).toBe(415);
+  });
+
   it('networks outside the policy are 403 NETWORK_NOT_ALLOWED', async () => {
     for (const network of ['host', 'bridge', 'none', 'berth-isolated-but-not']) {
       const res = await create({ network });

@@ -4,7 +4,11 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { FastifyReply } from 'fastify';
-import { type FastifyPluginAsyncZod, validatorCompiler } from 'fastify-type-provider-zod';
+import {
+  type FastifyPluginAsyncZod,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import * as z from 'zod';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import { ActionEnvelope } from '../../protocol/openhands.js';
@@ -33,9 +37,6 @@ const PROXIED_ERRORS = [403, 404, 409, 413, 415, 503, 504, 507] as const;
 
 export function proxyRoutes(manager: SandboxManager, latency: ActionLatency): FastifyPluginAsyncZod {
   return async (app) => {
-    // Multipart bodies pass through untouched, as a stream, to the runtime server.
-    app.addContentTypeParser('multipart/form-data', (_req, payload, done) => done(null, payload));
-
     app.post(
       '/api/sandboxes/:id/execute_action',
       {
@@ -120,51 +121,57 @@ export function proxyRoutes(manager: SandboxManager, latency: ActionLatency): Fa
       },
     );
 
-    app.post(
-      '/api/sandboxes/:id/upload_file',
-      {
-        schema: {
-          tags: ['runtime'],
-          summary: 'Upload a file into the sandbox (or a zip, extracted, with recursive=true)',
-          params: IdParams,
-          querystring: UploadFileQuery,
-          body: UploadFileForm,
-          consumes: ['multipart/form-data'],
-          response: {
-            200: z.object({ filename: z.string(), destination: z.string(), recursive: z.boolean() }),
-            ...errorResponses(...PROXIED_ERRORS),
+    // Multipart bodies pass through untouched, as a stream, to the runtime server: on the upload
+    // route only (its own scope), so no other route ever sees a stream where it expects JSON.
+    await app.register(async (scope) => {
+      scope.addContentTypeParser('multipart/form-data', (_req, payload, done) => done(null, payload));
+      scope.withTypeProvider<ZodTypeProvider>().post(
+        '/api/sandboxes/:id/upload_file',
+        {
+          schema: {
+            tags: ['runtime'],
+            summary: 'Upload a file into the sandbox (or a zip, extracted, with recursive=true)',
+            params: IdParams,
+            querystring: UploadFileQuery,
+            body: UploadFileForm,
+            consumes: ['multipart/form-data'],
+            response: {
+              200: z.object({ filename: z.string(), destination: z.string(), recursive: z.boolean() }),
+              ...errorResponses(...PROXIED_ERRORS),
+            },
           },
+          // The body is streamed to the runtime server, which parses and checks it; the form above
+          // is its documentation. Parameters are checked here as on every route.
+          validatorCompiler: (ctx) =>
+            ctx.httpPart === 'body' ? () => true : validatorCompiler(ctx as never),
         },
-        // The body is streamed to the runtime server, which parses and checks it; the form above
-        // is its documentation. Parameters are checked here as on every route.
-        validatorCompiler: (ctx) => (ctx.httpPart === 'body' ? () => true : validatorCompiler(ctx as never)),
-      },
-      async (req, reply) => {
-        const q = new URLSearchParams(req.query as Record<string, string>).toString();
-        const headers: Record<string, string> = {};
-        for (const h of ['content-type', 'content-length', 'transfer-encoding']) {
-          const v = req.headers[h];
-          if (typeof v === 'string') headers[h] = v;
-        }
-        if (!headers['content-type']?.startsWith('multipart/form-data')) {
-          throw new BerthError(
-            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-            'Expected a multipart/form-data body with a `file` field',
-          );
-        }
-        const res = await manager.proxy(req.params.id, (client) => {
-          manager.touch(req.params.id);
-          return client.send({
-            method: 'POST',
-            path: `/upload_file?${q}`,
-            headers,
-            body: req.body as unknown as IncomingMessage,
-            timeoutMs: TRANSFER_IDLE_TIMEOUT_MS,
+        async (req, reply) => {
+          const q = new URLSearchParams(req.query as Record<string, string>).toString();
+          const headers: Record<string, string> = {};
+          for (const h of ['content-type', 'content-length', 'transfer-encoding']) {
+            const v = req.headers[h];
+            if (typeof v === 'string') headers[h] = v;
+          }
+          if (!headers['content-type']?.startsWith('multipart/form-data')) {
+            throw new BerthError(
+              ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+              'Expected a multipart/form-data body with a `file` field',
+            );
+          }
+          const res = await manager.proxy(req.params.id, (client) => {
+            manager.touch(req.params.id);
+            return client.send({
+              method: 'POST',
+              path: `/upload_file?${q}`,
+              headers,
+              body: req.body as unknown as IncomingMessage,
+              timeoutMs: TRANSFER_IDLE_TIMEOUT_MS,
+            });
           });
-        });
-        return relay(res, reply);
-      },
-    );
+          return relay(res, reply);
+        },
+      );
+    });
   };
 }
 
