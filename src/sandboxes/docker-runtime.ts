@@ -17,8 +17,8 @@ import {
 import type { ContainerInfo } from '../docker/containers.js';
 import type { DockerodeEngine } from '../docker/engine.js';
 import { bridgeInterface, HostFirewall } from '../docker/host-firewall.js';
-import { RUNTIME_IMAGE_KIND, RUNTIME_IMAGE_LABELS } from '../docker/image-builder.js';
 import { containerMountIsIdmapped, type IdmappedMounts } from '../docker/idmapped-mounts.js';
+import { RUNTIME_IMAGE_KIND, RUNTIME_IMAGE_LABELS } from '../docker/image-builder.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import type { PortAllocator } from './ports.js';
 import { waitUntilAlive } from './readiness.js';
