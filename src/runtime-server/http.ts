@@ -17,8 +17,10 @@ import { keyMatches } from '../http/keys.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { registerBerthRoutes } from './berth-routes.js';
 import type { ArchiveLimits } from './core/transfer/archive.js';
+import { registerMcpRoutes } from './mcp/routes.js';
 import { registerActionRoutes } from './openhands/action-routes.js';
 import { registerFileRoutes } from './openhands/file-routes.js';
+import { registerVscodeRoutes } from './openhands/vscode-routes.js';
 import type { RuntimeServices } from './services.js';
 
 /** Largest JSON body accepted by /execute_action: a FileWriteAction carries whole files. */
@@ -99,6 +101,8 @@ export async function createRuntimeHttpServer(
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   registerActionRoutes(app, services);
   registerBerthRoutes(app, services);
+  registerMcpRoutes(app, services);
+  registerVscodeRoutes(app);
   await registerFileRoutes(app, services, { archiveLimits: options.archiveLimits });
   return app;
 }

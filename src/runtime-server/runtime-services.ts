@@ -71,6 +71,10 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
     return new TerminalManager(() => shells.peek()?.prompt.workingDir || options.workingDir);
   });
   const transfer = lazy(() => import('./core/transfer/index.js'));
+  const mcp = lazy(async () => {
+    const { McpProxy } = await import('./mcp/proxy.js');
+    return new McpProxy({ cwd: options.workingDir, logger: options.logger });
+  });
   const startedAt = Date.now();
   let disposed = false;
   return {
@@ -78,6 +82,7 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
     executor,
     terminals,
     transfer,
+    mcp,
     ready: () => !disposed,
     async reset() {
       const sweep = options.ownsPidNamespace
@@ -87,6 +92,8 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
         terminals.reset((t) => t.dispose()),
         python.reset((p) => p.dispose()),
         editor.reset((e) => e.dispose()),
+        // Its children end (the list is kept; each starts again on next use).
+        mcp.ifMade((m) => m.reset()),
       ]);
       await shells.restart();
       bash.forgetRunningCommand();
@@ -114,6 +121,7 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
         shells.dispose(),
         editor.ifMade((e) => e.dispose()),
         python.ifMade((p) => p.dispose()),
+        mcp.ifMade((m) => m.dispose()),
       ]);
     },
   };

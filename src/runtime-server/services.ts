@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { TerminalManager } from './core/terminal/terminals.js';
 import type * as transfer from './core/transfer/index.js';
 import type { Lazy } from './lazy.js';
+import type { McpProxy } from './mcp/proxy.js';
 import type { ActionExecutor } from './openhands/executor.js';
 
 export interface RuntimeServicesOptions {
@@ -32,6 +33,8 @@ export interface RuntimeServices {
   readonly terminals: Lazy<TerminalManager>;
   /** Loaded on the first upload, download or listing (see lazy.ts). */
   readonly transfer: Lazy<TransferCore>;
+  /** The MCP proxy (POST /update_mcp_server, /mcp/sse), with the MCP SDK, made on its first request. */
+  readonly mcp: Lazy<McpProxy>;
   ready(): boolean;
   /**
    * Makes the sandbox usable again after a fork bomb or runaway processes: ends every process of the

@@ -1,0 +1,184 @@
+/**
+ * A stdio MCP server as a child process, seen as an MCP SDK Transport (newline-delimited JSON-RPC on
+ * its stdin and stdout). Written here rather than taken from the SDK's StdioClientTransport so that:
+ *   - the child leads a process group of its own, and closing it ends the whole group (`npx` and
+ *     `uvx` start the real server as a grandchild), SIGTERM first, SIGKILL after a grace;
+ *   - what it writes is bounded: one message at most MAX_LINE_BYTES, stderr kept as a short tail
+ *     for error messages;
+ *   - a stdout line that is not JSON-RPC (a server that logs to stdout) is skipped, not fatal.
+ * The child inherits the runtime server's uid (the sandbox user's, see image/entrypoint.sh) and, as
+ * with the reference's stdio client, only a few variables of its environment (never the session key)
+ * plus the configuration's own `env`.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { type JSONRPCMessage, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
+
+/** Variables passed on from the server's environment, as the MCP SDKs' stdio clients do on POSIX. */
+const INHERITED_ENV = ['HOME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER'];
+/** Largest JSON-RPC message a child may write on one line. */
+const MAX_LINE_BYTES = 32 * 1024 * 1024;
+const STDERR_TAIL_CHARS = 2000;
+/** Grace between SIGTERM and SIGKILL when a child is closed. */
+const KILL_GRACE_MS = 2000;
+
+export interface StdioChildOptions {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+  /** Told about each stderr line (for the log), already bounded. */
+  onStderr?: (line: string) => void;
+}
+
+export class StdioChild implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+
+  private child: ChildProcessWithoutNullStreams | undefined;
+  private buffer: Buffer[] = [];
+  private buffered = 0;
+  private stderrTail = '';
+  private exited: Promise<void> | undefined;
+  private closedNotified = false;
+  private running = false;
+
+  constructor(private readonly options: StdioChildOptions) {}
+
+  /** The child's pid once started. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get alive(): boolean {
+    return this.running;
+  }
+
+  /** The end of what the child wrote on stderr, for error messages. */
+  get stderr(): string {
+    return this.stderrTail.trim();
+  }
+
+  start(): Promise<void> {
+    if (this.child) throw new Error('StdioChild already started');
+    const env: Record<string, string> = {};
+    for (const k of INHERITED_ENV) {
+      const v = process.env[k];
+      if (v !== undefined && !v.startsWith('()')) env[k] = v;
+    }
+    Object.assign(env, this.options.env);
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.options.command, this.options.args, {
+        cwd: this.options.cwd,
+        env,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        detached: true,
+        windowsHide: true,
+      });
+      this.child = child;
+      this.exited = new Promise((r) => {
+        child.once('close', () => r());
+        child.once('error', () => r());
+      });
+      child.once('spawn', () => {
+        this.running = true;
+        resolve();
+      });
+      child.once('exit', () => {
+        this.running = false;
+      });
+      child.once('error', (err) => {
+        this.running = false;
+        reject(err);
+        this.onerror?.(err);
+        this.notifyClosed();
+      });
+      child.once('close', () => this.notifyClosed());
+      child.stdin.on('error', (err) => this.onerror?.(err));
+      child.stdout.on('data', (chunk: Buffer) => this.onStdout(chunk));
+      child.stderr.setEncoding('utf8').on('data', (s: string) => this.onStderrData(s));
+    });
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    const stdin = this.child?.stdin;
+    if (!stdin || !this.alive || stdin.destroyed)
+      return Promise.reject(new Error('the MCP server has exited'));
+    return new Promise((resolve, reject) => {
+      stdin.write(`${JSON.stringify(message)}\n`, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /** Ends the child and its process group: stdin closed and SIGTERM, SIGKILL after a grace. */
+  async close(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    if (this.alive) {
+      child.stdin.end();
+      this.signalGroup('SIGTERM');
+      const killer = setTimeout(() => this.signalGroup('SIGKILL'), KILL_GRACE_MS);
+      await this.exited;
+      clearTimeout(killer);
+    }
+    // Whatever of the group outlived its leader (a grandchild that ignores SIGTERM).
+    this.signalGroup('SIGKILL');
+    this.notifyClosed();
+  }
+
+  private signalGroup(signal: NodeJS.Signals): void {
+    const pid = this.child?.pid;
+    if (!pid) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // the group is gone
+    }
+  }
+
+  private notifyClosed(): void {
+    if (this.closedNotified) return;
+    this.closedNotified = true;
+    this.onclose?.();
+  }
+
+  private onStdout(chunk: Buffer): void {
+    let start = 0;
+    for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
+      this.buffer.push(chunk.subarray(start, nl));
+      const line = Buffer.concat(this.buffer).toString('utf8');
+      this.buffer = [];
+      this.buffered = 0;
+      this.onLine(line);
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      this.buffered += chunk.length - start;
+      if (this.buffered > MAX_LINE_BYTES) {
+        this.onerror?.(new Error(`the MCP server wrote a line longer than ${MAX_LINE_BYTES} bytes`));
+        void this.close();
+        return;
+      }
+      this.buffer.push(chunk.subarray(start));
+    }
+  }
+
+  private onLine(raw: string): void {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (!line.trim()) return;
+    let message: JSONRPCMessage;
+    try {
+      message = JSONRPCMessageSchema.parse(JSON.parse(line));
+    } catch {
+      this.onerror?.(new Error(`the MCP server wrote a line that is not JSON-RPC: ${line.slice(0, 200)}`));
+      return;
+    }
+    this.onmessage?.(message);
+  }
+
+  private onStderrData(s: string): void {
+    this.stderrTail = (this.stderrTail + s).slice(-STDERR_TAIL_CHARS);
+    if (this.options.onStderr)
+      for (const line of s.split('\n')) if (line.trim()) this.options.onStderr(line.slice(0, 500));
+  }
+}
