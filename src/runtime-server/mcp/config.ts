@@ -6,7 +6,7 @@
  * one executable, no spaces), and bounded, so a bad list is a 400 with VALIDATION_FAILED and never
  * reaches spawn(). Unknown fields are ignored, as pydantic does.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
 
 export const MAX_MCP_SERVERS = 32;
