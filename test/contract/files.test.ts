@@ -75,6 +75,31 @@ describe('write and read', () => {
     expect((await c.act('read', { path: 'r.txt' })).content).toBe('l0\nX\nY\nl3\n');
   });
 
+  it("explicit end: the reference's read_lines picks at least one line and starts at most at the second-to-last", async () => {
+    // Checked against the reference (0.62) with test/oracle. With end -1 a start past the end is
+    // empty; with an explicit end, a start at or past the end gives the last two lines, start == end
+    // the line at start, end < start the line at start.
+    await c.act('write', { path: 'rl.txt', content: 'a\nb\nc\nd' });
+    const read = async (start: number, end: number, path = 'rl.txt') =>
+      (await c.act('read', { path, start, end })).content;
+    expect(await read(10, -1)).toBe('');
+    expect(await read(4, -1)).toBe('');
+    expect(await read(10, 12)).toBe('c\nd\n');
+    expect(await read(4, 4)).toBe('c\nd\n');
+    expect(await read(3, 4)).toBe('c\nd\n');
+    expect(await read(3, 3)).toBe('c\n');
+    expect(await read(1, 1)).toBe('b\n');
+    expect(await read(0, 0)).toBe('a\n');
+    expect(await read(2, 1)).toBe('c\n');
+    expect(await read(1, -5)).toBe('b\n');
+    expect(await read(2, 100)).toBe('c\nd\n');
+    await c.act('write', { path: 'one.txt', content: 'only' });
+    expect(await read(5, 6, 'one.txt')).toBe('only\n');
+    expect(await read(1, -1, 'one.txt')).toBe('');
+    await c.run(': > empty.txt');
+    expect(await read(3, 5, 'empty.txt')).toBe('');
+  });
+
   it('relative paths resolve against the shell cwd', async () => {
     await c.run('mkdir -p deep && cd deep');
     await c.act('write', { path: 'here.txt', content: 'deep file' });

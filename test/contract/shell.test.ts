@@ -85,6 +85,19 @@ describe('run: basics', () => {
     expect(cont.content).toBe('a b');
   });
 
+  it("output is stripped as the reference strips its pane: leading/trailing blank lines, each line's trailing spaces", async () => {
+    // The reference (0.62) lstrips and rstrips the whole output and rstrips every line, so leading
+    // blank lines, the first line's indentation and trailing spaces go; inner blank lines and the
+    // indentation of later lines stay. Checked against it with test/oracle.
+    expect((await c.run("printf '\\n\\nhello\\n\\n\\n'")).content).toBe('hello');
+    expect((await c.run('echo; echo; echo x; echo; echo')).content).toBe('x');
+    expect((await c.run("printf '   indented\\n  b\\n'")).content).toBe('indented\n  b');
+    expect((await c.run("printf 'trail   \\nb  \\n'")).content).toBe('trail\nb');
+    expect((await c.run("printf 'a\\n\\n\\nb\\n'")).content).toBe('a\n\n\nb');
+    expect((await c.run("printf '\\n   \\n\\t\\n'")).content).toBe('');
+    expect((await c.run("printf '\\xc2\\xa0nbsp\\xc2\\xa0\\n'")).content).toBe('nbsp');
+  });
+
   it('a long single line comes back as one line', async () => {
     const o = await c.run('python3 -c "print(\'x\' * 5000)"');
     expect(o.content).toBe('x'.repeat(5000));
@@ -144,6 +157,12 @@ describe('run: timeouts and interaction', () => {
     expect(next.extras.metadata.prefix).toBe('');
     expect(next.extras.metadata.exit_code).toBe(0);
     expect(next.extras.metadata.suffix).toBe('\n[The command completed with exit code 0.]');
+  });
+
+  it('a continuation after a soft timeout is stripped too', async () => {
+    const o = await c.run("echo start; sleep 3; printf '\\n\\n   late  \\n\\n'");
+    expect(o.content).toBe('start');
+    expect((await c.run('')).content).toBe('late');
   });
 
   it('hard timeout: float seconds in the suffix, blocking disables the soft timeout', async () => {

@@ -583,6 +583,31 @@ describe(TITLE, () => {
       );
     });
 
+    test('leading and trailing whitespace of the output', async () => {
+      // The reference lstrips and rstrips the whole output and rstrips every pane line.
+      await run('leading and trailing blank lines', "printf '\\n\\nhello\\n\\n\\n'");
+      await run('echo blank lines around', 'echo; echo; echo x; echo; echo');
+      await run('only blank lines', "printf '\\n\\n\\n'");
+      await run('only whitespace', "printf '   \\n  \\n\\t\\n'");
+      await run('first line indented', "printf '   indented\\n  b\\n'");
+      await run('trailing spaces on lines', "printf 'trail   \\nb  \\n'");
+      await run('inner blank lines kept', "printf 'a\\n\\n\\nb\\n'");
+      await run('leading tabs', "printf '\\t\\tx\\n'");
+      await run('no-break spaces (Python whitespace)', "printf '\\xc2\\xa0nbsp\\xc2\\xa0\\n'");
+      await run('two indented echoes', 'echo "  a  "; echo "  b  "');
+      await run('continuation stripped: soft timeout', "echo start; sleep 3; printf '\\n\\n   late  \\n\\n'");
+      await run('continuation stripped: the rest', '');
+      // Reference: "a       b": tmux renders the tab as spaces to the next multiple of 8 and the pane
+      // is what it returns. Berth returns the tab the program printed (a file shown with cat keeps
+      // its tabs, which matter for Makefiles and for editing). Everything else is compared.
+      await differs(
+        'an inner tab',
+        'run',
+        { command: "printf 'a\\tb\\n'" },
+        { fields: ['content'], berth: { content: 'a\tb' }, ref: { content: 'a       b' } },
+      );
+    });
+
     test('heredoc', async () => {
       await run('heredoc to file', "cat <<'EOF' > heredoc.txt\nline one\n  $NOT_EXPANDED\nEOF");
       await run('cat heredoc file', 'cat heredoc.txt');
@@ -712,6 +737,65 @@ describe(TITLE, () => {
       await same('read after start-only write', 'read', { path: '<WS>/rw.txt' });
       await same('write creates parents', 'write', { path: '<WS>/new/deep/f.txt', content: 'x' });
       await run('ls created', 'ls -R new');
+    });
+
+    test('read ranges at and past the end (read_lines)', async () => {
+      await same('write 4 lines', 'write', { path: '<WS>/rl.txt', content: 'a\nb\nc\nd' });
+      for (const [start, end] of [
+        [10, -1],
+        [4, -1],
+        [3, -1],
+        [10, 12],
+        [4, 4],
+        [4, 5],
+        [3, 4],
+        [3, 3],
+        [2, 2],
+        [1, 1],
+        [0, 0],
+        [0, 1],
+        [2, 1],
+        [5, 3],
+        [-3, 2],
+        [1, -5],
+        [0, 100],
+        [2, 100],
+      ] as const) {
+        await same(`read start=${start} end=${end}`, 'read', { path: '<WS>/rl.txt', start, end });
+      }
+      await same('write 1 line', 'write', { path: '<WS>/one.txt', content: 'only' });
+      for (const [start, end] of [
+        [0, 1],
+        [1, 2],
+        [5, 6],
+        [1, -1],
+      ] as const) {
+        await same(`1 line: start=${start} end=${end}`, 'read', { path: '<WS>/one.txt', start, end });
+      }
+      await run(
+        'file without a final newline, and an empty one',
+        "printf 'x\\ny' > nonl.txt && : > empty.txt",
+      );
+      for (const [start, end] of [
+        [5, 6],
+        [1, 1],
+        [2, 2],
+        [1, -1],
+      ] as const) {
+        await same(`no final newline: start=${start} end=${end}`, 'read', {
+          path: '<WS>/nonl.txt',
+          start,
+          end,
+        });
+      }
+      for (const [start, end] of [
+        [0, -1],
+        [3, -1],
+        [3, 5],
+        [0, 1],
+      ] as const) {
+        await same(`empty: start=${start} end=${end}`, 'read', { path: '<WS>/empty.txt', start, end });
+      }
     });
 
     test('relative paths follow the shell cwd', async () => {

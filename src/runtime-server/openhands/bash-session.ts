@@ -14,6 +14,7 @@ import {
   type Observation,
   TRUNCATION_MARKER,
 } from '../../protocol/openhands.js';
+import { pyLstrip, pyRstrip, pyStrip } from '../core/editor/text-file.js';
 import { splitCommands } from '../core/shell/command-split.js';
 import { runOneOff } from '../core/shell/one-off.js';
 import type { PtyShell } from '../core/shell/pty-shell.js';
@@ -219,13 +220,23 @@ export function isSpecialKey(command: string): boolean {
   return command.length === 3 && command.startsWith('C-');
 }
 
-/** Plain text of bounded terminal output, with the reference's truncation marker where the middle fell out. */
+/**
+ * Plain text of bounded terminal output, with the reference's truncation marker where the middle fell
+ * out. Shaped as the reference shapes what it reads off its tmux pane: every line loses its trailing
+ * whitespace (capture-pane, then a per-line rstrip), and the whole output its leading and trailing
+ * whitespace (the strips around its removal of the echoed command), so leading blank lines and the
+ * first line's indentation go too. Python's whitespace, not JavaScript's (\x85 yes, \ufeff no).
+ */
 export function renderOutput(out: { head: string; tail: string; gap: boolean }): string {
-  if (!out.gap) return toPlainText(out.head + out.tail).trimEnd();
+  if (!out.gap) return pyStrip(rstripLines(toPlainText(out.head + out.tail)));
   const half = MAX_CMD_OUTPUT_SIZE / 2;
-  const head = toPlainText(out.head);
-  const tail = toPlainText(out.tail).trimEnd();
+  const head = pyLstrip(rstripLines(toPlainText(out.head)));
+  const tail = pyRstrip(rstripLines(toPlainText(out.tail)));
   return head.slice(0, half) + TRUNCATION_MARKER + tail.slice(Math.max(0, tail.length - half));
+}
+
+function rstripLines(text: string): string {
+  return text.split('\n').map(pyRstrip).join('\n');
 }
 
 function waitForOutcome(

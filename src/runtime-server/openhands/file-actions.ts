@@ -99,10 +99,23 @@ export async function readFileAction(args: FileReadArgs, cwd: string): Promise<O
   if (looksBinary(data.subarray(0, BINARY_SNIFF_BYTES))) return errorObservation('ERROR_BINARY_FILE');
   const text = decodeUtf8(data);
   if (text === undefined) return errorObservation(`File could not be decoded as utf-8: ${path}.`);
-  const lines = splitLinesKeepEnds(text);
-  const start = Math.min(Math.max(args.start, 0), lines.length);
-  const selected = args.end === -1 ? lines.slice(start) : lines.slice(start, Math.max(args.end, start));
-  return fileReadObservation(path, selected.join(''));
+  return fileReadObservation(path, selectLines(splitLinesKeepEnds(text), args.start, args.end).join(''));
+}
+
+/**
+ * The lines a read of [start, end) returns, as the reference's read_lines picks them. With end -1 it
+ * is lines[start:] (empty past the end). With an explicit end it always returns at least one line of a
+ * non-empty file and never starts after the second-to-last line: a start past the end (or at it)
+ * gives the last two lines, start == end gives the one line at start, an end before start gives the
+ * line at start.
+ */
+export function selectLines(lines: string[], start: number, end: number): string[] {
+  const n = lines.length;
+  const from = Math.min(Math.max(start, 0), n);
+  if (end === -1) return lines.slice(from);
+  const to = Math.min(Math.max(end, 0), n);
+  const begin = Math.max(0, Math.min(from, n - 2));
+  return lines.slice(begin, Math.max(begin + 1, to));
 }
 
 export async function writeFileAction(args: FileWriteArgs, cwd: string): Promise<Observation> {

@@ -174,9 +174,14 @@ function isPySpace(unit: number): boolean {
 
 /** Python's str.strip() with no argument. */
 export function pyStrip(s: string): string {
+  return pyRstrip(pyLstrip(s));
+}
+
+/** Python's str.lstrip() with no argument. */
+export function pyLstrip(s: string): string {
   let start = 0;
   while (start < s.length && isPySpace(s.charCodeAt(start))) start++;
-  return pyRstrip(s.slice(start));
+  return s.slice(start);
 }
 
 /** Python's str.rstrip() with no argument. */
