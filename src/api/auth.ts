@@ -1,6 +1,6 @@
 /**
  * API keys for the control plane. With keys configured, every request needs
- * `Authorization: Bearer <key>` unless the route the router MATCHED is marked public (/health,
+ * `Authorization: Bearer <key>` (or `X-API-Key: <key>`, as OpenHands and E2B clients send it) unless the route the router MATCHED is marked public (/health,
  * /openapi.json, the web UI's files). The decision is made on the matched route, never on the raw
  * URL, so no spelling of a path (percent-encoding, doubled slashes, dot segments, case, `;`
  * parameters) can reach a protected handler without the key; a request that matches no route is
@@ -15,6 +15,13 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Callers need no API key for this route. */
     public?: boolean;
+    /**
+     * The route takes either an API key or the session key of the sandbox it names, and checks them
+     * itself (sandboxKeyRefusal): clients of a sandbox's runtime server hold only that key.
+     */
+    sandboxKey?: boolean;
+    /** Errors of this route are FastAPI-style `{"detail": ...}` bodies (OpenHands' remote API). */
+    detailErrors?: boolean;
   }
 }
 
@@ -27,6 +34,9 @@ export function presentedKey(req: FastifyRequest): string | undefined {
     const m = /^Bearer[ \t]+(.*)$/i.exec(header);
     return m ? (m[1] ?? '').trim() : '';
   }
+  // OpenHands' RemoteRuntime and the E2B SDKs send their key this way.
+  const apiKey = req.headers['x-api-key'];
+  if (apiKey !== undefined) return Array.isArray(apiKey) ? '' : apiKey.trim();
   const token = (req.query as Record<string, unknown> | undefined)?.token;
   return typeof token === 'string' ? token : undefined;
 }
@@ -50,15 +60,45 @@ export function keyRefusal(req: FastifyRequest, keys: readonly string[]): BerthE
   if (key !== undefined && key !== '' && keyMatches(key, keys)) return undefined;
   return new BerthError(
     ErrorCode.UNAUTHORIZED,
-    key === undefined || key === '' ? 'Missing API key: send Authorization: Bearer <key>' : 'Invalid API key',
+    key === undefined || key === ''
+      ? 'Missing API key: send Authorization: Bearer <key> (or X-API-Key: <key>)'
+      : 'Invalid API key',
   );
+}
+
+/**
+ * For a sandboxKey route: undefined when the request carries an API key or the sandbox's session key
+ * (X-Session-API-Key, as runtime-server clients send it), else the 401. `sessionKey` is undefined
+ * for a sandbox that does not exist, so an unknown id looks the same as a wrong key.
+ */
+export function sandboxKeyRefusal(
+  req: FastifyRequest,
+  keys: readonly string[],
+  sessionKey: string | undefined,
+): BerthError | undefined {
+  const presented = req.headers['x-session-api-key'];
+  if (typeof presented === 'string' && presented !== '' && sessionKey !== undefined) {
+    if (keyMatches(presented, [sessionKey])) return undefined;
+  }
+  const refused = keyRefusal(req, keys);
+  if (!refused) return undefined;
+  return presented === undefined
+    ? refused
+    : new BerthError(ErrorCode.UNAUTHORIZED, 'Invalid session key (X-Session-API-Key) for this sandbox');
+}
+
+/** The body an error takes on this route: Berth's, or FastAPI's `{"detail"}` (with the code beside it). */
+export function errorBody(req: FastifyRequest, err: BerthError): object {
+  return req.routeOptions.config?.detailErrors === true
+    ? { detail: err.message, code: err.code }
+    : err.toBody();
 }
 
 export function installAuth(app: FastifyInstance, keys: readonly string[]): void {
   if (keys.length === 0) return;
   app.addHook('onRequest', async (req, reply) => {
-    if (isPublicRoute(req)) return;
+    if (isPublicRoute(req) || req.routeOptions.config?.sandboxKey === true) return;
     const err = keyRefusal(req, keys);
-    if (err) return reply.code(err.status).send(err.toBody());
+    if (err) return reply.code(err.status).send(errorBody(req, err));
   });
 }

@@ -16,7 +16,7 @@ export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 500 | 503 | 
 const ERROR_DESCRIPTIONS: Record<ErrorStatus, string> = {
   400: 'Invalid request: a field, parameter or path that breaks the rules (VALIDATION_FAILED, INVALID_JSON, UNKNOWN_ACTION, PATH_NOT_ALLOWED, BAD_ARCHIVE)',
   401: 'Missing or wrong API key (UNAUTHORIZED)',
-  403: "Refused by the operator's policy or by the sandbox's file permissions (NETWORK_NOT_ALLOWED, MOUNT_NOT_ALLOWED, LIMIT_NOT_ALLOWED, PERMISSION_DENIED); details.rule names the policy rule",
+  403: "Refused by the operator's policy or by the sandbox's file permissions (NETWORK_NOT_ALLOWED, RUNTIME_NOT_ALLOWED, MOUNT_NOT_ALLOWED, LIMIT_NOT_ALLOWED, PERMISSION_DENIED); details.rule names the policy rule",
   404: 'No such sandbox, or no such file in it (NOT_FOUND)',
   409: 'The sandbox is not in a state this needs (stopped, paused), or a workspace no sandbox user can be chosen for (CONFLICT)',
   413: 'Request body larger than the limit (PAYLOAD_TOO_LARGE)',
@@ -42,6 +42,23 @@ export function errorResponses<const S extends ErrorStatus>(
     out[status] = ErrorBodySchema.describe(ERROR_DESCRIPTIONS[status]);
   }
   return out as Record<S | (typeof COMMON_ERRORS)[number], typeof ErrorBodySchema>;
+}
+
+/** FastAPI's error body, as OpenHands' clients read it (`detail`), with Berth's code beside it. */
+export const DetailBodySchema = z.object({
+  detail: z.string(),
+  code: z.enum(Object.values(ErrorCode) as [string, ...string[]]),
+});
+
+/** errorResponses for routes that answer FastAPI-style bodies (`config: { detailErrors: true }`). */
+export function detailErrorResponses<const S extends ErrorStatus>(
+  ...statuses: S[]
+): Record<S | (typeof COMMON_ERRORS)[number], typeof DetailBodySchema> {
+  const out: Partial<Record<ErrorStatus, typeof DetailBodySchema>> = {};
+  for (const status of [...COMMON_ERRORS, ...statuses].sort((a, b) => a - b)) {
+    out[status] = DetailBodySchema.describe(ERROR_DESCRIPTIONS[status]);
+  }
+  return out as Record<S | (typeof COMMON_ERRORS)[number], typeof DetailBodySchema>;
 }
 
 /** A 204's response: no body at all (openApiTransform documents it without content). */

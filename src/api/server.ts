@@ -20,11 +20,14 @@ import { toBerthError } from '../http/errors.js';
 import { installJsonBodyParser, refuseOversizedJson } from '../http/json-body.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { type ManagerSettings, SandboxManager } from '../sandboxes/manager.js';
-import type { SandboxRuntime } from '../sandboxes/types.js';
+import type { RuntimeImages, SandboxRuntime } from '../sandboxes/types.js';
 import type { Store } from '../store/store.js';
-import { installAuth, keyRefusal, markRoutesPublic, PUBLIC_ROUTE } from './auth.js';
+import { errorBody, installAuth, keyRefusal, markRoutesPublic, PUBLIC_ROUTE } from './auth.js';
 import { ActionLatency, renderMetrics } from './metrics.js';
+import { BuildJobs } from './openhands/builds.js';
+import { OPENHANDS_PREFIX, openHandsRoutes } from './openhands/routes.js';
 import { proxyRoutes } from './routes/proxy.js';
+import { runtimePassthrough } from './routes/runtime-passthrough.js';
 import { sandboxRoutes } from './routes/sandboxes.js';
 import { streamRoutes } from './routes/streams.js';
 import { openApiTransform } from './schemas.js';
@@ -43,6 +46,8 @@ export interface ControlPlaneDeps {
   logger: Logger;
   /** Built web UI to serve at / (web/dist); omitted: no UI. */
   webDir?: string | undefined;
+  /** Images sandboxes run on, for OpenHands' /start and image routes; omitted: those answer 503. */
+  images?: RuntimeImages | undefined;
   /** Whether the Docker engine answers, for /health. */
   engineHealthy?: () => Promise<boolean>;
 }
@@ -87,7 +92,7 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
   app.setErrorHandler((error, req, reply) => {
     const berth = toBerthError(error, req);
     if (berth.code === ErrorCode.INTERNAL) deps.logger.error({ err: error }, 'request failed');
-    reply.code(berth.status).send(berth.toBody());
+    reply.code(berth.status).send(errorBody(req, berth));
   });
   app.setNotFoundHandler((req, reply) => {
     const err = new BerthError(ErrorCode.NOT_FOUND, `No route ${req.method} ${req.url.split('?', 1)[0]}`);
@@ -126,6 +131,16 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
   await app.register(sandboxRoutes(manager));
   await app.register(proxyRoutes(manager, latency));
   await app.register(streamRoutes(manager, deps.store));
+  await app.register(runtimePassthrough(manager, deps.apiKeys));
+  await app.register(
+    openHandsRoutes({
+      manager,
+      images: deps.images,
+      builds: new BuildJobs(),
+      defaultLimits: deps.settings.limits,
+    }),
+    { prefix: OPENHANDS_PREFIX },
+  );
 
   if (deps.webDir && existsSync(join(deps.webDir, 'index.html'))) {
     // wildcard:false registers one route per built file, and / for index.html; all of them public.
@@ -180,6 +195,8 @@ export function managerSettings(
       maxCpus: config.policy.max_cpus ?? s.cpus,
       maxMemoryMb: config.policy.max_memory_mb ?? s.memory_mb,
       maxPids: config.policy.max_pids ?? s.pids,
+      ociRuntimes: [...config.policy.oci_runtimes],
+      defaultOciRuntime: s.oci_runtime ?? undefined,
       workspaceBase: s.workspace_mount_path ?? s.workspace_base ?? undefined,
       defaultNetwork: s.use_host_network ? 'host' : s.network,
       hostPathsVisible: !config.control_plane_container,

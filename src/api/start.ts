@@ -11,6 +11,7 @@ import { loadDockerConfig } from '../config/docker.js';
 import { connectEngine } from '../docker/engine.js';
 import { IdmappedMounts, idmapDir } from '../docker/idmapped-mounts.js';
 import { buildRuntimeImage } from '../docker/image-builder.js';
+import { DockerRuntimeImages } from '../docker/runtime-images.js';
 import { DockerSandboxRuntime } from '../sandboxes/docker-runtime.js';
 import { PortAllocator } from '../sandboxes/ports.js';
 import { Store } from '../store/store.js';
@@ -86,6 +87,7 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
     apiKeys: config.api_keys,
     logger,
     webDir: options.webDir,
+    images: new DockerRuntimeImages(engine, docker.cacheDir),
     engineHealthy: () => engine.ping().then(() => true),
   });
 

@@ -427,6 +427,15 @@ export const ControlPlaneConfigSchema = z.strictObject({
       expected: 'a positive integer',
       description: 'Most processes a create request may ask for.',
     }),
+    oci_runtimes: opt(z.array(text(IMAGE_REF)), {
+      kind: 'list',
+      env: 'BERTH_ALLOWED_OCI_RUNTIMES',
+      default: 'none (only sandbox.oci_runtime)',
+      value: [],
+      expected: 'a list of OCI runtime names registered with dockerd, e.g. runsc,sysbox-runc',
+      description:
+        "OCI runtimes a create request may choose (OpenHands' runtime_class maps gvisor to runsc and sysbox to sysbox-runc).",
+    }),
   }),
 });
 

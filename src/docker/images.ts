@@ -72,6 +72,8 @@ export interface ImageClient {
   build(context: Readable, options: BuildImageOptions): Promise<{ id: string }>;
   /** Creates an image from a root filesystem tarball (uncompressed or gzip), like `docker import`. */
   importTarball(tar: Readable, options: ImportTarballOptions): Promise<{ id: string }>;
+  /** Gives the image `source` the extra name `target` (`name:tag`), like `docker tag`. */
+  tag(source: string, target: string): Promise<void>;
   /** Which of `paths` exist in the image's filesystem; runs nothing (a created, never started container). */
   pathsExist(ref: string, paths: readonly string[]): Promise<Map<string, boolean>>;
 }
@@ -121,6 +123,15 @@ export class DockerImageClient implements ImageClient {
       const e = this.toError(err, `image ${ref}`);
       if (e.code === ErrorCode.NOT_FOUND) return false;
       throw e;
+    }
+  }
+
+  async tag(source: string, target: string): Promise<void> {
+    const [repo, tag] = splitTag(target);
+    try {
+      await this.docker.getImage(imageReference(source)).tag({ repo, tag });
+    } catch (err) {
+      throw this.toError(err, `image ${source}`);
     }
   }
 

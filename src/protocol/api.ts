@@ -53,6 +53,42 @@ export const EnvVars = z.record(
   z.string().max(MAX_ENV_VALUE_LENGTH).regex(NO_NUL),
 );
 
+/** A POSIX user name, as useradd takes it. */
+export const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+export const SandboxUser = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(USER_NAME)
+      .optional()
+      .describe('account name (default: SANDBOX_USER_NAME, "openhands"; "root" with uid 0)'),
+    uid: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 2)
+      .optional()
+      .describe('uid; 0 runs the agent as root'),
+    gid: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 2)
+      .optional()
+      .describe('gid (default: the uid)'),
+  })
+  .refine((u) => (u.name === 'root') === (u.uid === 0) || u.name === undefined || u.uid === undefined, {
+    message: 'the name "root" goes with uid 0 only, and uid 0 with the name "root" only',
+  });
+export type SandboxUser = z.infer<typeof SandboxUser>;
+
+/** The reference's runtime plugins: IPython cells, the AgentSkills helpers in them, VS Code. */
+export const Plugin = z.enum(['jupyter', 'agent_skills', 'vscode']);
+export type Plugin = z.infer<typeof Plugin>;
+/** The runtime server reads its plugin list (comma-separated) from this variable. */
+export const PLUGINS_ENV = 'BERTH_PLUGINS';
+
 export const CreateSandboxBody = z.strictObject({
   image: z
     .string()
@@ -97,6 +133,28 @@ export const CreateSandboxBody = z.strictObject({
     .optional()
     .describe('keys starting with "berth." are reserved'),
   keep_alive: z.boolean().optional().describe('leave the container when the sandbox is deleted'),
+  user: SandboxUser.optional().describe(
+    'who the agent runs as; default: SANDBOX_USER_ID / the workspace owner (see the configuration), named SANDBOX_USER_NAME',
+  ),
+  working_dir: z
+    .string()
+    .regex(HOST_PATH)
+    .max(MAX_PATH_LENGTH)
+    .optional()
+    .describe("the shell's first working directory, where the workspace is mounted; default /workspace"),
+  plugins: z
+    .array(Plugin)
+    .max(8)
+    .optional()
+    .describe('what the sandbox offers beside the shell and files (default: jupyter and agent_skills)'),
+  oci_runtime: z
+    .string()
+    .regex(ENGINE_NAME)
+    .max(255)
+    .optional()
+    .describe(
+      'OCI runtime for the container (e.g. runsc); must be one the operator allows (policy.oci_runtimes)',
+    ),
 });
 export type CreateSandboxBody = z.infer<typeof CreateSandboxBody>;
 

@@ -14,6 +14,8 @@ export const ErrorCode = {
   PERMISSION_DENIED: 'PERMISSION_DENIED',
   /** The operator's policy does not let callers choose this network (policy.networks). */
   NETWORK_NOT_ALLOWED: 'NETWORK_NOT_ALLOWED',
+  /** The operator's policy does not let callers choose this OCI runtime (policy.oci_runtimes). */
+  RUNTIME_NOT_ALLOWED: 'RUNTIME_NOT_ALLOWED',
   /** The operator's policy does not let callers mount this host directory or volume (policy.mount_roots, policy.named_volumes). */
   MOUNT_NOT_ALLOWED: 'MOUNT_NOT_ALLOWED',
   /** A limit above the operator's maximum (policy.max_*). */
@@ -40,6 +42,7 @@ export const errorStatus: Record<ErrorCode, number> = {
   BAD_ARCHIVE: 400,
   PERMISSION_DENIED: 403,
   NETWORK_NOT_ALLOWED: 403,
+  RUNTIME_NOT_ALLOWED: 403,
   MOUNT_NOT_ALLOWED: 403,
   LIMIT_NOT_ALLOWED: 403,
   NO_SPACE: 507,

@@ -7,7 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { CreateSandboxBody, Sandbox, SandboxEvent, SandboxState } from '../protocol/api.js';
+import {
+  type CreateSandboxBody,
+  PLUGINS_ENV,
+  type Sandbox,
+  type SandboxEvent,
+  type SandboxState,
+  type SandboxUser,
+} from '../protocol/api.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import type { Observation } from '../protocol/openhands.js';
 import { RuntimeServerClient } from '../sdk/runtime-client.js';
@@ -72,6 +79,8 @@ const PROXY_GRACE_SECONDS = 30;
 
 export class SandboxManager extends EventEmitter<ManagerEvents> {
   private readonly clients = new Map<string, RuntimeServerClient>();
+  /** Host ports published for each sandbox's apps (APP_PORT_1, APP_PORT_2), as last started. */
+  private readonly appPorts = new Map<string, number[]>();
   private readonly inFlight = new Map<string, number>();
   /** Sandboxes whose container this manager is starting now, for a create. */
   private readonly starting = new Set<string>();
@@ -108,6 +117,18 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     return this.store.sandboxes.list({ ...filter, pooled: false });
   }
 
+  /** URLs of a sandbox's app ports on the host ({url: port}), for clients that show them. */
+  appHosts(id: string): Record<string, number> {
+    const out: Record<string, number> = {};
+    const host = this.settings.bindingAddress.includes(':')
+      ? `[${this.settings.bindingAddress}]`
+      : this.settings.bindingAddress === '0.0.0.0'
+        ? '127.0.0.1'
+        : this.settings.bindingAddress;
+    for (const port of this.appPorts.get(id) ?? []) if (port > 0) out[`http://${host}:${port}`] = port;
+    return out;
+  }
+
   /** Sandboxes currently running an action (never counted as idle). */
   busy(id: string): boolean {
     return (this.inFlight.get(id) ?? 0) > 0;
@@ -124,15 +145,23 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   // ---- lifecycle -----------------------------------------------------------------------------
 
-  async create(body: CreateSandboxBody): Promise<SandboxRecord> {
+  /**
+   * Creates a sandbox. `own.labels` are Berth's own labels (reserved "berth." keys a request may not
+   * set), e.g. the OpenHands session a sandbox serves.
+   */
+  async create(
+    body: CreateSandboxBody,
+    own: { labels?: Record<string, string> } = {},
+  ): Promise<SandboxRecord> {
     checkCreateRequest(body, (body.volumes ?? []).map(parseVolume), this.settings.policy);
+    const labels = { ...(body.labels ?? {}), ...(own.labels ?? {}) };
     // The configured image is the operator's choice; one a request names must be a runtime image.
     if (body.image !== undefined) await this.runtime.checkRuntimeImage?.(body.image);
     const image = body.image ?? (await this.settings.defaultImage());
     const lifetime = body.timeout_seconds ?? this.settings.lifetimeSeconds;
     if (this.poolable(body)) {
       const claimed = this.store.sandboxes.claimPooled(image, {
-        labels: body.labels ?? {},
+        labels,
         spec: body,
         expires_at: expiry(lifetime),
         idle_timeout_seconds: idleLimit(body.idle_timeout_seconds ?? this.settings.idleTimeoutSeconds),
@@ -150,7 +179,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     const id = newSandboxId();
     const key = randomBytes(24).toString('base64url');
     const workspace = body.workspace ?? this.settings.workspaceHostPath ?? null;
-    this.sandboxUser(workspace); // refuses a root-owned workspace before any record exists
+    this.sandboxUser(workspace, body.user); // refuses a root-owned workspace before any record exists
     this.store.sandboxes.insert({
       id,
       state: 'starting',
@@ -158,14 +187,15 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       session_api_key: key,
       spec: body,
       workspace,
-      labels: body.labels ?? {},
+      labels,
       expires_at: expiry(lifetime),
       idle_timeout_seconds: idleLimit(body.idle_timeout_seconds ?? this.settings.idleTimeoutSeconds),
       keep_alive: body.keep_alive ?? this.settings.keepRuntimeAlive,
     });
     this.lifecycle(id, 'created', 'requested');
     this.changed(id);
-    return this.own(id, () => this.startContainer(id, this.buildSpec(id, image, key, body, workspace)));
+    const spec = this.buildSpec(id, image, key, { ...body, labels }, workspace);
+    return this.own(id, () => this.startContainer(id, spec));
   }
 
   private async startContainer(id: string, spec: SandboxSpec): Promise<SandboxRecord> {
@@ -199,7 +229,11 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       (body.volumes ?? []).length === 0 &&
       this.settings.volumes.length === 0 &&
       body.limits === undefined &&
-      body.network === undefined
+      body.network === undefined &&
+      body.user === undefined &&
+      body.working_dir === undefined &&
+      body.plugins === undefined &&
+      body.oci_runtime === undefined
     );
   }
 
@@ -212,25 +246,30 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     pooled = false,
   ): SandboxSpec {
     const network = this.networkSpec(body.network);
-    const user = this.sandboxUser(workspace);
+    const user = this.sandboxUser(workspace, body.user);
+    const userName = body.user?.name ?? (user.uid === 0 ? 'root' : this.settings.userName);
     return {
       id,
       image,
       workspaceHostPath: workspace ?? undefined,
-      workspaceMountPathInSandbox: this.settings.workspaceMountPathInSandbox,
+      workspaceMountPathInSandbox: body.working_dir ?? this.settings.workspaceMountPathInSandbox,
       mounts: [...this.settings.volumes, ...(body.volumes ?? [])].map(parseVolume),
       userId: user.uid,
       groupId: user.gid,
-      userName: this.settings.userName,
+      userName,
       bindingAddress: this.settings.bindingAddress,
       network,
-      env: { ...this.settings.env, ...(body.env ?? {}) },
+      env: {
+        ...this.settings.env,
+        ...(body.env ?? {}),
+        ...(body.plugins ? { [PLUGINS_ENV]: body.plugins.join(',') } : {}),
+      },
       limits: {
         cpus: body.limits?.cpus ?? this.settings.limits.cpus,
         memoryMb: body.limits?.memory_mb ?? this.settings.limits.memoryMb,
         pids: body.limits?.pids ?? this.settings.limits.pids,
       },
-      ociRuntime: this.settings.ociRuntime,
+      ociRuntime: body.oci_runtime ?? this.settings.ociRuntime,
       gpu: this.settings.enableGpu ? { enabled: true } : undefined,
       labels: { ...(body.labels ?? {}), ...(pooled ? { 'berth.pool': 'true' } : {}) },
       startTimeoutMs: this.settings.startTimeoutMs,
@@ -242,9 +281,12 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
    * The sandbox user's uid and gid. SANDBOX_USER_ID when set (its default is the uid running Berth,
    * unless that is root). Under a root Berth with it unset: the owner of the workspace directory, so
    * files agents make there belong to whoever owns it, or 1000 without a workspace. A root-owned
-   * workspace is refused: agents run as root only when the operator sets SANDBOX_USER_ID=0.
+   * workspace is refused: agents run as root only when the operator sets SANDBOX_USER_ID=0 or a
+   * request asks for uid 0. A request's own uid comes first.
    */
-  private sandboxUser(workspace: string | null): { uid: number; gid: number } {
+  private sandboxUser(workspace: string | null, requested?: SandboxUser): { uid: number; gid: number } {
+    if (requested?.uid !== undefined) return { uid: requested.uid, gid: requested.gid ?? requested.uid };
+    if (requested?.name === 'root') return { uid: 0, gid: requested.gid ?? 0 };
     const chosen = this.settings.userId;
     if (chosen !== null) return { uid: chosen, gid: chosen };
     if (workspace === null) return { uid: DEFAULT_SANDBOX_UID, gid: DEFAULT_SANDBOX_UID };
@@ -850,6 +892,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   }
 
   private remember(id: string, ep: SandboxEndpoint): void {
+    this.appPorts.set(id, ep.ports.app);
     this.clients.get(id)?.close();
     this.clients.set(id, new RuntimeServerClient(ep.url, ep.sessionApiKey));
   }

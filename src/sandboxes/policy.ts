@@ -21,6 +21,10 @@ export interface SandboxPolicy {
   maxCpus: number;
   maxMemoryMb: number;
   maxPids: number;
+  /** OCI runtimes a request may name (besides the configured one). */
+  ociRuntimes: readonly string[];
+  /** The configured OCI runtime (SANDBOX_OCI_RUNTIME): always allowed. */
+  defaultOciRuntime?: string | undefined;
   /** WORKSPACE_BASE as this process sees it: allowed, with its subdirectories. */
   workspaceBase?: string | undefined;
   /** The configured network (BERTH_SANDBOX_NETWORK): always allowed. */
@@ -54,6 +58,18 @@ export function checkCreateRequest(
       ErrorCode.NETWORK_NOT_ALLOWED,
       `Network "${body.network}" is not allowed by the operator's policy (policy.networks / BERTH_ALLOWED_NETWORKS: ${[...new Set([policy.defaultNetwork, ...policy.networks])].join(', ')})`,
       { rule: 'policy.networks', network: body.network },
+    );
+  }
+  if (
+    body.oci_runtime !== undefined &&
+    body.oci_runtime !== policy.defaultOciRuntime &&
+    !policy.ociRuntimes.includes(body.oci_runtime)
+  ) {
+    const allowed = [policy.defaultOciRuntime, ...policy.ociRuntimes].filter((r) => r !== undefined);
+    throw new BerthError(
+      ErrorCode.RUNTIME_NOT_ALLOWED,
+      `OCI runtime "${body.oci_runtime}" is not allowed by the operator's policy (policy.oci_runtimes / BERTH_ALLOWED_OCI_RUNTIMES: ${allowed.join(', ') || 'none'})`,
+      { rule: 'policy.oci_runtimes', oci_runtime: body.oci_runtime },
     );
   }
   const limits = body.limits ?? {};

@@ -98,3 +98,27 @@ export interface SandboxRuntime {
    */
   watch?(onChange: (change: SandboxChange) => void): () => void;
 }
+
+/** A local image as the image routes describe it. */
+export interface ImageInfo {
+  id: string;
+  /** ISO 8601 */
+  created: string;
+  sizeBytes: number;
+  /** Carries Berth's runtime server and entrypoint (a sandbox can run on it as is). */
+  runtime: boolean;
+}
+
+/** The images sandboxes run on: looked up, made from any glibc image, and named. */
+export interface RuntimeImages {
+  /** The local image by that name, or undefined when there is none (nothing is pulled). */
+  describe(ref: string): Promise<ImageInfo | undefined>;
+  /**
+   * An image that runs a sandbox made from `ref`: `ref` itself when it is a runtime image, else Berth's
+   * runtime layer built onto it (cached by content hash, so the second time costs nothing).
+   * @throws BerthError NOT_FOUND when `ref` is not a local image; VALIDATION_FAILED when it cannot carry the layer.
+   */
+  runtimeImageFor(ref: string, onProgress?: (message: string) => void): Promise<string>;
+  /** Gives `source` the extra name `target`. */
+  tag(source: string, target: string): Promise<void>;
+}

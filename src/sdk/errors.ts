@@ -61,6 +61,7 @@ const byCode: Record<ErrorCode, typeof BerthApiError> = {
   INTERRUPTED: SandboxUnavailableError,
   PERMISSION_DENIED: PermissionDeniedError,
   NETWORK_NOT_ALLOWED: PermissionDeniedError,
+  RUNTIME_NOT_ALLOWED: PermissionDeniedError,
   MOUNT_NOT_ALLOWED: PermissionDeniedError,
   LIMIT_NOT_ALLOWED: PermissionDeniedError,
   NO_SPACE: NoSpaceError,

@@ -163,6 +163,7 @@ const backends: Backend[] = [
             maxPids: 1024,
             defaultNetwork: 'isolated',
             hostPathsVisible: true,
+            ociRuntimes: [],
           },
         },
       });
