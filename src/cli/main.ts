@@ -23,10 +23,22 @@ program
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--working-dir <dir>', 'initial working directory of the shell', process.cwd())
   .option('--session-api-key <key>', 'require this X-Session-API-Key (default: $SESSION_API_KEY)')
-  .action(async (opts: { port: string; host: string; workingDir: string; sessionApiKey?: string }) => {
-    const config = loadRuntimeServerConfig(opts);
-    await runRuntimeServerUntilSignal(config);
-  });
+  .option(
+    '--plugins <names...>',
+    'plugins: agent_skills, jupyter, vscode, or none (default: $BERTH_PLUGINS or "agent_skills jupyter")',
+  )
+  .action(
+    async (opts: {
+      port: string;
+      host: string;
+      workingDir: string;
+      sessionApiKey?: string;
+      plugins?: string[];
+    }) => {
+      const config = loadRuntimeServerConfig(opts);
+      await runRuntimeServerUntilSignal(config);
+    },
+  );
 
 registerUpCommand(program);
 registerSandboxCommands(program);

@@ -4,6 +4,12 @@
  */
 import * as z from 'zod';
 
+/** Plugin names the reference's --plugins accepts. vscode is accepted and has no effect here. */
+export const RUNTIME_PLUGINS = ['agent_skills', 'jupyter', 'vscode'] as const;
+export type RuntimePlugin = (typeof RUNTIME_PLUGINS)[number];
+/** The reference's headless default: the IPython kernel with the AgentSkills helpers in it. */
+export const DEFAULT_RUNTIME_PLUGINS: readonly RuntimePlugin[] = ['agent_skills', 'jupyter'];
+
 /** The reference's default soft (no new output) timeout. */
 export const DEFAULT_NO_CHANGE_TIMEOUT_SECONDS = 10;
 
@@ -16,6 +22,17 @@ export const RuntimeServerConfig = z.object({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   /** Set by the control plane in every sandbox (BERTH_OWN_PID_NAMESPACE=1): see RuntimeServicesOptions. */
   ownsPidNamespace: z.boolean(),
+  /**
+   * Plugins, as the reference's --plugins: `jupyter` (run_ipython) and `agent_skills` (the AgentSkills
+   * helpers in the kernel, which need `jupyter` too). From --plugins, else BERTH_PLUGINS; names
+   * separated by commas or spaces, `none` (or an empty value) for none.
+   */
+  plugins: z.array(
+    z.enum(RUNTIME_PLUGINS, {
+      error: (issue) =>
+        `unknown plugin ${JSON.stringify(issue.input)} (known: ${RUNTIME_PLUGINS.join(', ')})`,
+    }),
+  ),
   /** Bounds on uploaded archives; unset: the archive module's defaults (4 GiB, 100,000 entries). */
   archiveLimits: z
     .object({ maxExpandedBytes: z.number().int().positive(), maxEntries: z.number().int().positive() })
@@ -28,6 +45,14 @@ export interface RuntimeServerFlags {
   host?: string | undefined;
   workingDir?: string | undefined;
   sessionApiKey?: string | undefined;
+  /** Names separated by commas or spaces; repeated flags add up. */
+  plugins?: string | string[] | undefined;
+}
+
+function parsePlugins(value: string | string[] | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const names = (Array.isArray(value) ? value : [value]).flatMap((v) => v.split(/[\s,]+/)).filter(Boolean);
+  return names.length === 1 && names[0] === 'none' ? [] : [...new Set(names)];
 }
 
 export function loadRuntimeServerConfig(
@@ -44,6 +69,7 @@ export function loadRuntimeServerConfig(
       soft === undefined || soft === '' ? DEFAULT_NO_CHANGE_TIMEOUT_SECONDS : Number(soft),
     logLevel: env.BERTH_LOG_LEVEL ?? (env.DEBUG === 'true' ? 'debug' : 'info'),
     ownsPidNamespace: env.BERTH_OWN_PID_NAMESPACE === '1',
+    plugins: parsePlugins(flags.plugins) ?? parsePlugins(env.BERTH_PLUGINS) ?? [...DEFAULT_RUNTIME_PLUGINS],
     archiveLimits:
       env.BERTH_UPLOAD_MAX_EXPANDED_BYTES || env.BERTH_UPLOAD_MAX_ENTRIES
         ? {
@@ -62,8 +88,11 @@ export function loadRuntimeServerConfig(
       'archiveLimits.maxExpandedBytes': 'BERTH_UPLOAD_MAX_EXPANDED_BYTES',
       'archiveLimits.maxEntries': 'BERTH_UPLOAD_MAX_ENTRIES',
       workingDir: '--working-dir',
+      plugins: flags.plugins === undefined ? 'BERTH_PLUGINS' : '--plugins',
     };
-    throw new Error(`Invalid runtime server setting ${names[field] ?? field}: ${issue?.message}`);
+    throw new Error(
+      `Invalid runtime server setting ${names[field] ?? names[String(issue?.path[0])] ?? field}: ${issue?.message}`,
+    );
   }
   return Object.freeze(parsed.data);
 }

@@ -1,6 +1,6 @@
 /**
  * Entry of the single-file bundle that runs inside sandbox images:
- *   node /berth/runtime-server.mjs --port P --working-dir DIR [--host H]
+ *   node /berth/runtime-server.mjs --port P --working-dir DIR [--host H] [--plugins agent_skills,jupyter]
  * The session key comes from SESSION_API_KEY, never from argv (argv is visible in `ps`).
  */
 import { parseArgs } from 'node:util';
@@ -12,6 +12,7 @@ const { values } = parseArgs({
     port: { type: 'string' },
     host: { type: 'string' },
     'working-dir': { type: 'string' },
+    plugins: { type: 'string', multiple: true },
   },
   strict: true,
 });
@@ -21,6 +22,7 @@ try {
     port: values.port,
     host: values.host,
     workingDir: values['working-dir'],
+    plugins: values.plugins,
   });
   await runRuntimeServerUntilSignal(config);
 } catch (err) {

@@ -25,6 +25,7 @@ export async function startRuntimeServer(config: RuntimeServerConfig): Promise<R
     workingDir,
     noChangeTimeoutSeconds: config.noChangeTimeoutSeconds,
     ownsPidNamespace: config.ownsPidNamespace,
+    plugins: config.plugins,
     logger,
   });
   const app = await createRuntimeHttpServer(services, {

@@ -61,9 +61,19 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
     const { FileEditor } = await import('./core/editor/editor.js');
     return new FileEditor({ workspaceRoot: options.workingDir });
   });
+  const plugins = options.plugins ?? ['agent_skills', 'jupyter'];
   const python = lazy(async () => {
+    // The reference's words when run_ipython reaches a server started without the jupyter plugin.
+    if (!plugins.includes('jupyter'))
+      throw new Error('JupyterRequirement not found. Unable to run IPython action.');
     const { PythonKernel } = await import('./core/python/kernel.js');
-    return new PythonKernel({ logger: options.logger });
+    if (!plugins.includes('agent_skills')) return new PythonKernel({ logger: options.logger });
+    const skills = await import('./openhands/agent-skills.js');
+    return new PythonKernel({
+      logger: options.logger,
+      hostCalls: skills.agentSkillsHostCalls(() => editor.get()),
+      startup: { code: skills.agentSkillsStartupCode(), cwd: options.workingDir },
+    });
   });
   const executor = new ActionExecutor({ bash, editor, python });
   const terminals = lazy(async () => {

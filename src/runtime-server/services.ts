@@ -21,6 +21,8 @@ export interface RuntimeServicesOptions {
    * and kernel.
    */
   ownsPidNamespace?: boolean;
+  /** The reference's --plugins (see config/runtime-server.ts). @default ['agent_skills', 'jupyter'] */
+  plugins?: readonly string[];
 }
 
 /** The file transfer core (uploads, zip downloads, list_files), loaded on the first transfer. */

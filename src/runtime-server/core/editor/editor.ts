@@ -6,12 +6,12 @@
  */
 import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { BerthError, ErrorCode } from '../../../protocol/errors.js';
 import { readRegularFile, writeFileAtomically } from '../fs/regular-file.js';
 import { EditHistory } from './history.js';
 import { listTwoLevels } from './listing.js';
-import { pyOSError, pyStrRepr } from './os-error.js';
+import { pyOSError, pyStrRepr, strerror } from './os-error.js';
 import {
   BINARY_SNIFF_BYTES,
   clip,
@@ -25,7 +25,7 @@ import {
   pyStrip,
   type TextEncoding,
 } from './text-file.js';
-import { EditorError, type EditorRequest, type EditorResult } from './types.js';
+import { EditorError, EditorOSError, type EditorRequest, type EditorResult } from './types.js';
 
 /** The reference's tool name, which its "Unrecognized command" message names. */
 const TOOL_NAME = 'oh_editor';
@@ -157,7 +157,7 @@ export class FileEditor {
       if (await statOrNull(suggested)) hint += ` Maybe you meant ${suggested}?`;
       throw invalidParameter('path', path, hint);
     }
-    const stats = await statOrNull(path);
+    const stats = await statForExists(path);
     if (command === 'create' && stats) {
       throw invalidParameter(
         'path',
@@ -491,7 +491,7 @@ function countChar(text: string, ch: string, from = 0, to = text.length): number
 }
 
 /** str() of a pathlib.PurePosixPath: repeated and trailing slashes and `.` parts dropped. */
-function pyPath(p: string): string {
+export function pyPath(p: string): string {
   if (p === '') return '.';
   const root = p.startsWith('//') && !p.startsWith('///') ? '//' : p.startsWith('/') ? '/' : '';
   const parts = p.split('/').filter((part) => part !== '' && part !== '.');
@@ -508,6 +508,22 @@ function pySuffix(path: string): string {
 
 function isSupportedBinary(path: string): boolean {
   return SUPPORTED_BINARY_EXTENSIONS.has(pySuffix(path).toLowerCase());
+}
+
+/**
+ * stat() as the reference's Path.exists() sees it: null for the errors that mean "not there" (ENOENT,
+ * ENOTDIR, EBADF, ELOOP), an EditorOSError for the rest, e.g. EACCES for a path the user may not look at.
+ */
+async function statForExists(path: string): Promise<Stats | null> {
+  try {
+    return await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === undefined || ['ENOENT', 'ENOTDIR', 'EBADF', 'ELOOP'].includes(code)) return null;
+    const errno = (osConstants.errno as Record<string, number>)[code];
+    if (errno === undefined) return null;
+    throw new EditorOSError(pyOSError(err, path), errno, strerror(err), path);
+  }
 }
 
 async function statOrNull(path: string): Promise<Stats | null> {

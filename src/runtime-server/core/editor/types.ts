@@ -24,3 +24,19 @@ export interface EditorResult {
 export class EditorError extends Error {
   override readonly name = 'EditorError';
 }
+
+/**
+ * An OSError the reference lets escape instead of wording it: its existence check (Python's
+ * Path.exists) raises on anything but "no such file", e.g. EACCES for a path under /root as a
+ * non-root user. The message is Python's str() of it, `[Errno 13] Permission denied: '/root/x'`.
+ */
+export class EditorOSError extends EditorError {
+  constructor(
+    message: string,
+    readonly errno: number,
+    readonly strerror: string,
+    readonly filename: string,
+  ) {
+    super(message);
+  }
+}

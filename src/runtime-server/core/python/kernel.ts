@@ -9,6 +9,7 @@ import { accessSync, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { KERNEL_DRIVER_SOURCE } from './driver-source.js';
+import { type HostCalls, serveHostCalls } from './host-calls.js';
 import type { CellRequest, CellResult } from './types.js';
 
 /** The first and the last this-many characters of a cell's output are kept; a flood's middle is dropped. */
@@ -40,6 +41,10 @@ export interface PythonKernelOptions {
   logger?: KernelLogger;
   /** @default INTERRUPT_GRACE_MS */
   interruptGraceMs?: number;
+  /** Functions the kernel's code may call in this process (see host-calls.ts); none: no such pipes. */
+  hostCalls?: HostCalls;
+  /** A cell run in every new kernel process before the first real cell (plugins), in `cwd`; its output is not shown. */
+  startup?: { code: string; cwd: string };
 }
 
 const noopLogger: KernelLogger = { warn() {} };
@@ -49,6 +54,8 @@ export class PythonKernel {
   private readonly logger: KernelLogger;
   private readonly interruptGraceMs: number;
   private readonly explicitPythonPath: string | undefined;
+  private readonly hostCalls: HostCalls | undefined;
+  private readonly startup: { code: string; cwd: string } | undefined;
   private process: KernelProcess | undefined;
   /** Cells run strictly one after another; each run waits for the previous one. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -60,6 +67,8 @@ export class PythonKernel {
     this.logger = opts.logger ?? noopLogger;
     this.interruptGraceMs = opts.interruptGraceMs ?? INTERRUPT_GRACE_MS;
     this.explicitPythonPath = opts.pythonPath;
+    this.hostCalls = opts.hostCalls;
+    this.startup = opts.startup;
   }
 
   /** Runs one cell, after any cells already queued. Rejects only when disposed or no kernel can start. */
@@ -138,16 +147,26 @@ export class PythonKernel {
     const pythonPath = this.explicitPythonPath ?? findPython(this.env);
     const child = spawn(pythonPath, ['-u', '-c', KERNEL_DRIVER_SOURCE], {
       // stdin is /dev/null so input() gets EOF; fds 3 and 4 are the control channel.
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      // fds 5 and 6, when there are host calls, are theirs (host-calls.ts).
+      stdio: [
+        'ignore',
+        'pipe',
+        'pipe',
+        'pipe',
+        'pipe',
+        ...(this.hostCalls ? (['pipe', 'pipe'] as const) : []),
+      ],
       // Own process group: an interrupt reaches the cell's subprocesses, and dispose can kill them all.
       detached: true,
       env: { ...this.env, PYTHONIOENCODING: this.env.PYTHONIOENCODING ?? 'utf-8' },
     });
     const proc = new KernelProcess(child, this.logger);
+    if (this.hostCalls) serveHostCalls(child, this.hostCalls, this.logger);
     this.process = proc;
     try {
       const info = await proc.ready;
       this.interpreter = info.interpreter;
+      if (this.startup) await this.runStartup(proc, this.startup);
       return proc;
     } catch (err) {
       if (this.process === proc) this.process = undefined;
@@ -155,6 +174,15 @@ export class PythonKernel {
       if (this.disposed) throw new Error('The Python kernel has been disposed');
       throw new Error(`The Python kernel (${pythonPath}) could not start: ${(err as Error).message}`);
     }
+  }
+
+  /** Runs the startup cell; a kernel that dies in it failed to start, one that only prints is logged. */
+  private async runStartup(proc: KernelProcess, startup: { code: string; cwd: string }): Promise<void> {
+    const cell = proc.execute(startup.code, startup.cwd);
+    const end = await cell.end;
+    const text = stripAnsi(cell.capture.text()).trim();
+    if (end.kind === 'exited') throw new Error(`the startup cell ended the kernel (${end.reason}): ${text}`);
+    if (text) this.logger.warn('python kernel: the startup cell printed', text.slice(0, 2000));
   }
 }
 
