@@ -13,7 +13,7 @@
  * Only tools are proxied (what OpenHands uses); resources and prompts are not.
  */
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import {
@@ -145,14 +145,14 @@ export class McpProxy {
   }
 
   /** GET /mcp/sse: serves one MCP session on this response until either side closes it. */
-  async openSession(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async openSession(res: ServerResponse): Promise<void> {
     if (this.disposed) throw new BerthError(ErrorCode.UNAVAILABLE, 'the runtime server is shutting down');
     while (this.sessions.size >= MAX_SESSIONS) {
       const [oldestId, oldest] = this.sessions.entries().next().value as [string, { server: Server }];
       this.sessions.delete(oldestId);
       await oldest.server.close().catch(() => undefined);
     }
-    const session = new SseSession(req, res);
+    const session = new SseSession(res);
     const server = new Server(PROXY_INFO, { capabilities: { tools: { listChanged: false } } });
     server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: await this.listTools() }));
     server.setRequestHandler(CallToolRequestSchema, async (request, extra) =>

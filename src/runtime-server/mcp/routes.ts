@@ -21,11 +21,11 @@ export function registerMcpRoutes(app: FastifyInstance, services: RuntimeService
     return proxy.update(servers);
   });
 
-  app.get('/mcp/sse', async (req, reply) => {
+  app.get('/mcp/sse', async (_req, reply) => {
     const proxy = await services.mcp.get();
     reply.hijack();
     try {
-      await proxy.openSession(req.raw, reply.raw);
+      await proxy.openSession(reply.raw);
     } catch (err) {
       const berth =
         err instanceof BerthError ? err : new BerthError(ErrorCode.INTERNAL, (err as Error).message);

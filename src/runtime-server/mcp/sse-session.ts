@@ -8,7 +8,7 @@
  * (the SDK's SSEServerTransport writes an absolute path, which such a proxy would break).
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { type JSONRPCMessage, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 
@@ -24,10 +24,7 @@ export class SseSession implements Transport {
   private keepalive: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
-  ) {}
+  constructor(private readonly res: ServerResponse) {}
 
   async start(): Promise<void> {
     this.res.writeHead(200, {
@@ -39,9 +36,8 @@ export class SseSession implements Transport {
     this.res.write(`event: endpoint\ndata: messages?session_id=${this.sessionId}\n\n`);
     this.keepalive = setInterval(() => this.res.write(': ping\n\n'), KEEPALIVE_MS);
     this.keepalive.unref();
-    const gone = () => this.finish();
-    this.res.on('close', gone);
-    this.req.socket.on('close', gone);
+    // 'close' comes when the stream ends either way: we ended it, or the client went away.
+    this.res.on('close', () => this.finish());
   }
 
   async send(message: JSONRPCMessage): Promise<void> {
