@@ -23,6 +23,21 @@ const FAMILIES: Array<{ name: string; method: string; path: string; upgrade: boo
   { name: 'events stream', method: 'GET', path: '/api/events/stream', upgrade: true },
   { name: 'sandbox stream', method: 'GET', path: '/api/sandboxes/abc123/events/stream', upgrade: true },
   { name: 'terminal', method: 'GET', path: '/api/sandboxes/abc123/terminal', upgrade: true },
+  { name: 'OpenHands sessions', method: 'GET', path: '/openhands/sessions/abc123', upgrade: false },
+  { name: 'OpenHands start', method: 'POST', path: '/openhands/start', upgrade: false },
+  { name: 'OpenHands build', method: 'POST', path: '/openhands/build', upgrade: false },
+  {
+    name: 'runtime pass-through',
+    method: 'GET',
+    path: '/api/sandboxes/abc123/runtime/alive',
+    upgrade: false,
+  },
+  {
+    name: 'runtime pass-through action',
+    method: 'POST',
+    path: '/api/sandboxes/abc123/runtime/execute_action',
+    upgrade: false,
+  },
 ];
 
 const KEYS: Array<{ name: string; headers: (valid: string) => Record<string, string> }> = [
@@ -32,6 +47,15 @@ const KEYS: Array<{ name: string; headers: (valid: string) => Record<string, str
   { name: 'bare scheme', headers: () => ({ Authorization: 'Bearer' }) },
   { name: 'key prefix', headers: (k) => ({ Authorization: `Bearer ${k.slice(0, -1)}` }) },
   { name: 'other scheme', headers: (k) => ({ Authorization: `Basic ${k}` }) },
+  { name: 'wrong X-API-Key', headers: () => ({ 'X-API-Key': 'wrong-key' }) },
+  { name: 'empty X-API-Key', headers: () => ({ 'X-API-Key': '' }) },
+  { name: 'X-API-Key prefix', headers: (k) => ({ 'X-API-Key': k.slice(0, -1) }) },
+  {
+    name: 'wrong bearer beside a right X-API-Key',
+    headers: (k) => ({ Authorization: 'Bearer x', 'X-API-Key': k }),
+  },
+  { name: 'wrong session key', headers: () => ({ 'X-Session-API-Key': 'wrong-key' }) },
+  { name: 'API key as the session key', headers: (k) => ({ 'X-Session-API-Key': k.slice(1) }) },
 ];
 
 describe.skipIf(unavailable !== undefined)('the key check cannot be walked around', () => {
@@ -84,6 +108,41 @@ describe.skipIf(unavailable !== undefined)('the key check cannot be walked aroun
     const ws = await rawRequest(cp.url, 'GET', `/api/events/stream?token=${cp.apiKey}`, UPGRADE_HEADERS);
     expect(ws.status).toBe(101);
   });
+
+  it("a sandbox's runtime pass-through takes only its own session key, in any spelling", async () => {
+    const create = async () =>
+      JSON.parse(
+        (
+          await rawRequest(
+            cp.url,
+            'POST',
+            '/api/sandboxes',
+            { Authorization: `Bearer ${cp.apiKey}`, 'Content-Type': 'application/json' },
+            '{}',
+          )
+        ).body,
+      ) as { id: string; session_api_key: string };
+    const a = await create();
+    const b = await create();
+    const own = { 'X-Session-API-Key': a.session_api_key };
+    expect((await rawRequest(cp.url, 'GET', `/api/sandboxes/${a.id}/runtime/alive`, own)).status).toBe(200);
+    const leaks: string[] = [];
+    for (const target of spellings(`/api/sandboxes/${a.id}/runtime/alive`)) {
+      for (const headers of [
+        { 'X-Session-API-Key': b.session_api_key },
+        { 'X-Session-API-Key': a.session_api_key.toUpperCase() },
+        { 'X-Session-API-Key': `${a.session_api_key} x` },
+        { Authorization: `Bearer ${a.session_api_key}` },
+        { 'X-API-Key': a.session_api_key },
+      ]) {
+        const res = await rawRequest(cp.url, 'GET', target, headers);
+        if (res.status !== 401 && res.status !== 404 && res.status !== 400) {
+          leaks.push(`${target} ${JSON.stringify(headers).slice(0, 40)} -> ${res.status}`);
+        }
+      }
+    }
+    expect(leaks).toEqual([]);
+  }, 120_000);
 
   it('malformed percent-encoding is refused without reaching a handler', async () => {
     for (const target of ['/%zzpi/sandboxes', '/api/sandboxes%', '/%E0%A4%A/sandboxes']) {
