@@ -137,3 +137,69 @@ describe.skipIf(unavailable !== undefined)(
     });
   },
 );
+
+describe.skipIf(unavailable !== undefined)(
+  'the user a create request chooses (as OpenHands does with --username/--user-id)',
+  {
+    timeout: 120_000,
+  },
+  () => {
+    let cp: Cp;
+    let root: string;
+    beforeAll(async () => {
+      root = mkdtempSync(join(tmpdir(), 'berth-user-'));
+      cp = await startInProcess({ env: { SANDBOX_USER_ID: '', BERTH_ALLOWED_MOUNT_ROOTS: root } });
+    });
+    afterAll(async () => {
+      await closeAll(cp);
+      if (root) rmSync(root, { recursive: true, force: true });
+    });
+
+    it('runs as the chosen name and uid; sudo chown to that name and git work; host files belong to that uid', async () => {
+      const ws = workspaceOwnedBy(root, 'chosen', 4242, 4242);
+      const created = await create(cp, { workspace: ws, user: { name: 'agent', uid: 4242 } });
+      expect(created.status, created.text).toBe(201);
+      const id = created.json.id as string;
+      expect((await run(cp, id, 'id -u; id -g; whoami; echo "$HOME"')).out).toBe(
+        '4242\n4242\nagent\n/home/agent',
+      );
+      const git = await run(
+        cp,
+        id,
+        'git init -q repo && cd repo && echo x > f && git add f && git -c user.name=a -c user.email=a@example.com commit -qm first && git log --format=%s',
+      );
+      expect(git).toEqual({ out: 'first', code: 0 });
+      expect(lstatSync(join(ws, 'repo/f')).uid).toBe(4242);
+      const chown = await run(cp, id, 'cd /workspace && sudo chown -R agent:root . && stat -c "%U:%G" repo/f');
+      expect(chown).toEqual({ out: 'agent:root', code: 0 });
+      expect(lstatSync(join(ws, 'repo/f'))).toMatchObject({ uid: 4242, gid: 0 });
+    });
+
+    it('takes a uid alone (named openhands), and root when asked for uid 0', async () => {
+      const byUid = await create(cp, { user: { uid: 1500 } });
+      expect(byUid.status, byUid.text).toBe(201);
+      expect((await run(cp, byUid.json.id, 'id -u; whoami')).out).toBe('1500\nopenhands');
+      const asRoot = await create(cp, { user: { uid: 0 } });
+      expect(asRoot.status, asRoot.text).toBe(201);
+      expect((await run(cp, asRoot.json.id, 'id -u; whoami')).out).toBe('0\nroot');
+      const byName = await create(cp, { user: { name: 'root' } });
+      expect(byName.status, byName.text).toBe(201);
+      expect((await run(cp, byName.json.id, 'id -u')).out).toBe('0');
+    });
+
+    it('refuses a user that contradicts itself or is not a user name, before anything is made', async () => {
+      const before = cp.manager.list({}).length;
+      for (const user of [
+        { name: 'root', uid: 5 },
+        { name: 'openhands', uid: 0 },
+        { name: 'Bad Name' },
+        { uid: -1 },
+      ]) {
+        const res = await create(cp, { user });
+        expect(res.status, JSON.stringify(user)).toBe(400);
+        expect(res.json.code).toBe('VALIDATION_FAILED');
+      }
+      expect(cp.manager.list({}).length).toBe(before);
+    });
+  },
+);
