@@ -28,6 +28,18 @@ function pairs(list: string[], what: string): Record<string, string> {
   return out;
 }
 
+/** `name`, `uid` or `name:uid`, as --user takes it; the server checks the rest. */
+function parseUser(spec: string): NonNullable<CreateSandboxBody['user']> {
+  const [a, b] = spec.split(':', 2) as [string, string | undefined];
+  if (b !== undefined) return { name: a, uid: toUid(b, spec) };
+  return /^\d+$/.test(a) ? { uid: toUid(a, spec) } : { name: a };
+}
+
+function toUid(text: string, spec: string): number {
+  if (!/^\d{1,10}$/.test(text)) throw new Error(`--user ${spec}: the uid must be a number`);
+  return Number(text);
+}
+
 function row(s: Sandbox): string[] {
   return [s.id, s.state, s.image, age(s.created_at), age(s.last_activity_at), s.workspace ?? '-'];
 }
@@ -48,6 +60,13 @@ export function registerSandboxCommands(program: Command): void {
     .option('--pids <n>', 'process limit', Number)
     .option('--network <name>', 'isolated (default), internal, host, or a Docker network name')
     .option('--timeout <seconds>', 'lifetime in seconds', Number)
+    .option('--user <name|uid|name:uid>', 'who the agent runs as (e.g. openhands:1000, 0 for root)')
+    .option('--working-dir <dir>', "the shell's first directory in the sandbox (default /workspace)")
+    .option(
+      '--plugins <list>',
+      'comma-separated: jupyter, agent_skills, vscode (default jupyter,agent_skills)',
+    )
+    .option('--oci-runtime <name>', 'OCI runtime, e.g. runsc (the operator must allow it)')
     .option('--json', 'print the sandbox as JSON')
     .action(async (opts, cmd: Command) => {
       const body: CreateSandboxBody = {};
@@ -61,6 +80,10 @@ export function registerSandboxCommands(program: Command): void {
       }
       if (opts.network) body.network = opts.network;
       if (opts.timeout) body.timeout_seconds = opts.timeout;
+      if (opts.user) body.user = parseUser(opts.user);
+      if (opts.workingDir) body.working_dir = opts.workingDir;
+      if (opts.plugins) body.plugins = opts.plugins.split(',').filter(Boolean);
+      if (opts.ociRuntime) body.oci_runtime = opts.ociRuntime;
       const spin = spinner('Starting sandbox', !opts.json && process.stderr.isTTY === true);
       try {
         const s = await client(cmd).sandboxes.create(body);

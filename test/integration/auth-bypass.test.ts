@@ -128,13 +128,14 @@ describe.skipIf(unavailable !== undefined)('the key check cannot be walked aroun
     expect((await rawRequest(cp.url, 'GET', `/api/sandboxes/${a.id}/runtime/alive`, own)).status).toBe(200);
     const leaks: string[] = [];
     for (const target of spellings(`/api/sandboxes/${a.id}/runtime/alive`)) {
-      for (const headers of [
+      const wrong: Array<Record<string, string>> = [
         { 'X-Session-API-Key': b.session_api_key },
         { 'X-Session-API-Key': a.session_api_key.toUpperCase() },
         { 'X-Session-API-Key': `${a.session_api_key} x` },
         { Authorization: `Bearer ${a.session_api_key}` },
         { 'X-API-Key': a.session_api_key },
-      ]) {
+      ];
+      for (const headers of wrong) {
         const res = await rawRequest(cp.url, 'GET', target, headers);
         if (res.status !== 401 && res.status !== 404 && res.status !== 400) {
           leaks.push(`${target} ${JSON.stringify(headers).slice(0, 40)} -> ${res.status}`);
