@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseServerList } from '../../src/runtime-server/mcp/config.js';
+import { parseServerList, shellSplit } from '../../src/runtime-server/mcp/config.js';
 import { McpProxy } from '../../src/runtime-server/mcp/proxy.js';
 
 const cwd = mkdtempSync(join(tmpdir(), 'berth-mcp-unit-'));
@@ -60,5 +60,26 @@ describe('McpProxy bounds', () => {
       { name: 'a', command: 'two', args: null, env: null },
     ]);
     expect(list).toEqual([{ name: 'a', command: 'two', args: [], env: {} }]);
+  });
+
+  it('args and env also come as strings, as the reference validators take them', () => {
+    expect(shellSplit(`--config "path with spaces" --debug 'a b' x\\ y "q\\"z" ''`)).toEqual([
+      '--config',
+      'path with spaces',
+      '--debug',
+      'a b',
+      'x y',
+      'q"z',
+      '',
+    ]);
+    expect(
+      parseServerList([{ name: 'a', command: 'npx', args: '-y mcp-remote https://x', env: 'A=1, B=b=2' }]),
+    ).toEqual([
+      { name: 'a', command: 'npx', args: ['-y', 'mcp-remote', 'https://x'], env: { A: '1', B: 'b=2' } },
+    ]);
+    expect(() => parseServerList([{ name: 'a', command: 'npx', args: '"open' }])).toThrow(
+      /args: .*No closing quotation/,
+    );
+    expect(() => parseServerList([{ name: 'a', command: 'npx', env: 'NOEQ' }])).toThrow(/KEY=VALUE/);
   });
 });

@@ -4,7 +4,8 @@
  *   [{ "name": "fetch", "command": "uvx", "args": ["mcp-server-fetch"], "env": {} }, ...]
  * Checked as the reference's validators do (a name of letters, digits, `-` and `_`; a command that is
  * one executable, no spaces), and bounded, so a bad list is a 400 with VALIDATION_FAILED and never
- * reaches spawn(). Unknown fields are ignored, as pydantic does.
+ * reaches spawn(). Unknown fields are ignored, as pydantic does. As there, `args` may also be one
+ * string split like a shell line (shlex) and `env` a string "KEY=VALUE,KEY2=VALUE2".
  */
 import * as z from 'zod';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
@@ -36,19 +37,24 @@ export const StdioServerSchema = z.object({
       'Command should be a single executable without spaces (use the args field for parameters)',
     ),
   args: z
-    .array(text)
-    .max(MAX_ARGS)
-    .nullish()
+    .preprocess(
+      (v, ctx) => (typeof v === 'string' ? orIssue(shellSplit(v), ctx) : v),
+      z.array(text).max(MAX_ARGS).nullish(),
+    )
     .transform((a) => a ?? []),
   env: z
-    .record(
-      text.refine(
-        (k) => k.length > 0 && !k.includes('='),
-        'an environment variable name must be non-empty and have no "="',
-      ),
-      text,
+    .preprocess(
+      (v, ctx) => (typeof v === 'string' ? orIssue(parseEnvString(v), ctx) : v),
+      z
+        .record(
+          text.refine(
+            (k) => k.length > 0 && !k.includes('='),
+            'an environment variable name must be non-empty and have no "="',
+          ),
+          text,
+        )
+        .nullish(),
     )
-    .nullish()
     .transform((e) => e ?? {})
     .refine((e) => Object.keys(e).length <= MAX_ENV, `at most ${MAX_ENV} environment variables`),
 });
@@ -94,4 +100,71 @@ export function sameServer(a: StdioServerConfig, b: StdioServerConfig): boolean 
 
 function sortedEntries(env: Record<string, string>): [string, string][] {
   return Object.entries(env).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+}
+
+/**
+ * Python's shlex.split (POSIX mode, no comments): words split on whitespace; quotes group, a
+ * backslash escapes the next character outside quotes and `"` or `\\` inside double quotes. Returns
+ * an error message for an unclosed quote or a trailing backslash, which the schema then refuses.
+ */
+export function shellSplit(line: string): string[] | string {
+  const words: string[] = [];
+  let word = '';
+  /** Whether a word has begun (an empty '' is a word). */
+  let inWord = false;
+  let quote: "'" | '"' | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line.charAt(i);
+    const next = line.charAt(i + 1);
+    if (quote === "'") {
+      if (ch === "'") quote = undefined;
+      else word += ch;
+    } else if (quote === '"') {
+      if (ch === '"') quote = undefined;
+      else if (ch === '\\' && (next === '"' || next === '\\')) {
+        word += next;
+        i++;
+      } else word += ch;
+    } else if (/\s/.test(ch)) {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+    } else {
+      inWord = true;
+      if (ch === "'" || ch === '"') quote = ch;
+      else if (ch === '\\') {
+        if (i + 1 >= line.length) return 'Invalid argument format: No escaped character';
+        word += next;
+        i++;
+      } else word += ch;
+    }
+  }
+  if (quote) return 'Invalid argument format: No closing quotation';
+  if (inWord) words.push(word);
+  return words;
+}
+
+/** A parsed value, or (for an error message) an issue on the field and zod's NEVER. */
+function orIssue<T>(
+  parsed: T | string,
+  ctx: { addIssue(issue: { code: 'custom'; message: string }): void },
+): T {
+  if (typeof parsed !== 'string') return parsed;
+  ctx.addIssue({ code: 'custom', message: parsed });
+  return z.NEVER;
+}
+
+/** The reference's env string form, "KEY=VALUE,KEY2=VALUE2"; an error message when malformed. */
+function parseEnvString(v: string): Record<string, string> | string {
+  const env: Record<string, string> = {};
+  for (const raw of v.split(',')) {
+    const pair = raw.trim();
+    if (!pair) continue;
+    const eq = pair.indexOf('=');
+    if (eq < 0) return `Environment variable '${pair}' must be in KEY=VALUE format`;
+    const key = pair.slice(0, eq).trim();
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) return `Invalid environment variable name '${key}'`;
+    env[key] = pair.slice(eq + 1);
+  }
+  return env;
 }
