@@ -5,9 +5,11 @@
  * and BERTH_PLUGINS turns the plugin off.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadDockerConfig } from '../../src/config/docker.js';
+import { buildRuntimeImage } from '../../src/docker/image-builder.js';
 import type { SandboxSpec } from '../../src/sandboxes/types.js';
 import { RuntimeServerClient } from '../../src/sdk/runtime-client.js';
-import { engineAvailable, runtime, specFor } from './docker-target.js';
+import { engine, engineAvailable, runtime, specFor } from './docker-target.js';
 
 const unavailable = await engineAvailable();
 const started: string[] = [];
@@ -144,6 +146,56 @@ describe.skipIf(unavailable !== undefined)('AgentSkills in a sandbox', () => {
     const client = await start({ env: { BERTH_PLUGINS: 'jupyter' } });
     expect(await cell(client, "print('file_editor' in globals(), 'open_file' in globals())")).toBe(
       'False False',
+    );
+  });
+
+  it('with the libraries in the image, the parsers print the reference formats', async (ctx) => {
+    // Debian's packages (bookworm has no python-pptx, so parse_pptx still names its missing library).
+    const extraDeps =
+      'apt-get update && apt-get install -y --no-install-recommends python3-pypdf python3-docx python3-pylatexenc';
+    let image: string;
+    try {
+      image = (await buildRuntimeImage({ engine, cacheDir: loadDockerConfig().cacheDir, extraDeps })).tag;
+    } catch (err) {
+      // Needs the Debian mirror at build time; say so instead of passing.
+      ctx.skip(`could not build an image with the parser libraries: ${(err as Error).message.slice(0, 300)}`);
+      return;
+    }
+    const client = await start({ image });
+    const made = await cell(
+      client,
+      [
+        'import os, docx',
+        "os.chdir('/workspace')",
+        'd = docx.Document(); d.add_paragraph("First paragraph"); d.add_paragraph("Second"); d.save("a.docx")',
+        "_ = open('a.tex', 'w').write(chr(92) + 'section{Intro}' + chr(10) + 'Some ' + chr(92) + 'textbf{bold} text.' + chr(10))",
+        // A one-page PDF with one line of text, written by hand.
+        'stream = b"BT /F1 24 Tf 72 700 Td (Hello from a PDF) Tj ET"',
+        'objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",',
+        '  b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",',
+        '  b"<< /Length %d >>\\nstream\\n" % len(stream) + stream + b"\\nendstream",',
+        '  b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]',
+        'out = b"%PDF-1.4\\n"; offsets = []',
+        'for i, o in enumerate(objs):',
+        '    offsets.append(len(out)); out += b"%d 0 obj\\n" % (i + 1) + o + b"\\nendobj\\n"',
+        'xref = len(out); out += b"xref\\n0 %d\\n0000000000 65535 f \\n" % (len(objs) + 1)',
+        'out += b"".join(b"%010d 00000 n \\n" % x for x in offsets)',
+        'out += b"trailer\\n<< /Size %d /Root 1 0 R >>\\nstartxref\\n%d\\n%%%%EOF\\n" % (len(objs) + 1, xref)',
+        "_ = open('a.pdf', 'wb').write(out)",
+      ].join('\n'),
+    );
+    expect(made).toBe('[Code executed successfully with no output]');
+    expect(await cell(client, "parse_pdf('/workspace/a.pdf')")).toBe(
+      '[Reading PDF file from /workspace/a.pdf]\n@@ Page 1 @@\nHello from a PDF',
+    );
+    expect(await cell(client, "parse_docx('/workspace/a.docx')")).toBe(
+      '[Reading DOCX file from /workspace/a.docx]\n@@ Page 1 @@\nFirst paragraph\n\n@@ Page 2 @@\nSecond',
+    );
+    expect(await cell(client, "parse_latex('/workspace/a.tex')")).toBe(
+      '[Reading LaTex file from /workspace/a.tex]\n§ INTRO\n\nSome bold text.',
+    );
+    expect(await cell(client, "parse_pptx('/workspace/a.pptx')")).toContain(
+      'ERROR: parse_pptx needs the Python package python-pptx',
     );
   });
 });

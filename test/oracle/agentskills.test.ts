@@ -118,7 +118,7 @@ let editor: FileEditor;
 
 /** One cell that runs every call on both sides and prints the results as one JSON line. */
 function cellSource(): string {
-  return String.raw`
+  return `
 import contextlib, io, json, os, re, sys, traceback
 import openhands.runtime.plugins.agent_skills.file_ops.file_ops as ref_ops
 import openhands.runtime.plugins.agent_skills.file_reader.file_readers as ref_readers
