@@ -169,6 +169,18 @@ export function cmdOutputObservation(
   };
 }
 
+/**
+ * Berth's own action beside the reference's: ends every process of the sandbox user and starts a
+ * fresh shell (files stay). It runs at once, outside the action queue, because what it is for is a
+ * queue stuck behind a runaway command or a fork bomb.
+ */
+export const RESET_ACTION = 'reset';
+
+export function resetObservation(r: { killed: number; left: number }): Observation {
+  const content = `Reset: ended ${r.killed} process${r.killed === 1 ? '' : 'es'}${r.left ? ` (${r.left} would not end)` : ''}; a fresh shell is ready.`;
+  return { observation: 'reset', content, extras: { killed: r.killed, left: r.left }, message: content };
+}
+
 export function errorObservation(content: string, errorId = ''): Observation {
   return { observation: 'error', content, extras: { error_id: errorId }, message: content };
 }

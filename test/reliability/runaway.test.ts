@@ -55,6 +55,32 @@ describe.skipIf(unavailable !== undefined)('runaway processes', () => {
     expect(Number(count)).toBeLessThan(12);
   });
 
+  it('the reset action frees a queue held by a running bomb, through execute_action, at once', {
+    timeout: 120_000,
+  }, async () => {
+    const s = (await call('POST', '/api/sandboxes', { limits: { pids: 128 } })).json;
+    // A bomb in the foreground: this action holds the runtime server's queue until its timeout.
+    const held = run(s.id, 'bomb() { bomb | bomb & }; bomb; sleep 600', 300);
+    await new Promise((r) => setTimeout(r, 2000));
+    const reset = await call('POST', `/api/sandboxes/${s.id}/execute_action`, {
+      action: { action: 'reset', args: {} },
+    });
+    expect(reset.status, reset.text).toBe(200);
+    expect(reset.json.observation).toBe('reset');
+    expect(reset.json.content).toMatch(/^Reset: ended \d+ processes; a fresh shell is ready\.$/);
+    expect(reset.json.extras.killed).toBeGreaterThan(10);
+    // The held action ends (its shell is gone) and the sandbox takes new work.
+    expect((await held).status).toBe(200);
+    const after = await run(s.id, 'echo usable');
+    expect(after.json.content).toBe('usable');
+    // Recorded like any action: the reset and its observation are a pair in the event log.
+    const events = (await call('GET', `/api/sandboxes/${s.id}/events?limit=1000`)).json.events;
+    const kinds = events
+      .filter((e: any) => e.kind !== 'lifecycle')
+      .map((e: any) => e.payload?.action?.action ?? e.payload?.observation);
+    expect(kinds).toContain('reset');
+  });
+
   it('a memory hog past the limit is stopped and the sandbox keeps working', {
     timeout: 120_000,
   }, async () => {
