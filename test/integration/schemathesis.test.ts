@@ -268,7 +268,12 @@ describe.skipIf(unavailable !== undefined)('schemathesis against the served open
 
       // No sandbox the run created has a host directory: every 201 says workspace null, and no
       // container of this instance has a bind mount (Docker creates a missing bind source).
-      const created = entries.filter((e) => e.request.method === 'POST' && e.response.status === 201);
+      const created = entries.filter(
+        (e) =>
+          e.request.method === 'POST' &&
+          e.response.status === 201 &&
+          new URL(e.request.url).pathname === '/api/sandboxes',
+      );
       for (const e of created) expect(JSON.parse(e.response.content.text).workspace).toBeNull();
       const owner = ownerOf(c.dataDir);
       for (const id of containersOf(owner)) {
