@@ -5,7 +5,26 @@
 // with arguments, the disruptive suites run only if the filter names them. Exit code: non-zero if any
 // run failed.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+// What a running `berth up` serves from this checkout: no test may rebuild or touch it, or the web UI
+// of a Berth started with the quick start's first command would break under the second.
+const SERVED = ['web/dist', 'dist'];
+function snapshot() {
+  const out = new Map();
+  const walk = (dir) => {
+    if (!existsSync(dir)) return;
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.set(p, `${statSync(p).size}:${statSync(p).mtimeMs}`);
+    }
+  };
+  for (const d of SERVED) walk(d);
+  return out;
+}
+const servedBefore = snapshot();
 
 const args = process.argv.slice(2);
 const runs = [
@@ -35,6 +54,17 @@ for (const [i, r] of runs.entries()) {
     process.stderr.write(`test: vitest wrote no report (${r.report}); counting the run as one failure\n`);
   }
   if ((run.status ?? 1) !== 0) status = run.status ?? 1;
+}
+const servedAfter = snapshot();
+const touched = [...new Set([...servedBefore.keys(), ...servedAfter.keys()])].filter(
+  (p) => servedBefore.get(p) !== servedAfter.get(p),
+);
+if (touched.length > 0) {
+  failed += 1;
+  status = status || 1;
+  process.stderr.write(
+    `test: the run changed files a running Berth serves (${touched.length}, e.g. ${touched.slice(0, 3).join(', ')}); counted as one failure\n`,
+  );
 }
 // Checks run before the tests by .ci/run (typecheck, lint, OpenAPI drift) count as failures too.
 const checksFailed = Number(process.env.BERTH_CHECKS_FAILED ?? 0) || 0;

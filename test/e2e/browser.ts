@@ -4,7 +4,8 @@
  * strings, so these files need no DOM types.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -21,14 +22,24 @@ export function chromiumMissingReason(): string | null {
   return `${CHROMIUM} is missing: install it with "apt-get install -y chromium". THE WEB UI BROWSER TESTS ARE SKIPPED.`;
 }
 
-/** Builds the UI with Vite into `outDir` (default web/dist, where the control plane serves it from). */
-export function buildWeb(outDir = path.join(REPO, 'web/dist')): string {
+/**
+ * Builds the UI with Vite into a directory of the test's own (never web/dist, which a running
+ * `berth up` serves), as the production build `npm run build` makes: vitest sets NODE_ENV=test,
+ * which would otherwise give React's development build.
+ */
+export function buildWeb(outDir: string = mkdtempSync(path.join(os.tmpdir(), 'berth-web-test-'))): string {
+  if (path.resolve(outDir) === path.join(REPO, 'web/dist')) {
+    throw new Error(
+      'tests build the web UI into their own directory, not web/dist (a running Berth serves it)',
+    );
+  }
   const vite = path.join(REPO, 'node_modules/vite/bin/vite.js');
   execFileSync(
     process.execPath,
-    [vite, 'build', 'web', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn'],
+    [vite, 'build', 'web', '--mode', 'production', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn'],
     {
       cwd: REPO,
+      env: { ...process.env, NODE_ENV: 'production' },
       stdio: ['ignore', 'ignore', 'inherit'],
     },
   );

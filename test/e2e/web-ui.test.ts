@@ -30,7 +30,6 @@ import {
   DESKTOP,
   launchChromium,
   NARROW,
-  REPO,
   replaceEditorText,
   screenshot,
   typeInTerminal,
@@ -97,7 +96,7 @@ const backends: Backend[] = [
           },
         });
       };
-      const webDir = path.join(REPO, 'web/dist');
+      const webDir = ensureBuilt();
       let cp: Awaited<ReturnType<typeof startControlPlane>>;
       let front: Awaited<ReturnType<typeof startUiFront>> | undefined;
       let servingError: string | null = null;
@@ -130,7 +129,7 @@ const backends: Backend[] = [
     start: async () => {
       const store = Store.open(':memory:');
       const runtime = new HostProcessRuntime();
-      const webDir = path.join(REPO, 'web/dist');
+      const webDir = ensureBuilt();
       const deps = (withWeb: boolean): ControlPlaneDeps => ({
         store,
         runtime,
@@ -195,10 +194,11 @@ const backends: Backend[] = [
   },
 ];
 
-let built = false;
-function ensureBuilt() {
-  if (!built) buildWeb();
-  built = true;
+/** The UI, built once into this run's own directory: web/dist belongs to a running `berth up`. */
+let built: string | undefined;
+function ensureBuilt(): string {
+  built ??= buildWeb();
+  return built;
 }
 
 for (const backend of backends) {
