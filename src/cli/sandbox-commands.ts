@@ -1,4 +1,6 @@
 /** `berth sandbox ...`, `berth exec` and `berth shell`: thin wrappers over the SDK. */
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import WebSocket from 'ws';
 import { loadClientConfig } from '../config/client.js';
@@ -28,6 +30,22 @@ function pairs(list: string[], what: string): Record<string, string> {
   return out;
 }
 
+/**
+ * --workspace as an absolute path: relative to the current directory, and an existing directory
+ * (a name is not taken for a Docker volume, and a missing directory is not made by root on the host).
+ */
+function workspaceDir(given: string, mkdir: boolean): string {
+  const dir = resolve(given);
+  if (!existsSync(dir)) {
+    if (!mkdir)
+      throw new Error(`--workspace ${given}: no such directory (${dir}); create it, or add --mkdir`);
+    mkdirSync(dir, { recursive: true });
+  } else if (!statSync(dir).isDirectory()) {
+    throw new Error(`--workspace ${given}: ${dir} is not a directory`);
+  }
+  return dir;
+}
+
 /** `name`, `uid` or `name:uid`, as --user takes it; the server checks the rest. */
 function parseUser(spec: string): NonNullable<CreateSandboxBody['user']> {
   const [a, b] = spec.split(':', 2) as [string, string | undefined];
@@ -51,7 +69,8 @@ export function registerSandboxCommands(program: Command): void {
     .command('create')
     .description('Create a sandbox and wait until it is ready')
     .option('--image <image>', 'runtime image (default: the configured one)')
-    .option('--workspace <dir>', 'host directory to mount at /workspace')
+    .option('--workspace <dir>', 'host directory to mount at /workspace (relative to the current directory)')
+    .option('--mkdir', 'create the --workspace directory if it does not exist')
     .option('-v, --volume <spec>', 'extra mount host:container[:ro|rw] (repeatable)', collect, [])
     .option('-e, --env <KEY=VALUE>', 'environment variable (repeatable)', collect, [])
     .option('--label <KEY=VALUE>', 'label (repeatable)', collect, [])
@@ -71,7 +90,7 @@ export function registerSandboxCommands(program: Command): void {
     .action(async (opts, cmd: Command) => {
       const body: CreateSandboxBody = {};
       if (opts.image) body.image = opts.image;
-      if (opts.workspace) body.workspace = opts.workspace;
+      if (opts.workspace) body.workspace = workspaceDir(opts.workspace, opts.mkdir === true);
       if (opts.volume.length) body.volumes = opts.volume;
       if (opts.env.length) body.env = pairs(opts.env, 'env');
       if (opts.label.length) body.labels = pairs(opts.label, 'label');

@@ -1,7 +1,10 @@
 /** The `berth` CLI against a real control plane: create --json, ls, exec exit codes, pause, rm. */
 import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ChildControlPlane, startChild } from './control-plane-helpers.js';
@@ -13,10 +16,13 @@ const unavailable = await engineAvailable();
 
 describe.skipIf(unavailable !== undefined)('berth CLI', () => {
   let cp: ChildControlPlane;
-  const berth = async (...args: string[]) => {
+  const berth = (...args: string[]) => berthIn(ROOT, ...args);
+  const berthIn = async (cwd: string, ...args: string[]) => {
     try {
-      const r = await run(process.execPath, ['--import', 'tsx', resolve(ROOT, 'src/cli/main.ts'), ...args], {
-        cwd: ROOT,
+      // tsx by its path: the working directory may be outside this checkout.
+      const tsx = pathToFileURL(resolve(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+      const r = await run(process.execPath, ['--import', tsx, resolve(ROOT, 'src/cli/main.ts'), ...args], {
+        cwd,
         env: { ...process.env, BERTH_URL: cp.url, BERTH_API_KEY: cp.apiKey },
         timeout: 120_000,
       });
@@ -27,8 +33,9 @@ describe.skipIf(unavailable !== undefined)('berth CLI', () => {
     }
   };
 
+  const tmp = mkdtempSync(join(tmpdir(), 'berth-cli-'));
   beforeAll(async () => {
-    cp = await startChild({});
+    cp = await startChild({ env: { BERTH_ALLOWED_MOUNT_ROOTS: tmp } });
   });
   afterAll(async () => {
     await cp?.stop();
@@ -58,6 +65,36 @@ describe.skipIf(unavailable !== undefined)('berth CLI', () => {
     expect((await berth('sandbox', 'pause', s.id)).stdout).toBe(`${s.id} paused\n`);
     expect((await berth('sandbox', 'resume', s.id)).stdout).toBe(`${s.id} running\n`);
     expect((await berth('sandbox', 'rm', s.id)).stdout).toBe(`${s.id} deleted\n`);
+  });
+
+  it('--workspace is a directory relative to the current one, which must exist unless --mkdir; --user picks the agent', async () => {
+    const missing = await berthIn(tmp, 'sandbox', 'create', '--workspace', 'not-there');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(
+      `no such directory (${join(tmp, 'not-there')}); create it, or add --mkdir`,
+    );
+    expect(existsSync(join(tmp, 'not-there'))).toBe(false);
+    const made = await berthIn(
+      tmp,
+      'sandbox',
+      'create',
+      '--json',
+      '--workspace',
+      'ws',
+      '--mkdir',
+      '--user',
+      'agent:1000',
+    );
+    expect(made.code, made.stderr).toBe(0);
+    const s = JSON.parse(made.stdout);
+    expect(s.workspace).toBe(join(tmp, 'ws'));
+    const who = await berth('exec', s.id, '--', 'sh', '-c', "'whoami; pwd'");
+    expect(who.stdout).toBe('agent\n/workspace\n');
+    await berth('sandbox', 'rm', s.id);
+    writeFileSync(join(tmp, 'a-file'), '');
+    const notDir = await berthIn(tmp, 'sandbox', 'create', '--workspace', 'a-file');
+    expect(notDir.code).toBe(1);
+    expect(notDir.stderr).toContain('is not a directory');
   });
 
   it('errors say what to do and exit non-zero', async () => {
