@@ -134,6 +134,65 @@ describe('write and read', () => {
   });
 });
 
+describe('binary files', () => {
+  // As the reference (openhands-ai 0.62, checked with test/oracle): a read asks binaryornot's
+  // is_binary on the path first, so impl_source "oh_aci" answers the error observation
+  // ERROR_BINARY_FILE before its editor sees the file (also over the 10 MB editor limit, also with a
+  // view_range); the editor's own view says "File validation failed"; a ".pyc" name is binary
+  // whatever it holds, even when missing.
+  const BINARY = 'File appears to be binary and this file type cannot be read or edited by this tool.';
+
+  it('read with impl_source oh_aci: the error observation ERROR_BINARY_FILE', async () => {
+    await c.run("printf 'a\\0b' > nul.bin && head -c 11000000 /dev/zero > big.bin && : > empty.bin");
+    for (const args of [
+      { path: `${ws}/nul.bin`, impl_source: 'oh_aci' },
+      { path: `${ws}/nul.bin`, impl_source: 'oh_aci', view_range: [1, 1] },
+      { path: `${ws}/big.bin`, impl_source: 'oh_aci' },
+      { path: `${ws}/nul.bin` },
+    ]) {
+      const o = await c.act('read', args);
+      expect(o.observation, JSON.stringify(args)).toBe('error');
+      expect(o.content).toBe('ERROR_BINARY_FILE');
+    }
+    const empty = await c.act('read', { path: `${ws}/empty.bin`, impl_source: 'oh_aci' });
+    expect(empty.observation).toBe('read');
+    expect(empty.content).toBe(`Here's the result of running \`cat -n\` on ${ws}/empty.bin:\n     1\t\n`);
+  });
+
+  it("the editor's view: File validation failed; over 10 MB the size comes first", async () => {
+    const view = await c.act('edit', { command: 'view', path: `${ws}/nul.bin` });
+    expect(view.observation).toBe('edit');
+    expect(view.content).toBe(`ERROR:\nFile validation failed for ${ws}/nul.bin: ${BINARY}`);
+    const big = await c.act('edit', { command: 'view', path: `${ws}/big.bin` });
+    expect(big.content).toBe(
+      `ERROR:\nFile validation failed for ${ws}/big.bin: File is too large (10.5MB). Maximum allowed size is 10MB.`,
+    );
+  });
+
+  it('a .pyc name is binary, even holding text or missing', async () => {
+    await c.run("echo 'print(1)' > t.pyc");
+    for (const args of [
+      { path: `${ws}/t.pyc` },
+      { path: 't.pyc' },
+      { path: `${ws}/t.pyc`, impl_source: 'oh_aci' },
+      { path: `${ws}/missing.pyc` },
+    ]) {
+      const o = await c.act('read', args);
+      expect(o.observation, JSON.stringify(args)).toBe('error');
+      expect(o.content).toBe('ERROR_BINARY_FILE');
+    }
+    const view = await c.act('edit', { command: 'view', path: `${ws}/t.pyc` });
+    expect(view.content).toBe(`ERROR:\nFile validation failed for ${ws}/t.pyc: ${BINARY}`);
+  });
+
+  it('only the first KiB is sniffed: a NUL after it is text', async () => {
+    await c.run(`python3 -c "open('late-nul.txt','wb').write(b'x'*2000+b'\\0')"`);
+    const o = await c.act('read', { path: `${ws}/late-nul.txt` });
+    expect(o.observation).toBe('read');
+    expect(o.content).toBe(`${'x'.repeat(2000)}\0`);
+  });
+});
+
 describe('str_replace editor', () => {
   it('create, view, str_replace, insert, undo with the reference texts and a diff', async () => {
     const p = `${ws}/ed.py`;

@@ -820,6 +820,68 @@ describe(TITLE, () => {
       await same('read nul', 'read', { path: '<WS>/nul.bin' });
     });
 
+    test('binary files: read (both impl_sources), the editor, .pyc names', async () => {
+      await run(
+        'make binaries',
+        "printf 'a\\0b' > nul.bin && head -c 3000 /dev/urandom > rand.bin && : > empty.bin && echo 'print(1)' > t.pyc && head -c 11000000 /dev/zero > big.bin && cp /bin/true elf && mkdir -p dir.pyc",
+      );
+      await run('late NUL', `python3 -c "open('late.txt','wb').write(b'x'*2000+b'\\0')"`);
+      await run('UTF-16 text', `python3 -c "open('u16.txt','wb').write('hello world\\n'.encode('utf-16'))"`);
+      for (const f of [
+        'nul.bin',
+        'rand.bin',
+        'empty.bin',
+        't.pyc',
+        'big.bin',
+        'elf',
+        'late.txt',
+        'u16.txt',
+        'missing.pyc',
+        'dir.pyc',
+      ]) {
+        await same(`read oh_aci ${f}`, 'read', { path: `<WS>/${f}`, impl_source: 'oh_aci' });
+        await same(`read ${f}`, 'read', { path: `<WS>/${f}` });
+        // The editor's view: compared except extras.prev_exist (see the edit tests).
+        await differs(
+          `edit view ${f}`,
+          'edit',
+          { command: 'view', path: `<WS>/${f}` },
+          {
+            fields: ['extras.prev_exist'],
+            berth: (body) => ({ extras: { prev_exist: !String(body?.content).startsWith('ERROR:') } }),
+            ref: { extras: { prev_exist: false } },
+          },
+        );
+      }
+      await same('read oh_aci binary with view_range', 'read', {
+        path: '<WS>/nul.bin',
+        impl_source: 'oh_aci',
+        view_range: [1, 1],
+      });
+      await same('read relative .pyc', 'read', { path: 't.pyc' });
+      await same('read oh_aci relative .pyc', 'read', { path: 't.pyc', impl_source: 'oh_aci' });
+      await same('read oh_aci relative binary (the editor refuses the relative path)', 'read', {
+        path: 'nul.bin',
+        impl_source: 'oh_aci',
+      });
+      // Reference: "a\u0000b" (read) and "File could not be decoded as utf-8" (rand.bin): it asks
+      // is_binary on the path as given, and a relative path is opened against its own process cwd,
+      // where the file is not, so the check passes and the bytes are decoded. Berth checks the file
+      // it reads and answers ERROR_BINARY_FILE. Nothing else is in the reply.
+      for (const f of ['nul.bin', 'rand.bin']) {
+        await differs(
+          `read relative ${f}`,
+          'read',
+          { path: f },
+          {
+            fields: 'all',
+            berth: { observation: 'error', content: 'ERROR_BINARY_FILE' },
+            ref: { content: expect.not.stringMatching(/^ERROR_BINARY_FILE$/) },
+          },
+        );
+      }
+    });
+
     test('deliberate: a real PNG is returned as a data URL', async () => {
       await run(
         'make png',

@@ -24,7 +24,7 @@ import { EditorError, type EditorRequest } from '../core/editor/types.js';
 import type { PythonKernel } from '../core/python/kernel.js';
 import type { Lazy } from '../lazy.js';
 import type { BashSession } from './bash-session.js';
-import { readFileAction, writeFileAction } from './file-actions.js';
+import { isBinaryPath, readFileAction, writeFileAction } from './file-actions.js';
 
 /** The reference client's default hard timeout for a cell when the action carries none. */
 export const DEFAULT_IPYTHON_TIMEOUT_SECONDS = 120;
@@ -135,6 +135,8 @@ export class ActionExecutor {
 
   private async read(args: FileReadArgs): Promise<Observation> {
     if (args.impl_source !== 'oh_aci') return readFileAction(args, await this.deps.bash.cwd());
+    // As the reference: a binary file is refused before the editor sees it.
+    if (await isBinaryPath(args.path)) return errorObservation('ERROR_BINARY_FILE');
     const { output } = await this.runEditor({
       command: 'view',
       path: args.path,

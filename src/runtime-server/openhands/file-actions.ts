@@ -13,15 +13,15 @@ import {
   fileWriteObservation,
   type Observation,
 } from '../../protocol/openhands.js';
+import { BINARY_SNIFF_BYTES, looksBinary } from '../core/editor/text-file.js';
 import {
   fileKind,
   NotRegularFileError,
+  openRegularFile,
   readRegularFile,
   writeFileAtomically,
 } from '../core/fs/regular-file.js';
 
-/** Bytes inspected to tell binary from text, as binaryornot does with its first chunk. */
-const BINARY_SNIFF_BYTES = 8192;
 /** Largest file read into an observation; beyond it the agent is told to use the shell instead. */
 export const MAX_READ_BYTES = 64 * 1024 * 1024;
 
@@ -41,13 +41,31 @@ export function resolveAgainst(cwd: string, path: string): string {
   return isAbsolute(path) ? resolve(path) : resolve(cwd, path);
 }
 
-/** binaryornot-like: NUL bytes, or mostly control bytes, in the first chunk. */
-export function looksBinary(chunk: Buffer): boolean {
-  if (chunk.length === 0) return false;
-  if (chunk.includes(0)) return true;
-  let control = 0;
-  for (const b of chunk) if (b < 8 || (b > 13 && b < 32) || b === 127) control++;
-  return control / chunk.length > 0.3;
+/**
+ * The reference's `is_binary(path)` (binaryornot), which it asks before anything else on a read: a
+ * name ending in ".pyc" is binary whether or not it exists; otherwise the verdict on the first KiB
+ * (the editor's port of binaryornot); a path that cannot be opened is not binary. FIFOs and devices
+ * are never opened for this (the reference would block on a FIFO); they are refused later.
+ */
+export async function isBinaryPath(path: string): Promise<boolean> {
+  if (path.endsWith('.pyc')) return true;
+  // The reference opens a relative path against its own process cwd, so in effect never finds it.
+  if (!isAbsolute(path)) return false;
+  let opened: Awaited<ReturnType<typeof openRegularFile>>;
+  try {
+    opened = await openRegularFile(path);
+  } catch {
+    return false;
+  }
+  try {
+    const chunk = Buffer.alloc(BINARY_SNIFF_BYTES);
+    const { bytesRead } = await opened.handle.read(chunk, 0, BINARY_SNIFF_BYTES, 0);
+    return looksBinary(chunk.subarray(0, bytesRead));
+  } catch {
+    return false;
+  } finally {
+    await opened.handle.close();
+  }
 }
 
 /** The reference has no text for these; this one follows its "Path is a directory" wording. */
@@ -74,6 +92,10 @@ export function splitLinesKeepEnds(text: string): string[] {
 export async function readFileAction(args: FileReadArgs, cwd: string): Promise<Observation> {
   const path = resolveAgainst(cwd, args.path);
   const mediaType = MEDIA_TYPES[extname(path).toLowerCase()];
+  // The reference asks is_binary first, on the path as given, so a ".pyc" name is refused even when
+  // missing. A relative path it checks against its own process cwd (so in effect never); Berth
+  // checks the file it reads. Images, PDFs and videos come back as data URLs instead (below).
+  if (args.path.endsWith('.pyc')) return errorObservation('ERROR_BINARY_FILE');
   let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(path);
@@ -82,6 +104,7 @@ export async function readFileAction(args: FileReadArgs, cwd: string): Promise<O
   }
   if (info.isDirectory()) return errorObservation(`Path is a directory: ${path}. You can only read files`);
   if (!info.isFile()) return notRegularFile(path, fileKind(info), 'read');
+  if (!mediaType && (await isBinaryPath(path))) return errorObservation('ERROR_BINARY_FILE');
   if (info.size > MAX_READ_BYTES) {
     return errorObservation(
       `File is too large to read into an observation (${info.size} bytes, limit ${MAX_READ_BYTES}): ${path}. Use the shell (head, sed -n, grep) to read parts of it.`,
@@ -96,7 +119,6 @@ export async function readFileAction(args: FileReadArgs, cwd: string): Promise<O
     throw err;
   }
   if (mediaType) return fileReadObservation(path, `data:${mediaType};base64,${data.toString('base64')}`);
-  if (looksBinary(data.subarray(0, BINARY_SNIFF_BYTES))) return errorObservation('ERROR_BINARY_FILE');
   const text = decodeUtf8(data);
   if (text === undefined) return errorObservation(`File could not be decoded as utf-8: ${path}.`);
   return fileReadObservation(path, selectLines(splitLinesKeepEnds(text), args.start, args.end).join(''));

@@ -393,7 +393,8 @@ export class FileEditor {
     } catch (err) {
       throw new EditorError(`Ran into ${pyOSError(err, path)} while trying to read ${path}`);
     }
-    if (looksBinary(bytes.subarray(0, BINARY_SNIFF_BYTES))) {
+    // binaryornot's is_binary takes a ".pyc" name as binary whatever it holds.
+    if (path.endsWith('.pyc') || looksBinary(bytes.subarray(0, BINARY_SNIFF_BYTES))) {
       throw fileValidationError(
         path,
         'File appears to be binary and this file type cannot be read or edited by this tool.',
