@@ -179,7 +179,12 @@ export function managerSettings(
     network: s.network,
     useHostNetwork: s.use_host_network,
     env: { ...s.env, ...s.runtime_startup_env_vars },
-    limits: { cpus: s.cpus, memoryMb: s.memory_mb, pids: s.pids },
+    limits: {
+      cpus: s.cpus,
+      memoryMb: s.memory_mb,
+      pids: s.pids,
+      ...(s.disk_mb ? { diskMb: s.disk_mb } : {}),
+    },
     ociRuntime: s.oci_runtime ?? undefined,
     enableGpu: s.enable_gpu,
     startTimeoutMs: s.startup_timeout_seconds * 1000,
@@ -195,6 +200,8 @@ export function managerSettings(
       maxCpus: config.policy.max_cpus ?? s.cpus,
       maxMemoryMb: config.policy.max_memory_mb ?? s.memory_mb,
       maxPids: config.policy.max_pids ?? s.pids,
+      // With no default disk limit (0), a request may ask for any.
+      maxDiskMb: config.policy.max_disk_mb ?? (s.disk_mb || undefined),
       ociRuntimes: [...config.policy.oci_runtimes],
       defaultOciRuntime: s.oci_runtime ?? undefined,
       workspaceBase: s.workspace_mount_path ?? s.workspace_base ?? undefined,

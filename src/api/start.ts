@@ -79,6 +79,7 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
     owner: instanceOwner(config.data_dir),
     reach: self ? { kind: 'link', selfContainer: self } : { kind: 'host-ports' },
     workspaceIdmap,
+    diskLimit: config.sandbox.disk_limit,
   });
   const cp = await buildControlPlane({
     store,

@@ -77,6 +77,11 @@ export function registerSandboxCommands(program: Command): void {
     .option('--cpus <n>', 'CPU limit', Number)
     .option('--memory-mb <n>', 'memory limit in MiB', Number)
     .option('--pids <n>', 'process limit', Number)
+    .option(
+      '--disk-mb <n>',
+      "writable-layer size in MiB (where Docker's storage driver can limit it)",
+      Number,
+    )
     .option('--network <name>', 'isolated (default), internal, host, or a Docker network name')
     .option('--timeout <seconds>', 'lifetime in seconds', Number)
     .option('--user <name|uid|name:uid>', 'who the agent runs as (e.g. openhands:1000, 0 for root)')
@@ -94,8 +99,8 @@ export function registerSandboxCommands(program: Command): void {
       if (opts.volume.length) body.volumes = opts.volume;
       if (opts.env.length) body.env = pairs(opts.env, 'env');
       if (opts.label.length) body.labels = pairs(opts.label, 'label');
-      if (opts.cpus || opts.memoryMb || opts.pids) {
-        body.limits = { cpus: opts.cpus, memory_mb: opts.memoryMb, pids: opts.pids };
+      if (opts.cpus || opts.memoryMb || opts.pids || opts.diskMb) {
+        body.limits = { cpus: opts.cpus, memory_mb: opts.memoryMb, pids: opts.pids, disk_mb: opts.diskMb };
       }
       if (opts.network) body.network = opts.network;
       if (opts.timeout) body.timeout_seconds = opts.timeout;

@@ -10,12 +10,14 @@
  * description; CONFIG_OPTIONS (for `berth config` and the README) is derived from it. Environment
  * names follow OpenHands where it has one (SANDBOX_*, WORKSPACE_*); Berth's own start with BERTH_.
  */
+
 import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import * as z from 'zod';
+import { booleanWord } from '../protocol/booleans.js';
 import { BerthError, ErrorCode, fromSystemError } from '../protocol/errors.js';
 import { DEFAULT_BASE_IMAGE } from './docker.js';
 
@@ -298,6 +300,27 @@ export const ControlPlaneConfigSchema = z.strictObject({
       expected: 'an integer of at least 16',
       description: 'Maximum number of processes per sandbox.',
     }),
+    disk_mb: opt(
+      int(0).refine((n) => n === 0 || n >= 64),
+      {
+        kind: 'integer',
+        env: 'BERTH_SANDBOX_DISK_MB',
+        default: '10240',
+        value: 10240,
+        expected: '0 (no limit) or an integer of at least 64 (MiB)',
+        description:
+          "Size of each sandbox container's writable layer, in MiB; 0: no limit. Enforced where Docker's storage driver can (overlay2 on xfs mounted with pquota, btrfs, zfs); elsewhere see sandbox.disk_limit.",
+      },
+    ),
+    disk_limit: opt(z.enum(['auto', 'require']), {
+      kind: 'string',
+      env: 'BERTH_SANDBOX_DISK_LIMIT',
+      default: 'auto',
+      value: 'auto',
+      expected: 'one of auto, require',
+      description:
+        'Where the storage driver cannot limit disk_mb (overlay2 on ext4): auto starts sandboxes without the limit, with one warning in the log; require refuses to start them.',
+    }),
     oci_runtime: opt(text(IMAGE_REF).nullable(), {
       kind: 'string',
       env: 'SANDBOX_OCI_RUNTIME',
@@ -427,6 +450,14 @@ export const ControlPlaneConfigSchema = z.strictObject({
       expected: 'a positive integer',
       description: 'Most processes a create request may ask for.',
     }),
+    max_disk_mb: opt(int(1).nullable(), {
+      kind: 'integer',
+      env: 'BERTH_MAX_SANDBOX_DISK_MB',
+      default: 'sandbox.disk_mb (any when it is 0)',
+      value: null,
+      expected: 'a positive integer (MiB)',
+      description: 'Largest limits.disk_mb a create request may ask for.',
+    }),
     oci_runtimes: opt(z.array(text(IMAGE_REF)), {
       kind: 'list',
       env: 'BERTH_ALLOWED_OCI_RUNTIMES',
@@ -552,8 +583,6 @@ interface Setting {
   source: ConfigSource;
 }
 
-const TRUE_WORDS = new Set(['true', '1', 'yes']);
-const FALSE_WORDS = new Set(['false', '0', 'no']);
 const INTEGER_TEXT = /^[+-]?\d+$/;
 const NUMBER_TEXT = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 
@@ -578,10 +607,8 @@ function convert(doc: OptionDoc, value: unknown, base: string, home: string): un
       return INTEGER_TEXT.test(trimmed) ? Number(trimmed) : value;
     case 'number':
       return NUMBER_TEXT.test(trimmed) ? Number(trimmed) : value;
-    case 'boolean': {
-      const word = trimmed.toLowerCase();
-      return TRUE_WORDS.has(word) ? true : FALSE_WORDS.has(word) ? false : value;
-    }
+    case 'boolean':
+      return booleanWord(trimmed) ?? value;
     case 'list':
       return trimmed
         .split(',')

@@ -158,6 +158,8 @@ export function containerCreateOptions(
     hostConfig.MemorySwap = hostConfig.Memory; // no swap beyond the limit
   }
   if (spec.limits.pids) hostConfig.PidsLimit = spec.limits.pids;
+  // Taken only by some storage drivers; the runtime leaves it out where the engine cannot (disk-limit.ts).
+  if (spec.limits.diskMb) hostConfig.StorageOpt = { size: `${spec.limits.diskMb}M` };
   if (spec.ociRuntime) hostConfig.Runtime = spec.ociRuntime;
   if (spec.gpu?.enabled) {
     hostConfig.DeviceRequests = [

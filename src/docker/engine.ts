@@ -40,6 +40,14 @@ export interface EngineVersion {
   arch: string;
 }
 
+/** The engine's storage driver, from `docker info`: what decides whether a disk limit can be set. */
+export interface EngineStorage {
+  /** `overlay2`, `btrfs`, `zfs`, `devicemapper`, `vfs`, `fuse-overlayfs`, ... */
+  driver: string;
+  /** DriverStatus "Backing Filesystem" (`xfs`, `extfs`, `btrfs`, ...), when the driver reports one. */
+  backingFilesystem?: string | undefined;
+}
+
 export interface DockerEngine {
   /** The address this client talks to, for messages: `unix:///var/run/docker.sock`. */
   readonly endpoint: string;
@@ -148,6 +156,16 @@ export class DockerodeEngine implements DockerEngine {
       return { version: v.Version, apiVersion: v.ApiVersion, os: v.Os, arch: v.Arch };
     } catch (err) {
       throw this.toError(err, 'version');
+    }
+  }
+
+  async storage(): Promise<EngineStorage> {
+    try {
+      const info = (await this.docker.info()) as { Driver?: string; DriverStatus?: Array<[string, string]> };
+      const backing = (info.DriverStatus ?? []).find(([k]) => k === 'Backing Filesystem')?.[1];
+      return { driver: info.Driver ?? '', backingFilesystem: backing };
+    } catch (err) {
+      throw this.toError(err, 'info');
     }
   }
 

@@ -39,11 +39,20 @@ export const NetworkChoice = z
     '"isolated" (default: Berth bridge, no traffic between sandboxes), "internal" (no egress), "host", or the name of an existing Docker network',
   );
 
-const { cpus, memoryMb, pids } = LIMIT_BOUNDS;
+const { cpus, memoryMb, pids, diskMb } = LIMIT_BOUNDS;
 export const Limits = z.strictObject({
   cpus: z.number().min(cpus.min).max(cpus.max).optional().describe('CPU cores, fractional allowed'),
   memory_mb: z.number().int().min(memoryMb.min).max(memoryMb.max).optional().describe('memory limit in MiB'),
   pids: z.number().int().min(pids.min).max(pids.max).optional().describe('maximum number of processes'),
+  disk_mb: z
+    .number()
+    .int()
+    .min(diskMb.min)
+    .max(diskMb.max)
+    .optional()
+    .describe(
+      "size of the container's writable layer in MiB, where the engine's storage driver can limit it (overlay2 on xfs with pquota, btrfs, zfs); elsewhere not enforced",
+    ),
 });
 export type Limits = z.infer<typeof Limits>;
 

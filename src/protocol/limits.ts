@@ -48,6 +48,7 @@ export const LIMIT_BOUNDS = {
   cpus: { min: 0.1, max: 1024 },
   memoryMb: { min: 128, max: 4 * 1024 * 1024 },
   pids: { min: 64, max: 4 * 1024 * 1024 },
+  diskMb: { min: 64, max: 64 * 1024 * 1024 },
 } as const;
 
 /** Longest lifetime or idle limit a sandbox can be given: 30 days. */

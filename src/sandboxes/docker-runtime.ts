@@ -20,6 +20,7 @@ import { bridgeInterface, HostFirewall } from '../docker/host-firewall.js';
 import { containerMountIsIdmapped, type IdmappedMounts } from '../docker/idmapped-mounts.js';
 import { RUNTIME_IMAGE_KIND, RUNTIME_IMAGE_LABELS } from '../docker/image-builder.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
+import { type DiskLimitMode, DiskLimits } from './disk-limit.js';
 import type { PortAllocator } from './ports.js';
 import { waitUntilAlive } from './readiness.js';
 import { Semaphore } from './semaphore.js';
@@ -57,6 +58,11 @@ export interface DockerRuntimeOptions {
    * Undefined: never.
    */
   workspaceIdmap?: { mounts: IdmappedMounts; mode: 'auto' | 'require' } | undefined;
+  /**
+   * Sandboxes with limits.diskMb where the engine's storage driver cannot limit the writable layer:
+   * `auto` creates them without a limit (one warning in the log), `require` refuses them. @default auto
+   */
+  diskLimit?: DiskLimitMode | undefined;
 }
 
 const LINK_PREFIX = 'berth-link-';
@@ -78,9 +84,11 @@ export class DockerSandboxRuntime implements SandboxRuntime {
   /** Sandbox networks seen, with their host-side bridge and address ranges (see guardNetwork). */
   private readonly guarded = new Map<string, GuardedNetwork>();
   private readonly protectedPorts = new Set<number>();
+  private readonly disk: DiskLimits;
 
   constructor(private readonly opts: DockerRuntimeOptions) {
     this.firewall = new HostFirewall(opts.logger);
+    this.disk = new DiskLimits(opts.engine, opts.diskLimit ?? 'auto', opts.logger);
   }
 
   /**
@@ -223,11 +231,30 @@ export class DockerSandboxRuntime implements SandboxRuntime {
       const link =
         this.opts.reach.kind === 'link' && spec.network.mode !== 'host' ? linkNetwork(spec.id) : undefined;
       if (link) options.Labels = { ...options.Labels, [SANDBOX_LABELS.reachVia]: link };
+      options.HostConfig ??= {};
+      const hostConfig = options.HostConfig;
+      await this.disk.apply(spec, hostConfig).catch(async (err: unknown) => {
+        await lease.release();
+        throw err;
+      });
       let id: string;
       try {
         onProgress?.('creating container');
         id = await this.engine.containers.run(options);
       } catch (err) {
+        let refused = false;
+        try {
+          refused = hostConfig.StorageOpt?.size !== undefined && this.disk.refused(spec, err);
+        } catch (e) {
+          await lease.release();
+          throw e;
+        }
+        if (refused) {
+          // The engine's driver takes no size (learnt once per engine): again without it, not a port retry.
+          await lease.release();
+          attempt--;
+          continue;
+        }
         const message = (err as Error).message;
         const taken = /port is already allocated|address already in use/i.test(message);
         // Keep the port Docker named out of the next try, then try again with fresh ones.

@@ -48,7 +48,7 @@ export interface ManagerSettings {
   network: string;
   useHostNetwork: boolean;
   env: Record<string, string>;
-  limits: { cpus?: number; memoryMb?: number; pids?: number };
+  limits: { cpus?: number; memoryMb?: number; pids?: number; diskMb?: number };
   ociRuntime?: string | undefined;
   enableGpu: boolean;
   startTimeoutMs: number;
@@ -268,6 +268,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
         cpus: body.limits?.cpus ?? this.settings.limits.cpus,
         memoryMb: body.limits?.memory_mb ?? this.settings.limits.memoryMb,
         pids: body.limits?.pids ?? this.settings.limits.pids,
+        diskMb: body.limits?.disk_mb ?? this.settings.limits.diskMb,
       },
       ociRuntime: body.oci_runtime ?? this.settings.ociRuntime,
       gpu: this.settings.enableGpu ? { enabled: true } : undefined,

@@ -21,6 +21,8 @@ export interface SandboxPolicy {
   maxCpus: number;
   maxMemoryMb: number;
   maxPids: number;
+  /** Largest limits.disk_mb a request may ask for; undefined: any. */
+  maxDiskMb?: number | undefined;
   /** OCI runtimes a request may name (besides the configured one). */
   ociRuntimes: readonly string[];
   /** The configured OCI runtime (SANDBOX_OCI_RUNTIME): always allowed. */
@@ -77,6 +79,7 @@ export function checkCreateRequest(
     ['cpus', limits.cpus, policy.maxCpus, 'policy.max_cpus'],
     ['memory_mb', limits.memory_mb, policy.maxMemoryMb, 'policy.max_memory_mb'],
     ['pids', limits.pids, policy.maxPids, 'policy.max_pids'],
+    ['disk_mb', limits.disk_mb, policy.maxDiskMb ?? Number.POSITIVE_INFINITY, 'policy.max_disk_mb'],
   ] as const) {
     if (value !== undefined && value > max) {
       throw new BerthError(

@@ -38,7 +38,13 @@ export interface SandboxSpec {
   network: NetworkSpec;
   /** Environment for the sandbox (startup env and SANDBOX_ENV_* already merged by the caller). */
   env: Record<string, string>;
-  limits: { cpus?: number | undefined; memoryMb?: number | undefined; pids?: number | undefined };
+  limits: {
+    cpus?: number | undefined;
+    memoryMb?: number | undefined;
+    pids?: number | undefined;
+    /** Size of the container's writable layer in MiB, where the storage driver can limit it (disk-limit.ts). */
+    diskMb?: number | undefined;
+  };
   ociRuntime?: string | undefined;
   gpu?: { enabled: boolean; deviceIds?: string[] | undefined } | undefined;
   labels: Record<string, string>;

@@ -461,6 +461,8 @@ describe('the option table', () => {
     'sandbox.cpus': ['1.5', 1.5],
     'sandbox.memory_mb': ['1024', 1024],
     'sandbox.pids': ['256', 256],
+    'sandbox.disk_mb': ['2048', 2048],
+    'sandbox.disk_limit': ['require', 'require'],
     'sandbox.oci_runtime': ['runsc', 'runsc'],
     'sandbox.enable_gpu': ['true', true],
     'sandbox.startup_timeout_seconds': ['90', 90],
@@ -470,10 +472,12 @@ describe('the option table', () => {
     'sandbox.reaper_interval_seconds': ['5', 5],
     'policy.networks': ['isolated,host', ['isolated', 'host']],
     'policy.mount_roots': ['/srv/a,/srv/b', ['/srv/a', '/srv/b']],
+    'policy.oci_runtimes': ['runsc,sysbox-runc', ['runsc', 'sysbox-runc']],
     'policy.named_volumes': ['true', true],
     'policy.max_cpus': ['1.5', 1.5],
     'policy.max_memory_mb': ['8192', 8192],
     'policy.max_pids': ['2048', 2048],
+    'policy.max_disk_mb': ['4096', 4096],
   };
 
   it('lists every option of the schema once, with a description and default', () => {
