@@ -31,6 +31,14 @@ export const SandboxState = z.enum([
   'deleted',
 ]);
 export type SandboxState = z.infer<typeof SandboxState>;
+/** States in which a sandbox has its container (running or not): what reconciliation and the reaper keep. */
+export const STATES_WITH_CONTAINER = [
+  'starting',
+  'running',
+  'paused',
+  'stopped',
+  'exited',
+] as const satisfies readonly SandboxState[];
 
 export const NetworkChoice = z
   .string()

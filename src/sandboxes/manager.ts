@@ -14,6 +14,7 @@ import {
   type SandboxEvent,
   type SandboxState,
   type SandboxUser,
+  STATES_WITH_CONTAINER,
 } from '../protocol/api.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import type { Observation } from '../protocol/openhands.js';
@@ -706,9 +707,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   /** Brings records in line with the engine after a restart of the control plane. */
   async reconcile(): Promise<void> {
     this.answerInterruptedActions();
-    for (const rec of this.store.sandboxes.list({
-      state: ['starting', 'running', 'paused', 'stopped', 'exited'],
-    })) {
+    for (const rec of this.store.sandboxes.list({ state: [...STATES_WITH_CONTAINER] })) {
       const state = await this.runtime.state(rec.id).catch(() => 'missing' as const);
       try {
         if (state === 'running') {
@@ -765,32 +764,22 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   /** One pass of the reaper: lifetimes, idle limits, and containers no record owns. */
   async reap(): Promise<void> {
-    const now = Date.now();
-    for (const rec of this.store.sandboxes.list({
-      state: ['running', 'paused', 'stopped', 'exited', 'error', 'starting'],
-    })) {
-      if (rec.pool_image) continue;
+    // The store's indexed queries decide what is due (one place for the rules; pool members never).
+    const now = new Date();
+    for (const rec of this.store.sandboxes.listExpired(now)) {
       // A start under way finishes first (its create answers 201); a later pass reaps it. Removing
       // the container mid-start would fail the create with a 503 for a lifetime it asked for.
       if (this.starting.has(rec.id)) continue;
-      if (rec.expires_at && Date.parse(rec.expires_at) <= now) {
-        await this.delete(rec.id, { reason: 'lifetime ended' }).catch(() => undefined);
-      } else if (
-        rec.state === 'running' &&
-        rec.idle_timeout_seconds !== null &&
-        !this.busy(rec.id) &&
-        Date.parse(rec.last_activity_at) + rec.idle_timeout_seconds * 1000 <= now
-      ) {
-        await this.delete(rec.id, { reason: 'idle' }).catch(() => undefined);
-      }
+      await this.delete(rec.id, { reason: 'lifetime ended' }).catch(() => undefined);
+    }
+    for (const rec of this.store.sandboxes.listIdle(now)) {
+      // An action in flight is activity, however long it runs.
+      if (this.starting.has(rec.id) || this.busy(rec.id)) continue;
+      await this.delete(rec.id, { reason: 'idle' }).catch(() => undefined);
     }
     // A container is owned while its record is live, and for good when it was deleted with keep_alive
     // (the caller asked for it to stay).
-    const owned = new Set(
-      this.store.sandboxes
-        .list({ state: ['starting', 'running', 'paused', 'stopped', 'exited'] })
-        .map((r) => r.id),
-    );
+    const owned = new Set(this.store.sandboxes.list({ state: [...STATES_WITH_CONTAINER] }).map((r) => r.id));
     for (const r of this.store.sandboxes.list({ state: ['deleted'] })) if (r.keep_alive) owned.add(r.id);
     for (const removed of await this.runtime.reap(owned).catch(() => [] as string[])) {
       this.logger.info({ id: removed }, 'reaped an unowned sandbox container');

@@ -36,6 +36,10 @@ function minimalServices(): RuntimeServices {
   return {
     options: { workingDir, noChangeTimeoutSeconds: 10, logger },
     transfer: lazy(() => import('../../src/runtime-server/core/transfer/index.js')),
+    // Never made here; the server's shutdown asks it to close its sessions if it was.
+    mcp: lazy(async () => {
+      throw new Error('no MCP in this test');
+    }),
     ready: () => true,
     serverInfo: async () => ({}),
   } as unknown as RuntimeServices;

@@ -4,9 +4,11 @@
  * reference's, and errors are the Berth error vocabulary (the reference answers most of them with 500).
  * The transfer core (with its zip libraries) is loaded by the first of these requests: services.transfer.
  */
+
 import { PassThrough, type Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance } from 'fastify';
+import { booleanWord } from '../../protocol/booleans.js';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import type { ArchiveLimits } from '../core/transfer/archive.js';
 import type { RuntimeServices } from '../services.js';
@@ -146,15 +148,11 @@ function queryParam(query: unknown, name: string): string | undefined {
   return value;
 }
 
-const TRUE_WORDS = new Set(['true', '1', 'yes', 'on', 't', 'y']);
-const FALSE_WORDS = new Set(['false', '0', 'no', 'off', 'f', 'n']);
-
 /** Booleans as the reference (FastAPI) reads them from a query string: true/false, 1/0, yes/no, on/off. */
 function parseBoolean(value: string | undefined, name: string): boolean | undefined {
   if (value === undefined) return undefined;
-  const word = value.trim().toLowerCase();
-  if (TRUE_WORDS.has(word)) return true;
-  if (FALSE_WORDS.has(word)) return false;
+  const known = booleanWord(value);
+  if (known !== undefined) return known;
   throw new BerthError(
     ErrorCode.VALIDATION_FAILED,
     `Query parameter "${name}" must be true or false, got ${JSON.stringify(value)}`,
