@@ -292,10 +292,44 @@ describe('run_ipython', () => {
     await c.run(`cd ${ws}`);
   });
 
+  it("a cell's os.chdir persists until the shell's cwd changes, as in the reference", async () => {
+    await c.run(`cd ${ws} && mkdir -p pa pb`);
+    const cwd = async () =>
+      (await c.act('run_ipython', { code: 'import os; print(os.getcwd())', include_extra: false })).content;
+    expect(await cwd()).toBe(ws);
+    await c.act('run_ipython', { code: 'os.chdir("pa")' });
+    // The shell's cwd is unchanged: the kernel stays in pa, and the extra line names the shell's cwd.
+    const o = await c.act('run_ipython', { code: 'print(os.getcwd())' });
+    expect(o.content.split('\n').slice(0, 2)).toEqual([
+      `${ws}/pa`,
+      `[Jupyter current working directory: ${ws}]`,
+    ]);
+    await c.run(`cd ${ws}`); // a cd to the same directory changes nothing
+    expect(await cwd()).toBe(`${ws}/pa`);
+    await c.run('cd pb');
+    expect(await cwd()).toBe(`${ws}/pb`);
+    await c.run(`cd ${ws}`);
+    expect(await cwd()).toBe(ws);
+    // The shell's cwd removed: the kernel's chdir fails silently and it stays where it was.
+    await c.run(`mkdir -p ${ws}/gone && cd ${ws}/gone && rmdir ${ws}/gone`);
+    expect(await cwd()).toBe(ws);
+    await c.run(`cd ${ws}`);
+    expect(await cwd()).toBe(ws);
+  });
+
   it('a timeout interrupts the cell and keeps the kernel', async () => {
     await c.act('run_ipython', { code: 'kept = "still here"' });
     const slow = await c.act('run_ipython', { code: 'import time\ntime.sleep(60)', include_extra: false }, 2);
-    expect(slow.content).toContain('[Execution timed out (2 seconds).]');
+    // As the reference: the timeout text alone (what the cell printed is dropped), the seconds as a
+    // Python float.
+    expect(slow.content).toBe('[Execution timed out (2.0 seconds).]');
+    const printed = await c.act(
+      'run_ipython',
+      { code: 'import sys; print("before"); print("e", file=sys.stderr); time.sleep(60)' },
+      1.5,
+    );
+    expect(printed.content.split('\n')[0]).toBe('[Execution timed out (1.5 seconds).]');
+    expect(printed.extras.image_urls ?? null).toBeNull();
     const after = await c.act('run_ipython', { code: 'print(kept)', include_extra: false });
     expect(after.content).toBe('still here');
   });

@@ -1093,6 +1093,55 @@ describe(TITLE, () => {
     });
   });
 
+  describe('run_ipython: cwd sync and timeouts', () => {
+    const py = (step: string, code: string, extra: Record<string, unknown> = {}, timeout?: number) =>
+      timeout === undefined
+        ? sameCell(step, code, extra)
+        : same(step, 'run_ipython', { code, ...extra }, timeout);
+
+    test("a cell's os.chdir persists while the shell's cwd is unchanged", async () => {
+      if (!hasJupyter) return;
+      await run('dirs', 'mkdir -p pa pb && cd <WS>');
+      await py('sync', 'import os; print(os.getcwd())');
+      await py('chdir in a cell', 'os.chdir("pa")');
+      await py('next cell keeps it', 'print(os.getcwd())');
+      await run('cd to the same directory', 'cd <WS>');
+      await py('still kept', 'print(os.getcwd())');
+      await run('shell cd elsewhere', 'cd pb');
+      await py('synced to the shell', 'print(os.getcwd())');
+      await py('chdir to an absolute path', 'os.chdir("<WS>/pa"); print(os.getcwd())');
+      await run('shell cd back', 'cd <WS>');
+      await py('synced back', 'print(os.getcwd())');
+    });
+
+    test("the shell's cwd removed: the kernel's chdir fails silently", async () => {
+      if (!hasJupyter) return;
+      await run('cd into a removed directory', 'mkdir -p <WS>/gone && cd <WS>/gone && rmdir <WS>/gone');
+      await py('kernel stays', 'import os; print(os.getcwd())');
+      await run('cd back', 'cd <WS>');
+      await py('synced', 'print(os.getcwd())');
+    });
+
+    test('timeouts: the text alone, seconds as a float', async () => {
+      if (!hasJupyter) return;
+      await py(
+        'timeout 2 after a print',
+        'import time; print("before"); time.sleep(6); print("after")',
+        {},
+        2,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      await py(
+        'timeout 1.5, stderr, include_extra false',
+        'import sys; print("e", file=sys.stderr); time.sleep(6)',
+        { include_extra: false },
+        1.5,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      await py('timeout, no output', 'time.sleep(6)', {}, 1);
+    });
+  });
+
   // ---------------------------------------------------------------- protocol, deliberate differences
   describe('protocol', () => {
     test('deliberate: an unknown action type is a 4xx', async () => {

@@ -159,14 +159,23 @@ for (const mode of modes) {
       expect((await run('z')).text).toBe('3');
     });
 
-    it('chdirs to the request cwd before each cell', async () => {
+    it("chdirs to the request cwd when it changes; a cell's own chdir lasts until then", async () => {
       const a = realpathSync(mkdtempSync(path.join(scratch, 'cwd-a-')));
       const b = realpathSync(mkdtempSync(path.join(scratch, 'cwd-b-')));
       expect((await run('import os\nprint(os.getcwd())', { cwd: a })).text).toBe(a);
       expect((await run('print(os.getcwd())', { cwd: b })).text).toBe(b);
-      // Even after the cell itself changed directory.
-      await run('os.chdir("/")', { cwd: a });
+      // As the reference: the kernel is sent to the shell's cwd only when that changed, so the
+      // cell's own chdir persists while the request cwd stays b...
+      await run('os.chdir("/")', { cwd: b });
+      expect((await run('print(os.getcwd())', { cwd: b })).text).toBe('/');
+      // ...and ends when it changes.
       expect((await run('print(os.getcwd())', { cwd: a })).text).toBe(a);
+    });
+
+    it('a cwd that cannot be entered is skipped silently; the kernel stays where it was', async () => {
+      const a = realpathSync(mkdtempSync(path.join(scratch, 'cwd-a-')));
+      expect((await run('import os\nprint(os.getcwd())', { cwd: a })).text).toBe(a);
+      expect((await run('print(os.getcwd())', { cwd: path.join(scratch, 'no-such-dir') })).text).toBe(a);
     });
 
     it('gives input() EOF instead of hanging', async () => {

@@ -25,6 +25,7 @@ import type { PythonKernel } from '../core/python/kernel.js';
 import type { Lazy } from '../lazy.js';
 import type { BashSession } from './bash-session.js';
 import { isBinaryPath, readFileAction, writeFileAction } from './file-actions.js';
+import { pythonFloat } from './strings.js';
 
 /** The reference client's default hard timeout for a cell when the action carries none. */
 export const DEFAULT_IPYTHON_TIMEOUT_SECONDS = 120;
@@ -192,14 +193,15 @@ export class ActionExecutor {
     }
     const result = await python.run({ code: args.code, cwd, timeoutMs: seconds * 1000 });
     let content = result.text.trimEnd();
-    if (result.timedOut)
-      content = `${content}${content ? '\n' : ''}[Execution timed out (${seconds} seconds).]`;
-    if (content === '' && result.imageUrls.length === 0)
+    // As the reference: the timeout text alone (its client drops what the cell printed), with the
+    // timeout as a Python float ("2.0").
+    if (result.timedOut) content = `[Execution timed out (${pythonFloat(seconds)} seconds).]`;
+    else if (content === '' && result.imageUrls.length === 0)
       content = '[Code executed successfully with no output]';
     if (args.include_extra) {
       content += `\n[Jupyter current working directory: ${cwd}]\n[Jupyter Python interpreter: ${result.interpreter}]`;
     }
-    return ipythonObservation(args.code, content, result.imageUrls);
+    return ipythonObservation(args.code, content, result.timedOut ? [] : result.imageUrls);
   }
 }
 

@@ -6,7 +6,7 @@
  * - fd 0 is /dev/null, so a cell calling input() gets EOFError instead of hanging.
  * - fd 1 carries everything the cell prints; fd 2 is made a copy of fd 1 so stdout, stderr and the output of
  *   subprocesses arrive in the order they were written. Results, display text and tracebacks go there too.
- * - fd 3 carries requests, one JSON object a line: {"id", "code", "cwd", "marker"}.
+ * - fd 3 carries requests, one JSON object a line: {"id", "code", "cwd", "marker"}; cwd null: stay.
  * - fd 4 carries replies, one JSON object a line: {"type": "ready", "interpreter", "ipython"} once, then
  *   {"type": "started", "id"} and {"type": "done", "id", "images", "markerWritten"} per cell. Before each "done" the driver writes the cell's marker to fd 1,
  *   so the server knows where the cell's output ends even though the two pipes are read independently.
@@ -80,10 +80,13 @@ def _berth_main():
         request = json.loads(line.decode('utf-8'))
         state['images'] = []
         state['image_chars'] = 0
-        try:
-            os.chdir(request['cwd'])
-        except OSError as e:
-            sys.stdout.write('[Could not change directory to %s: %s]\n' % (request['cwd'], e.strerror))
+        if request['cwd'] is not None:
+            # Like the reference's os.chdir cell before a cell, whose failure it never shows: the
+            # kernel then stays where it was.
+            try:
+                os.chdir(request['cwd'])
+            except OSError:
+                pass
         try:
             try:
                 state['in_cell'] = True

@@ -180,6 +180,7 @@ export class PythonKernel {
   private async runStartup(proc: KernelProcess, startup: { code: string; cwd: string }): Promise<void> {
     const cell = proc.execute(startup.code, startup.cwd);
     const end = await cell.end;
+    proc.forgetCwd();
     const text = stripAnsi(cell.capture.text()).trim();
     if (end.kind === 'exited') throw new Error(`the startup cell ended the kernel (${end.reason}): ${text}`);
     if (text) this.logger.warn('python kernel: the startup cell printed', text.slice(0, 2000));
@@ -241,6 +242,12 @@ class KernelProcess {
   private nextCellId = 1;
   private controlBuffer = '';
   private startupStderr = '';
+  /**
+   * The directory this process was last sent to (unset: none yet). As the reference syncs its
+   * kernel, a cell changes directory only when its cwd (the shell's) differs from that, so a cell's
+   * own os.chdir lasts into the next cells until the shell's cwd changes.
+   */
+  private syncedCwd: string | undefined;
 
   constructor(
     private readonly child: ChildProcess,
@@ -311,9 +318,16 @@ class KernelProcess {
     if (this.exited) {
       this.finishCell({ kind: 'exited', reason: 'the kernel was not running' });
     } else {
-      this.control.write(`${JSON.stringify({ id, code, cwd, marker })}\n`);
+      const chdir = cwd === this.syncedCwd ? null : cwd;
+      this.syncedCwd = cwd;
+      this.control.write(`${JSON.stringify({ id, code, cwd: chdir, marker })}\n`);
     }
     return { capture, end };
+  }
+
+  /** The next cell changes directory whatever its cwd (the startup cell is not the reference's sync). */
+  forgetCwd(): void {
+    this.syncedCwd = undefined;
   }
 
   /**

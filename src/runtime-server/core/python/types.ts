@@ -1,7 +1,11 @@
 /** The Python kernel's contract, independent of any wire format. */
 export interface CellRequest {
   code: string;
-  /** The kernel chdirs here before running the cell (the shell's cwd). */
+  /**
+   * The shell's cwd. As in the reference, the kernel chdirs here before the cell only when it differs
+   * from the cwd of the kernel's previous cell (or the kernel is new): a cell's own os.chdir persists
+   * while the shell's cwd stays the same. A failed chdir is silent; the kernel stays where it was.
+   */
   cwd: string;
   /** Interrupt the cell after this long; the kernel and its variables survive. */
   timeoutMs: number;
