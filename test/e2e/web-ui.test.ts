@@ -24,6 +24,7 @@ import { loadControlPlaneConfig } from '../../src/config/control-plane.js';
 import { loadDockerConfig } from '../../src/config/docker.js';
 import { connectEngine } from '../../src/docker/engine.js';
 import { Store } from '../../src/store/store.js';
+import { testManagerSettings } from '../support/manager-settings.js';
 import {
   buildWeb,
   chromiumMissingReason,
@@ -136,35 +137,11 @@ const backends: Backend[] = [
         apiKeys: [KEY],
         logger: pino({ level: 'warn' }),
         webDir: withWeb ? webDir : undefined,
-        settings: {
+        settings: testManagerSettings({
           defaultImage: async () => 'host-runtime',
-          workspaceMountPathInSandbox: '/workspace',
-          volumes: [],
           userId: process.getuid?.() ?? 1000,
-          bindingAddress: '127.0.0.1',
-          network: 'isolated',
-          useHostNetwork: false,
-          env: {},
-          limits: {},
-          enableGpu: false,
-          startTimeoutMs: 30_000,
-          lifetimeSeconds: 3600,
-          idleTimeoutSeconds: 3600,
-          keepRuntimeAlive: false,
-          poolSize: 0,
-          actionTimeoutSeconds: 120,
-          policy: {
-            networks: ['isolated', 'internal'],
-            mountRoots: [os.tmpdir()],
-            namedVolumes: false,
-            maxCpus: 2,
-            maxMemoryMb: 4096,
-            maxPids: 1024,
-            defaultNetwork: 'isolated',
-            hostPathsVisible: true,
-            ociRuntimes: [],
-          },
-        },
+          policy: { mountRoots: [os.tmpdir()] },
+        }),
       });
       let cp: Awaited<ReturnType<typeof buildControlPlane>>;
       let servingError: string | null = null;

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildControlPlane, type ControlPlane } from '../../src/api/server.js';
 import type { SandboxEndpoint, SandboxRuntime, SandboxSpec } from '../../src/sandboxes/types.js';
 import { Store } from '../../src/store/store.js';
+import { testManagerSettings } from '../support/manager-settings.js';
 
 const KEY = 'api-key-of-the-control-plane';
 
@@ -88,35 +89,7 @@ describe('runtime pass-through', () => {
       runtime: new LoopbackRuntime(url),
       apiKeys: [KEY],
       logger: pino({ level: 'silent' }),
-      settings: {
-        defaultImage: async () => 'img',
-        workspaceMountPathInSandbox: '/workspace',
-        volumes: [],
-        userId: 1000,
-        bindingAddress: '127.0.0.1',
-        network: 'isolated',
-        useHostNetwork: false,
-        env: {},
-        limits: {},
-        enableGpu: false,
-        startTimeoutMs: 5_000,
-        lifetimeSeconds: 3600,
-        idleTimeoutSeconds: 3600,
-        keepRuntimeAlive: false,
-        poolSize: 0,
-        actionTimeoutSeconds: 120,
-        policy: {
-          networks: [],
-          mountRoots: [],
-          namedVolumes: false,
-          maxCpus: 2,
-          maxMemoryMb: 4096,
-          maxPids: 1024,
-          defaultNetwork: 'isolated',
-          hostPathsVisible: true,
-          ociRuntimes: [],
-        },
-      },
+      settings: testManagerSettings({ defaultImage: async () => 'img', startTimeoutMs: 5_000 }),
     });
     await cp.app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(cp.app.server.address() as AddressInfo).port}`;
