@@ -27,6 +27,9 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # `python3 -m venv` (the schemathesis test's venv) needs ensurepip, which Debian ships in python3-venv.
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# The disk-limit test formats loop devices as xfs (pquota) and btrfs for a private dockerd.
+command -v mkfs.xfs >/dev/null 2>&1 || missing+=(xfsprogs)
+command -v mkfs.btrfs >/dev/null 2>&1 || missing+=(btrfs-progs)
 if [ "${SKIP_BROWSER:-0}" != 1 ] && [ ! -x /usr/bin/chromium ]; then missing+=(chromium); fi
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing Debian packages: ${missing[*]}"
