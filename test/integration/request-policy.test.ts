@@ -121,7 +121,12 @@ describe.skipIf(unavailable !== undefined)('create requests outside the rules or
   });
 
   it('limits beyond the maximum are 403 LIMIT_NOT_ALLOWED; out-of-range values are 400', async () => {
-    for (const limits of [{ cpus: 64 }, { memory_mb: 1024 * 1024 }, { pids: 1_000_000 }]) {
+    for (const limits of [
+      { cpus: 64 },
+      { memory_mb: 1024 * 1024 },
+      { pids: 1_000_000 },
+      { disk_mb: 1024 * 1024 },
+    ]) {
       const res = await create({ limits });
       expect(res.status, JSON.stringify(limits)).toBe(403);
       expect(res.json.code).toBe('LIMIT_NOT_ALLOWED');
@@ -130,6 +135,8 @@ describe.skipIf(unavailable !== undefined)('create requests outside the rules or
       { cpus: 0 },
       { memory_mb: 1 },
       { pids: 1 },
+      { disk_mb: 10 },
+      { disk_mb: 64.5 },
       { memory_mb: 2 ** 53 },
       { cpus: 'x' },
     ]) {
