@@ -40,7 +40,17 @@ const Runtime = z.object({
 });
 type Runtime = z.infer<typeof Runtime>;
 
-const RuntimeIdBody = z.object({ runtime_id: z.string().min(1).max(64) });
+/**
+ * runtime_id is null when OpenHands closes a RemoteRuntime that never got one: its connect failed
+ * (a refused /start, a failed build) and close() sends /stop, or /pause when keep_runtime_alive,
+ * anyway. An error there would be raised by close() in place of the reason connect failed.
+ */
+const RuntimeIdBody = z.object({ runtime_id: z.string().min(1).max(64).nullable() });
+/** The answer to a pause or stop of no runtime (runtime_id null): nothing was done. */
+const NothingDone = z.object({
+  runtime_id: z.null(),
+  detail: z.string(),
+});
 
 export interface OpenHandsApiDeps {
   manager: SandboxManager;
@@ -168,11 +178,22 @@ export function openHandsRoutes(deps: OpenHandsApiDeps): FastifyPluginAsyncZod {
             ...common,
             summary,
             body: RuntimeIdBody,
-            response: { 200: Runtime, ...detailErrorResponses(404, 409, 503, 504) },
+            response: {
+              200: op === 'resume' ? Runtime : z.union([Runtime, NothingDone]),
+              ...detailErrorResponses(404, 409, 503, 504),
+            },
           },
         },
         async (req) => {
           const id = req.body.runtime_id;
+          if (id === null) {
+            if (op === 'resume')
+              throw new BerthError(ErrorCode.NOT_FOUND, 'No runtime to resume: runtime_id is null');
+            return {
+              runtime_id: null,
+              detail: `Nothing to ${op}: no runtime was started (runtime_id is null)`,
+            };
+          }
           const rec = manager.get(id);
           if (op === 'stop') {
             await manager.delete(id, { reason: 'stopped by OpenHands' });
