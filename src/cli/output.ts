@@ -1,5 +1,5 @@
 /** How the CLI talks to people and scripts: --json for machines, short tables and hints for people. */
-import { BerthApiError } from '../sdk/errors.js';
+import { BerthApiError, NetworkError } from '../sdk/errors.js';
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -35,6 +35,8 @@ export function printBuildResult(
 
 /** Turns any error into one line that says what to do, and an exit code. */
 export function explain(err: unknown): { message: string; code: number } {
+  // Not reaching the control plane: said as before, from the error fetch gave.
+  if (err instanceof NetworkError) return explainOther(err.cause ?? err);
   if (err instanceof BerthApiError) {
     const hint =
       err.code === 'UNAUTHORIZED'
@@ -44,6 +46,10 @@ export function explain(err: unknown): { message: string; code: number } {
           : '';
     return { message: `${err.message}${hint} [${err.code}]`, code: 1 };
   }
+  return explainOther(err);
+}
+
+function explainOther(err: unknown): { message: string; code: number } {
   const e = err as NodeJS.ErrnoException & { cause?: { code?: string } };
   if (e?.cause?.code === 'ECONNREFUSED' || e?.code === 'ECONNREFUSED') {
     return {

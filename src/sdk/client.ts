@@ -1,15 +1,16 @@
 /**
- * The typed TypeScript client of Berth's control plane.
+ * The typed TypeScript client of Berth's control plane, on fetch: the one client the CLI, the web UI
+ * and the benches use. Browser-safe: nothing of Node.js is imported (followEvents loads `ws` only
+ * when it runs outside a browser).
  *
  *   const berth = new BerthClient({ url: 'http://127.0.0.1:3000', apiKey });
  *   const sb = await berth.sandboxes.create({ workspace: '/home/me/project' });
  *   const out = await berth.sandbox(sb.id).run('ls');
  */
-import WebSocket from 'ws';
 import type * as z from 'zod';
 import type { CreateSandboxBody, EventPage, Sandbox, SandboxEvent, SandboxState } from '../protocol/api.js';
 import type { Observation } from '../protocol/openhands.js';
-import { errorFromResponse } from './errors.js';
+import { BerthApiError, errorFromResponse, NetworkError } from './errors.js';
 
 export interface BerthClientOptions {
   /** Control plane base URL. @default "http://127.0.0.1:3000" (the CLI reads BERTH_URL) */
@@ -18,6 +19,34 @@ export interface BerthClientOptions {
   apiKey?: string;
   /** Per-request timeout for calls that are not actions. @default 60000 */
   requestTimeoutMs?: number;
+}
+
+/** GET /api/sandboxes/{id}/stats: the sandbox's uptime, idle time and resource use. */
+export interface SandboxStats {
+  uptime: number;
+  idle_time: number;
+  resources: {
+    cpu_percent: number;
+    memory: { rss: number; vms: number; percent: number };
+    disk: { total: number; used: number; free: number; percent: number };
+    io?: unknown;
+  };
+}
+
+/** What POST .../upload_file answers. */
+export interface UploadResult {
+  filename: string;
+  destination: string;
+  recursive: boolean;
+}
+
+interface SendOptions {
+  body?: RequestInit['body'];
+  headers?: Record<string, string>;
+  /** @default the client's requestTimeoutMs; null: none (uploads and downloads, as large as they come) */
+  timeoutMs?: number | null;
+  /** Aborts the request (the caller's AbortError is thrown as it is). */
+  signal?: AbortSignal;
 }
 
 export interface RunOptions {
@@ -38,25 +67,62 @@ export class BerthClient {
     this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
   }
 
-  /** Low-level request; throws a typed BerthApiError for any non-2xx answer. */
+  /**
+   * Low-level JSON request; throws a typed BerthApiError for any non-2xx answer, a NetworkError when
+   * the control plane is not reached.
+   */
   async request<T>(
     method: string,
     path: string,
     body?: unknown,
     timeoutMs = this.requestTimeoutMs,
+    signal?: AbortSignal,
   ): Promise<T> {
-    const headers: Record<string, string> = {};
-    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(this.url + path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
+    const res = await this.send(method, path, {
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      timeoutMs,
+      signal,
     });
     const text = await res.text();
-    if (!res.ok) throw errorFromResponse(res.status, text);
     return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** The raw fetch Response of a 2xx answer (for bodies that are not JSON); errors as for request. */
+  async send(method: string, path: string, opts: SendOptions = {}): Promise<Response> {
+    const timeout =
+      opts.timeoutMs === null ? undefined : AbortSignal.timeout(opts.timeoutMs ?? this.requestTimeoutMs);
+    const signals = [timeout, opts.signal].filter((s) => s !== undefined);
+    let res: Response;
+    try {
+      res = await fetch(this.url + path, {
+        method,
+        headers: { ...this.authHeader(), ...opts.headers },
+        body: opts.body,
+        signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0],
+      });
+    } catch (err) {
+      // A timeout or the caller's abort stays what it is; anything else is not reaching the server.
+      const name = (err as Error)?.name;
+      if (name === 'AbortError' || name === 'TimeoutError' || err instanceof BerthApiError) throw err;
+      throw new NetworkError(
+        `Cannot reach the control plane${this.url ? ` at ${this.url}` : ''} (${(err as Error)?.message ?? err})`,
+        err,
+      );
+    }
+    if (!res.ok) throw errorFromResponse(res.status, await res.text().catch(() => ''));
+    return res;
+  }
+
+  /** GET /metrics, Prometheus' text format. */
+  async metrics(): Promise<string> {
+    return (await this.send('GET', '/metrics')).text();
+  }
+
+  /** Resolves when the client's API key (or no key) is accepted; an AuthenticationError when not. */
+  async checkAuth(): Promise<void> {
+    await this.send('GET', '/api/auth/check');
   }
 
   health(): Promise<{ status: string; docker: string; version: string; sandboxes: number }> {
@@ -178,42 +244,72 @@ export class SandboxApi {
     filename: string,
     data: Blob | Uint8Array,
     recursive = false,
-  ): Promise<unknown> {
+  ): Promise<UploadResult> {
     const form = new FormData();
-    form.append('file', data instanceof Blob ? data : new Blob([data]), filename);
+    form.append('file', data instanceof Blob ? data : new Blob([data as Uint8Array<ArrayBuffer>]), filename);
     const q = new URLSearchParams({ destination, recursive: String(recursive) });
-    const res = await fetch(`${this.client.url}${this.base}/upload_file?${q}`, {
-      method: 'POST',
-      headers: this.client.authHeader(),
+    const res = await this.client.send('POST', `${this.base}/upload_file?${q}`, {
       body: form,
+      timeoutMs: null,
     });
-    const text = await res.text();
-    if (!res.ok) throw errorFromResponse(res.status, text);
-    return JSON.parse(text);
+    return JSON.parse(await res.text()) as UploadResult;
   }
 
   /** Downloads a file or directory as a zip. */
   async download(path: string): Promise<Uint8Array> {
-    const res = await fetch(
-      `${this.client.url}${this.base}/download_files?path=${encodeURIComponent(path)}`,
-      {
-        headers: this.client.authHeader(),
-      },
-    );
-    if (!res.ok) throw errorFromResponse(res.status, await res.text());
-    return new Uint8Array(await res.arrayBuffer());
+    return new Uint8Array(await (await this.downloadResponse(path)).arrayBuffer());
+  }
+
+  /** Downloads a file or directory as a zip Blob (what a browser saves). */
+  async downloadBlob(path: string): Promise<Blob> {
+    return (await this.downloadResponse(path)).blob();
+  }
+
+  private downloadResponse(path: string): Promise<Response> {
+    return this.client.send('GET', `${this.base}/download_files?path=${encodeURIComponent(path)}`, {
+      timeoutMs: null,
+    });
+  }
+
+  /** The sandbox's uptime, idle time and resource use. */
+  stats(signal?: AbortSignal): Promise<SandboxStats> {
+    return this.client.request('GET', `${this.base}/stats`, undefined, undefined, signal);
   }
 
   events(after = 0, limit = 200): Promise<z.infer<typeof EventPage>> {
     return this.client.request('GET', `${this.base}/events?after=${after}&limit=${limit}`);
   }
 
-  /** Calls `onEvent` for every event after `after`, live; returns a function that stops following. */
+  /**
+   * Calls `onEvent` for every event after `after`, live; returns a function that stops following.
+   * In Node.js the key goes in the Authorization header (on `ws`, loaded here only); in a browser, whose
+   * WebSocket cannot send headers, as `?token=`.
+   */
   followEvents(onEvent: (e: SandboxEvent) => void, after = 0): () => void {
     const wsUrl = `${this.client.url.replace(/^http/, 'ws')}${this.base}/events/stream?after=${after}`;
-    const ws = new WebSocket(wsUrl, { headers: this.client.authHeader() });
-    ws.on('message', (raw) => onEvent(JSON.parse(raw.toString()) as SandboxEvent));
-    ws.on('error', () => undefined);
-    return () => ws.close();
+    const onMessage = (raw: unknown) => onEvent(JSON.parse(String(raw)) as SandboxEvent);
+    if ('document' in globalThis && typeof globalThis.WebSocket === 'function') {
+      const key = this.client.authHeader().authorization?.replace(/^Bearer /, '');
+      // A client on the page's own origin (url '') has a relative URL: resolved against the page.
+      const page = (globalThis as { location?: { href: string } }).location?.href;
+      const url = new URL(key ? `${wsUrl}&token=${encodeURIComponent(key)}` : wsUrl, page);
+      url.protocol = url.protocol.replace(/^http/, 'ws');
+      const ws = new globalThis.WebSocket(url);
+      ws.onmessage = (m) => onMessage(m.data);
+      return () => ws.close();
+    }
+    let closed = false;
+    let ws: { close(): void } | undefined;
+    void import('ws').then(({ default: WebSocket }) => {
+      if (closed) return;
+      const socket = new WebSocket(wsUrl, { headers: this.client.authHeader() });
+      socket.on('message', (raw) => onMessage(raw.toString()));
+      socket.on('error', () => undefined);
+      ws = socket;
+    });
+    return () => {
+      closed = true;
+      ws?.close();
+    };
   }
 }

@@ -1,15 +1,27 @@
-/** Typed errors for SDK users, one class per API error code, mapped from the JSON error body. */
+/**
+ * The SDK's one error hierarchy, for every client of Berth (the CLI, the web UI, the benches, the
+ * control plane's proxy): a base class with the HTTP status, the code, the message and the server's
+ * `details`, and one subclass per kind of failure, mapped from the `{code, message, details}` body.
+ * Browser-safe: no Node.js module is imported here.
+ */
 import type { ErrorCode } from '../protocol/errors.js';
+
+/** The code of a NetworkError: the server was not reached at all (no HTTP status). */
+export const NETWORK = 'NETWORK';
 
 export class BerthApiError extends Error {
   override name = 'BerthApiError';
   constructor(
+    /** The HTTP status; 0 when the server was not reached (a NetworkError). */
     readonly status: number,
-    readonly code: ErrorCode | string,
+    /** One of the API's ErrorCodes; another string when a server sends a code this SDK does not know. */
+    readonly code: ErrorCode | typeof NETWORK | (string & {}),
     message: string,
+    /** The error body's `details`, as the server sent them. */
     readonly details?: unknown,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 export class AuthenticationError extends BerthApiError {
@@ -43,9 +55,23 @@ export class PermissionDeniedError extends BerthApiError {
 export class NoSpaceError extends BerthApiError {
   override name = 'NoSpaceError';
 }
+/** The server was not reached (refused, reset, DNS): status 0, code NETWORK; `cause` is the original. */
+export class NetworkError extends BerthApiError {
+  override name = 'NetworkError';
+  constructor(message: string, cause?: unknown) {
+    super(0, NETWORK, message, undefined, { cause });
+  }
+}
+
+export type BerthApiErrorClass = new (
+  status: number,
+  code: string,
+  message: string,
+  details?: unknown,
+) => BerthApiError;
 
 /** Every code of the vocabulary has its class: adding a code without one fails the type check. */
-const byCode: Record<ErrorCode, typeof BerthApiError> = {
+export const errorClassByCode: Readonly<Record<ErrorCode, BerthApiErrorClass>> = {
   UNAUTHORIZED: AuthenticationError,
   NOT_FOUND: NotFoundError,
   INVALID_JSON: InvalidRequestError,
@@ -87,8 +113,9 @@ export function errorFromResponse(status: number, bodyText: string): BerthApiErr
   } catch {
     // not JSON: keep the text
   }
+  // Own keys only: a code such as "toString" or "__proto__" from a tampered server is just unknown.
   const Cls =
-    (Object.hasOwn(byCode, code) ? byCode[code as ErrorCode] : undefined) ??
+    (Object.hasOwn(errorClassByCode, code) ? errorClassByCode[code as ErrorCode] : undefined) ??
     (status >= 500 ? ServerError : BerthApiError);
   return new Cls(status, code, message, details);
 }

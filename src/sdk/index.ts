@@ -1,0 +1,8 @@
+/**
+ * `berth/sdk`: Berth's TypeScript SDK for Node.js. The control-plane client and the error classes
+ * (also in `berth/sdk/browser`, without Node.js modules), and the client of one runtime server.
+ *
+ *   import { BerthClient, NotFoundError } from 'berth/sdk';
+ */
+export * from './browser.js';
+export { type RuntimeRequest, RuntimeServerClient } from './runtime-client.js';
