@@ -1,6 +1,6 @@
 /** One sandbox (#/sandboxes/<id>): header and actions, resource use, terminal, files, event timeline. */
 import { useEffect, useState } from 'react';
-import { ApiError, api, errorMessage, type Sandbox } from '../api.js';
+import { api, BerthApiError, errorMessage, type Sandbox } from '../api.js';
 import { fullDate, relativeTime, untilTime } from '../format.js';
 import { navigate, useNow } from '../hooks.js';
 import { useLiveSandboxes } from '../live.js';
@@ -55,7 +55,7 @@ export function SandboxPage({ id }: { id: string }) {
       },
       (err) => {
         if (!alive) return;
-        if (err instanceof ApiError && err.status === 404) setLoad({ state: 'missing' });
+        if (err instanceof BerthApiError && err.status === 404) setLoad({ state: 'missing' });
         else setLoad({ state: 'failed', message: errorMessage(err) });
       },
     );
