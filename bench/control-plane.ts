@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { instanceOwner, type RunningControlPlane, startControlPlane } from '../src/api/start.js';
 import { loadControlPlaneConfig } from '../src/config/control-plane.js';
-import { RuntimeServerClient } from '../src/sdk/runtime-client.js';
+import { BerthApiError, BerthClient, RuntimeServerClient } from '../src/sdk/index.js';
 import { Store } from '../src/store/store.js';
 import { printTable, type Row, summarize, writeJson } from './lib/stats.js';
 import {
@@ -24,6 +24,7 @@ import {
   docker,
   envInt,
   epochMs,
+  expectObservationOk,
   expectRunOk,
   httpJson,
   isMain,
@@ -52,6 +53,9 @@ const REFILL_TIMEOUT_MS = 120_000;
 export interface Cp {
   cp: RunningControlPlane;
   dataDir: string;
+  /** The SDK's client of this control plane: every call the benchmarks make but the raw floor's. */
+  client: BerthClient;
+  /** A kept-alive agent for the raw node:http requests of the proxy-overhead floor comparison. */
   agent: Agent;
   close(): Promise<void>;
 }
@@ -77,6 +81,7 @@ export async function startCp(poolSize: number): Promise<Cp> {
   return {
     cp,
     dataDir,
+    client: new BerthClient({ url: cp.url, requestTimeoutMs: CREATE_TIMEOUT_MS }),
     agent,
     async close() {
       agent.destroy();
@@ -88,13 +93,11 @@ export async function startCp(poolSize: number): Promise<Cp> {
   };
 }
 
-async function api(c: Cp, method: string, path: string, body?: unknown, timeoutMs = CREATE_TIMEOUT_MS) {
-  return httpJson({ agent: c.agent, method, url: `${c.cp.url}${path}`, body, timeoutMs });
-}
+const create = (c: Cp) => c.client.sandboxes.create({}, CREATE_TIMEOUT_MS);
+const remove = (c: Cp, id: string) => c.client.sandboxes.delete(id);
 
 async function poolSize(c: Cp): Promise<number> {
-  const res = await api(c, 'GET', '/metrics');
-  const m = /^berth_pool_size (\d+)$/m.exec(res.text);
+  const m = /^berth_pool_size (\d+)$/m.exec(await c.client.metrics());
   return m ? Number(m[1]) : 0;
 }
 
@@ -118,7 +121,7 @@ interface PoolResult {
 }
 
 async function benchWarmPool(c: Cp): Promise<PoolResult> {
-  const create: number[] = [];
+  const creates: number[] = [];
   const first: number[] = [];
   const total: number[] = [];
   const refillMs: number[] = [];
@@ -132,31 +135,30 @@ async function benchWarmPool(c: Cp): Promise<PoolResult> {
   };
   const firstAction = async (id: string) => {
     const t0 = performance.now();
-    const act = await api(c, 'POST', `/api/sandboxes/${id}/execute_action`, RUN_TRUE);
+    const obs = await c.client.sandbox(id).executeAction('run', { command: 'true' });
     const t = performance.now() - t0;
-    expectRunOk(act, 'first action through the control plane');
+    expectObservationOk(obs, 'first action through the control plane');
     return t;
   };
   // Warm-up: the first request on the connection, the first statements.
   await settle();
-  const warm = await api(c, 'POST', '/api/sandboxes', {});
-  await firstAction(warm.json.id);
-  await api(c, 'DELETE', `/api/sandboxes/${warm.json.id}`);
+  const warm = await create(c);
+  await firstAction(warm.id);
+  await remove(c, warm.id);
   refillMs.length = 0;
 
   for (let i = 0; i < POOL_N; i++) {
     // The sample: create over HTTP, then the first action; the pool's refill starts meanwhile.
     await settle();
     const t0 = performance.now();
-    const res = await api(c, 'POST', '/api/sandboxes', {});
+    const sb = await create(c);
     const t1 = performance.now();
-    if (res.status !== 201) throw new Error(`create answered ${res.status}: ${res.text.slice(0, 300)}`);
-    const t = await firstAction(res.json.id);
-    if (!res.json.from_pool) misses++;
-    create.push(t1 - t0);
+    const t = await firstAction(sb.id);
+    if (!sb.from_pool) misses++;
+    creates.push(t1 - t0);
     first.push(t);
     total.push(t1 - t0 + t);
-    await api(c, 'DELETE', `/api/sandboxes/${res.json.id}`);
+    await remove(c, sb.id);
     if (!POOL_DIAG) continue;
     // Diagnostic, interleaved: the manager's create alone (no HTTP), then the first action only once
     // the refill it triggered has finished, so no container is starting on the same two cores.
@@ -167,11 +169,11 @@ async function benchWarmPool(c: Cp): Promise<PoolResult> {
     if (!rec.from_pool) misses++;
     await settle();
     diagFirst.push(await firstAction(rec.id));
-    await api(c, 'DELETE', `/api/sandboxes/${rec.id}`);
+    await remove(c, rec.id);
   }
   const rows = [
     summarize('pool: create -> first true', total, { note: 'goal p50 <= 30 ms' }),
-    summarize('pool: POST /api/sandboxes (hit)', create),
+    summarize('pool: POST /api/sandboxes (hit)', creates),
     summarize('pool: first run true (new conn)', first, { note: 'while the refill starts a container' }),
   ];
   if (POOL_DIAG) {
@@ -198,9 +200,11 @@ const DIRECT = 'direct: run true -> runtime server';
 const THROUGH = 'through the control plane';
 
 async function benchProxy(c: Cp): Promise<ProxyResult> {
-  const res = await api(c, 'POST', '/api/sandboxes', {});
-  if (res.status !== 201) throw new Error(`create answered ${res.status}: ${res.text.slice(0, 300)}`);
-  const { id, url, session_api_key: key } = res.json as { id: string; url: string; session_api_key: string };
+  const { id, url, session_api_key: key } = await create(c);
+  if (!url || !key) throw new Error(`sandbox ${id} has no runtime server url or session key`);
+  // The floor comparison is raw on purpose: the same node:http request, kept alive on an agent of
+  // its own, straight to the runtime server and through the control plane, so that the difference is
+  // the proxy's cost alone and no client library's (the SDK's own cost is in the warm-pool rows).
   const direct = new Agent({ keepAlive: true, maxSockets: 1 });
   const through = new Agent({ keepAlive: true, maxSockets: 1 });
   const viaDirect = async () =>
@@ -289,7 +293,7 @@ async function benchProxy(c: Cp): Promise<ProxyResult> {
   client.close();
   store.close();
   rmSync(storeDir, { recursive: true, force: true });
-  await api(c, 'DELETE', `/api/sandboxes/${id}`);
+  await remove(c, id);
 
   const rows = [
     summarize(DIRECT, samples.get(DIRECT)!),
@@ -326,19 +330,17 @@ async function benchBurst(c: Cp): Promise<BurstResult> {
     Array.from({ length: BURST_N }, async () => {
       const s = performance.now();
       try {
-        const res = await api(c, 'POST', '/api/sandboxes', {}, CREATE_TIMEOUT_MS);
+        const sb = await create(c);
         const t = performance.now() - s;
-        if (res.status === 201 && res.json?.state === 'running') {
-          endedAt.set(res.json.id, epochMs());
-          return { ok: true, t, id: res.json.id as string };
+        if (sb.state === 'running') {
+          endedAt.set(sb.id, epochMs());
+          return { ok: true, t, id: sb.id };
         }
-        return {
-          ok: false,
-          t,
-          error: `${res.status} ${res.json?.code ?? ''} ${res.json?.message ?? res.text}`.slice(0, 300),
-        };
+        return { ok: false, t, error: `201 state ${sb.state}` };
       } catch (err) {
-        return { ok: false, t: performance.now() - s, error: (err as Error).message.slice(0, 300) };
+        const error =
+          err instanceof BerthApiError ? `${err.status} ${err.code} ${err.message}` : (err as Error).message;
+        return { ok: false, t: performance.now() - s, error: error.slice(0, 300) };
       }
     }),
   );
@@ -348,13 +350,10 @@ async function benchBurst(c: Cp): Promise<BurstResult> {
   const timeline = await burstTimeline(c, epoch0, endedAt).catch(() => [] as Row[]);
   // Delete everything (untimed), a few at a time; then anything the control plane still lists.
   const ids = results.filter((r) => r.ok).map((r) => r.id!);
-  const listed = await api(c, 'GET', '/api/sandboxes').catch(() => undefined);
-  for (const s of (listed?.json?.sandboxes ?? []) as Array<{ id: string }>)
-    if (!ids.includes(s.id)) ids.push(s.id);
+  const listed = await c.client.sandboxes.list().catch(() => []);
+  for (const s of listed) if (!ids.includes(s.id)) ids.push(s.id);
   for (let i = 0; i < ids.length; i += 5) {
-    await Promise.all(
-      ids.slice(i, i + 5).map((id) => api(c, 'DELETE', `/api/sandboxes/${id}`).catch(() => undefined)),
-    );
+    await Promise.all(ids.slice(i, i + 5).map((id) => remove(c, id).catch(() => undefined)));
   }
   return {
     n: BURST_N,

@@ -10,9 +10,10 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { BerthClient } from '../src/sdk/index.js';
 import { startCp } from './control-plane.js';
 import { printTable, type Row, summarize, writeJson } from './lib/stats.js';
-import { docker, epochMs, httpJson, isMain, printKeyValues, removeLabelled } from './lib/util.js';
+import { docker, epochMs, isMain, printKeyValues, removeLabelled } from './lib/util.js';
 
 const run = promisify(execFile);
 const SIZES = (process.env.BENCH_LOAD_SIZES ?? '10,30,60')
@@ -46,8 +47,8 @@ const MIXED: Array<{ action: string; args: Record<string, unknown>; shell?: stri
 
 async function benchSize(size: number, image: string): Promise<LoadResult> {
   const c = await startCp(0);
-  const call = (method: string, path: string, body?: unknown) =>
-    httpJson({ agent: c.agent, method, url: `${c.cp.url}${path}`, body, timeoutMs: CREATE_TIMEOUT_MS });
+  // Through the SDK, as an agent framework would call it.
+  const client = new BerthClient({ url: c.cp.url, requestTimeoutMs: CREATE_TIMEOUT_MS });
   const rssBeforeMiB = process.memoryUsage().rss / 2 ** 20;
   let rssPeakMiB = rssBeforeMiB;
   const sampler = setInterval(() => {
@@ -61,28 +62,29 @@ async function benchSize(size: number, image: string): Promise<LoadResult> {
     await Promise.all(
       Array.from({ length: size }, async () => {
         const t0 = epochMs();
-        const res = await call('POST', '/api/sandboxes', {}).catch(() => undefined);
-        if (res?.status !== 201) {
+        const sb = await client.sandboxes.create({}, CREATE_TIMEOUT_MS).catch(() => undefined);
+        if (!sb) {
           failures++;
           return;
         }
         createMs.push(epochMs() - t0);
-        ids.push((res.json as { id: string }).id);
+        ids.push(sb.id);
       }),
     );
     await Promise.all(
       ids.map(async (id) => {
         for (const a of MIXED) {
           const t0 = epochMs();
-          const res = await call('POST', `/api/sandboxes/${id}/execute_action`, {
-            action: { action: a.action, args: a.args, timeout: 60 },
-          }).catch(() => undefined);
-          if (res?.status !== 200) failures++;
+          const obs = await client
+            .sandbox(id)
+            .executeAction(a.action, a.args, 60)
+            .catch(() => undefined);
+          if (obs === undefined) failures++;
           else actionMs.push(epochMs() - t0);
         }
       }),
     );
-    await Promise.all(ids.map((id) => call('DELETE', `/api/sandboxes/${id}`).catch(() => undefined)));
+    await Promise.all(ids.map((id) => client.sandboxes.delete(id).catch(() => undefined)));
   } finally {
     clearInterval(sampler);
     await c.close();

@@ -1,6 +1,9 @@
 /**
- * Helpers the Docker and control-plane benchmarks share: kept-alive HTTP on node:http (Node 20's fetch
- * can hang on half-open connections), the docker CLI, machine load, and a key/value table.
+ * Helpers the Docker and control-plane benchmarks share: raw kept-alive HTTP on node:http, the docker
+ * CLI, machine load, and a key/value table. Calls to the control plane go through the SDK
+ * (src/sdk, `Cp.client` in control-plane.ts); httpJson is kept for the raw floors only: straight to a
+ * runtime server (docker.ts) and the proxy-overhead comparison, where no client library may sit in
+ * the measured path.
  */
 import { execFile } from 'node:child_process';
 import { type Agent, request } from 'node:http';
@@ -107,7 +110,21 @@ export function httpJson(o: HttpOptions): Promise<HttpResult> {
 
 export const RUN_TRUE = { action: { action: 'run', args: { command: 'true' } } };
 
-/** Throws unless an observation is a successful `run` (exit code 0). */
+/** Throws unless an observation (from the SDK) is a successful `run` (exit code 0). */
+export function expectObservationOk(obs: unknown, what: string): void {
+  const o = obs as {
+    observation?: string;
+    extras?: { exit_code?: number; metadata?: { exit_code?: number } };
+  };
+  const exit = o?.extras?.metadata?.exit_code ?? o?.extras?.exit_code;
+  if (o?.observation !== 'run' || exit !== 0) {
+    throw new Error(
+      `${what}: expected a run observation with exit code 0, got ${JSON.stringify(obs).slice(0, 300)}`,
+    );
+  }
+}
+
+/** Throws unless a raw response is a successful `run` observation (exit code 0). */
 export function expectRunOk(res: HttpResult, what: string): void {
   const exit = res.json?.extras?.metadata?.exit_code ?? res.json?.extras?.exit_code;
   if (res.status !== 200 || res.json?.observation !== 'run' || exit !== 0) {
