@@ -27,6 +27,9 @@ import zipfile
 from typing import Any, Callable
 
 
+PACKAGE_ROOT: str | None = None
+
+
 def _package_root_with_microagents() -> None:
     """OpenHands' build flow copies `<the openhands package's parent>/microagents` into the build
     context (runtime_build.prep_build_folder); that directory is in OpenHands' source tree but not
@@ -42,7 +45,10 @@ def _package_root_with_microagents() -> None:
     package = os.path.dirname(spec.origin)
     if os.path.isdir(os.path.join(os.path.dirname(package), 'microagents')):
         return
-    root = tempfile.mkdtemp(prefix='oh-package-root-')
+    # In the working directory, which the test removes (so does main(), at the end).
+    root = tempfile.mkdtemp(prefix='oh-package-root-', dir=os.getcwd())
+    global PACKAGE_ROOT
+    PACKAGE_ROOT = root
     import shutil
 
     shutil.copytree(package, os.path.join(root, 'openhands'), symlinks=True)
@@ -210,7 +216,7 @@ def runtime_flow() -> None:
     step('skills_result', lambda: act(rt, CmdRunAction(command=f'cat {ws}/by_skills.txt')))
 
     # Upload (copy_to: one file, then a directory as a zip), list, download (copy_from: a zip).
-    host = tempfile.mkdtemp(prefix='oh-client-')
+    host = tempfile.mkdtemp(prefix='oh-client-', dir=os.getcwd())
     with open(os.path.join(host, 'one.txt'), 'w') as f:
         f.write('uploaded one\n')
     os.makedirs(os.path.join(host, 'tree', 'deep'))
@@ -365,6 +371,10 @@ def main() -> None:
         RESULTS['openhands_version'] = getattr(openhands, '__version__', None)
         with open(out, 'w') as f:
             json.dump(RESULTS, f, indent=2, default=str)
+        if PACKAGE_ROOT:
+            import shutil
+
+            shutil.rmtree(PACKAGE_ROOT, ignore_errors=True)
 
 
 if __name__ == '__main__':
