@@ -1,8 +1,9 @@
 /**
  * The disk limit where the storage driver enforces it, for real: a second, private dockerd whose
  * data-root is a filesystem on a loop device (xfs mounted with pquota under overlay2; btrfs under the
- * btrfs driver), its own exec-root, pidfile and socket, no bridge, no iptables, so the host's engine
- * and firewall are untouched. The runtime image is loaded into it, a sandbox is created through
+ * btrfs driver), its own exec-root, pidfile and socket, its own bridge, no iptables, so the host's
+ * engine and firewall are untouched. (Not --bridge=none: a dockerd started so deletes the host's
+ * docker0, the host engine's default bridge.) The runtime image is loaded into it, a sandbox is created through
  * Berth's DockerSandboxRuntime with limits.diskMb = 64, and inside it 10 MiB can be written, 100 MiB
  * cannot (ENOSPC on xfs; EDQUOT, btrfs's qgroup error, on btrfs), and the bind-mounted /workspace is
  * not limited. Everything is torn down even on failure: the sandbox, that dockerd (by its pid), the
@@ -13,6 +14,7 @@
  * with the reason, loudly.
  */
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   existsSync,
@@ -140,6 +142,7 @@ for (const backend of BACKENDS) {
       let runtime: DockerSandboxRuntime | undefined;
       let sandboxId: string | undefined;
       const workspace = hostWorkspace();
+      const bridge = `bd${randomBytes(4).toString('hex')}`;
 
       beforeAll(async () => {
         root = mkdtempSync('/var/tmp/berth-disk-');
@@ -151,6 +154,15 @@ for (const backend of BACKENDS) {
         await run(backend.mkfs[0]!, [...backend.mkfs.slice(1), img]);
         await run('mount', ['-o', backend.mountOptions, img, mnt]);
         mkdirSync(join(mnt, 'data'));
+        // A bridge of its own on a free /24 (nothing uses it: the sandbox runs on the host network).
+        const routes = sh('ip', ['-4', 'route']).out;
+        let subnet = '';
+        for (let i = 0; i < 50 && !subnet; i++) {
+          const candidate = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 256)}`;
+          if (!routes.includes(`${candidate}.`)) subnet = candidate;
+        }
+        await run('ip', ['link', 'add', bridge, 'type', 'bridge']);
+        await run('ip', ['addr', 'add', `${subnet}.1/24`, 'dev', bridge]);
         const sock = join(root, 'docker.sock');
         const log = openSync(join(root, 'dockerd.log'), 'a');
         dockerd = spawn(
@@ -161,7 +173,7 @@ for (const backend of BACKENDS) {
             `--pidfile=${join(root, 'dockerd.pid')}`,
             `--host=unix://${sock}`,
             `--storage-driver=${backend.driver}`,
-            '--bridge=none',
+            `--bridge=${bridge}`,
             '--iptables=false',
             '--ip6tables=false',
             '--ip-forward=false',
@@ -234,18 +246,22 @@ for (const backend of BACKENDS) {
             }
           }
         }
+        sh('ip', ['link', 'del', bridge]);
         if (root) {
           unmountAll(root);
           rmSync(root, { recursive: true, force: true });
         }
         rmSync(workspace, { recursive: true, force: true });
         expect(root ? mountsUnder(root) : []).toEqual([]);
+        expect(sh('ip', ['link', 'show', bridge]).ok).toBe(false);
+        // The host engine's default bridge is still there.
+        expect(sh('ip', ['link', 'show', 'docker0']).ok).toBe(true);
       }, 60_000);
 
       it(`limits the writable layer to ${LIMIT_MB} MiB: 10 MiB fit, 100 MiB do not; /workspace is not limited`, async () => {
         if (!runtime || !engine) throw new Error('no private engine');
         const spec = await specFor({
-          // No bridge on the private engine: the runtime server listens on the host's loopback directly.
+          // The runtime server listens on the host's loopback directly: no port publishing needed.
           network: { mode: 'host' },
           workspaceHostPath: workspace,
           limits: { cpus: 1, memoryMb: 1024, pids: 512, diskMb: LIMIT_MB },
