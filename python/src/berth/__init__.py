@@ -1,0 +1,106 @@
+"""Berth's Python SDK: sync (``Berth``) and asyncio (``AsyncBerth``) clients of the control plane.
+
+    from berth import Berth
+
+    with Berth() as berth:                      # BERTH_URL, BERTH_API_KEY
+        with berth.sandboxes.create() as sb:    # deleted on exit
+            r = sb.run("python3 --version", timeout=30)
+            print(r.exit_code, r.output)
+"""
+
+from ._async import AsyncBerth, AsyncEvents, AsyncFiles, AsyncSandbox, AsyncSandboxes
+from ._errors import (
+    ACTION_FAILED,
+    ERROR_CLASS_BY_CODE,
+    NETWORK,
+    ActionError,
+    AuthenticationError,
+    BerthApiError,
+    BerthError,
+    CommandError,
+    CommandTimeoutError,
+    ConflictError,
+    InvalidRequestError,
+    NetworkError,
+    NoSpaceError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    SandboxFileNotFoundError,
+    SandboxUnavailableError,
+    ServerError,
+    ShellBusyError,
+    TimeoutError,
+    UnavailableError,
+    error_from_response,
+)
+from ._sync import Berth, Events, Files, Sandbox, Sandboxes
+from ._types import (
+    CommandResult,
+    EditResult,
+    Event,
+    EventPage,
+    IPythonResult,
+    Limits,
+    Observation,
+    SandboxInfo,
+    SandboxUser,
+    UploadResult,
+)
+
+__version__ = "0.1.0"
+
+# Shown as berth.NotFoundError, berth.CommandResult... rather than the private module's name.
+for _name in ("ActionError", "AuthenticationError", "BerthError", "CommandError", "CommandTimeoutError",
+              "ConflictError", "InvalidRequestError", "NetworkError", "NoSpaceError", "NotFoundError",
+              "PayloadTooLargeError", "PermissionDeniedError", "SandboxFileNotFoundError",
+              "SandboxUnavailableError", "ServerError", "ShellBusyError", "TimeoutError"):
+    globals()[_name].__module__ = __name__
+del _name
+
+__all__ = [
+    "ACTION_FAILED",
+    "ERROR_CLASS_BY_CODE",
+    "NETWORK",
+    "ActionError",
+    "AsyncBerth",
+    "AsyncEvents",
+    "AsyncFiles",
+    "AsyncSandbox",
+    "AsyncSandboxes",
+    "AuthenticationError",
+    "Berth",
+    "BerthApiError",
+    "BerthError",
+    "CommandError",
+    "CommandResult",
+    "CommandTimeoutError",
+    "ConflictError",
+    "EditResult",
+    "Event",
+    "EventPage",
+    "Events",
+    "Files",
+    "IPythonResult",
+    "InvalidRequestError",
+    "Limits",
+    "NetworkError",
+    "NoSpaceError",
+    "NotFoundError",
+    "Observation",
+    "PayloadTooLargeError",
+    "PermissionDeniedError",
+    "Sandbox",
+    "SandboxFileNotFoundError",
+    "SandboxInfo",
+    "SandboxUnavailableError",
+    "SandboxUser",
+    "Sandboxes",
+    "ServerError",
+    "ShellBusyError",
+    "TimeoutError",
+    "UnavailableError",
+    "UploadResult",
+    "__version__",
+    "error_from_response",
+]

@@ -1,0 +1,383 @@
+"""The asyncio client, on httpx.AsyncClient; the events stream on websockets' asyncio client.
+The same surface as the sync client (_sync.py), every call awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any, AsyncGenerator, Dict, List, Mapping, Optional, Sequence, Type, TypeVar, Union
+
+import httpx
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.asyncio.client import connect as ws_connect
+
+from . import _core as core
+from ._errors import BerthError, NetworkError, error_from_response
+from ._types import (
+    CommandResult,
+    EditCommand,
+    EditResult,
+    Event,
+    EventPage,
+    IPythonResult,
+    Limits,
+    Observation,
+    SandboxInfo,
+    SandboxUser,
+    UploadResult,
+)
+
+T = TypeVar("T")
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class AsyncBerth:
+    """A client of one AsyncBerth control plane.
+
+    ``url`` defaults to ``$BERTH_URL``, then http://127.0.0.1:3000; ``api_key`` to ``$BERTH_API_KEY``
+    (sent as ``Authorization: Bearer``). ``timeout``: seconds for calls that are not actions or
+    transfers (actions wait for their own timeout plus 30 s; transfers have none).
+
+        async with AsyncBerth() as berth:
+            async with await berth.sandboxes.create() as sb:
+                print((await sb.run("echo hi")).output)
+    """
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        *,
+        timeout: float = core.DEFAULT_TIMEOUT,
+        http_client: Optional[httpx.AsyncClient] = None,
+    ) -> None:
+        self.url = core.resolve_url(url)
+        self._api_key = core.resolve_key(api_key)
+        self._timeout = timeout
+        self._http = http_client or httpx.AsyncClient()
+        self._own_http = http_client is None
+        self.sandboxes = AsyncSandboxes(self)
+
+    # -- transport
+
+    async def _call(self, op: core.Op[T]) -> T:
+        req = op.request
+        timeout = self._timeout if req.timeout is None else (req.timeout or None)
+        try:
+            res = await self._http.request(
+                req.method,
+                self.url + req.path,
+                json=req.json,
+                params=tuple(req.params) if req.params else None,
+                files=req.files,
+                headers=core.auth_headers(self._api_key),
+                timeout=timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise core.transport_error(exc, self.url, timeout) from exc
+        core.check_response(res)
+        result = op.parse(res)
+        if op.then is not None:
+            follow = op.then(result)
+            if follow is not None:
+                await self._call(follow)
+        return result
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncBerth:
+        return self
+
+    async def __aexit__(
+        self, t: Optional[Type[BaseException]], e: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        await self.aclose()
+
+    # -- the control plane
+
+    async def health(self) -> Dict[str, Any]:
+        return await self._call(core.health())
+
+    async def check_auth(self) -> None:
+        """Returns when the API key (or no key) is accepted; AuthenticationError when not."""
+        await self._call(core.check_auth())
+
+    def sandbox(self, sandbox_id: str) -> AsyncSandbox:
+        """A handle on a sandbox by id, without asking the server (``info`` is None until refresh)."""
+        return AsyncSandbox(self, sandbox_id, None)
+
+
+class AsyncSandboxes:
+    """``berth.sandboxes``: create, list, get, and the lifecycle by id."""
+
+    def __init__(self, client: AsyncBerth) -> None:
+        self._c = client
+
+    async def create(
+        self,
+        *,
+        image: Optional[str] = None,
+        workspace: Optional[str] = None,
+        volumes: Optional[Sequence[str]] = None,
+        env: Optional[Mapping[str, str]] = None,
+        limits: Optional[Limits] = None,
+        network: Optional[str] = None,
+        timeout_seconds: Optional[int] = None,
+        idle_timeout_seconds: Optional[int] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        keep_alive: Optional[bool] = None,
+        user: Optional[SandboxUser] = None,
+        working_dir: Optional[str] = None,
+        plugins: Optional[Sequence[str]] = None,
+        oci_runtime: Optional[str] = None,
+        request_timeout: float = 300.0,
+    ) -> AsyncSandbox:
+        """POST /api/sandboxes; returns when the sandbox runs. The fields are CreateSandboxBody's."""
+        body = core.create_body(
+            image=image,
+            workspace=workspace,
+            volumes=volumes,
+            env=env,
+            limits=limits,
+            network=network,
+            timeout_seconds=timeout_seconds,
+            idle_timeout_seconds=idle_timeout_seconds,
+            labels=labels,
+            keep_alive=keep_alive,
+            user=user,
+            working_dir=working_dir,
+            plugins=plugins,
+            oci_runtime=oci_runtime,
+        )
+        return self._handle(await self._c._call(core.create(body, request_timeout)))
+
+    async def list(self, *, state: Optional[str] = None, labels: Optional[Mapping[str, str]] = None) -> List[AsyncSandbox]:
+        return [self._handle(i) for i in await self._c._call(core.list_sandboxes(state, labels))]
+
+    async def get(self, sandbox_id: str) -> AsyncSandbox:
+        return self._handle(await self._c._call(core.get(sandbox_id)))
+
+    async def delete(self, sandbox_id: str, *, keep: bool = False) -> None:
+        await self._c._call(core.delete(sandbox_id, keep))
+
+    async def pause(self, sandbox_id: str) -> AsyncSandbox:
+        return self._handle(await self._c._call(core.lifecycle(sandbox_id, "pause")))
+
+    async def resume(self, sandbox_id: str) -> AsyncSandbox:
+        return self._handle(await self._c._call(core.lifecycle(sandbox_id, "resume")))
+
+    async def stop(self, sandbox_id: str) -> AsyncSandbox:
+        return self._handle(await self._c._call(core.lifecycle(sandbox_id, "stop")))
+
+    async def reset(self, sandbox_id: str) -> AsyncSandbox:
+        """Ends every process of the sandbox user and starts a fresh shell (files stay)."""
+        return self._handle(await self._c._call(core.lifecycle(sandbox_id, "reset")))
+
+    async def set_env(self, sandbox_id: str, env: Mapping[str, str]) -> AsyncSandbox:
+        return self._handle(await self._c._call(core.set_env(sandbox_id, env)))
+
+    async def extend_timeout(self, sandbox_id: str, timeout_seconds: int) -> AsyncSandbox:
+        return self._handle(await self._c._call(core.extend_timeout(sandbox_id, timeout_seconds)))
+
+    def _handle(self, info: SandboxInfo) -> AsyncSandbox:
+        return AsyncSandbox(self._c, info.id, info)
+
+
+class AsyncSandbox:
+    """One sandbox: its record (``info``), lifecycle, commands, files, the editor, IPython and events.
+    A context manager that deletes the sandbox on exit."""
+
+    def __init__(self, client: AsyncBerth, sandbox_id: str, info: Optional[SandboxInfo]) -> None:
+        self._c = client
+        self.id = sandbox_id
+        self.info = info
+        self.files = AsyncFiles(client, sandbox_id)
+        self.events = AsyncEvents(client, sandbox_id)
+
+    def __repr__(self) -> str:
+        return f"AsyncSandbox(id={self.id!r}, state={self.info.state if self.info else None!r})"
+
+    async def __aenter__(self) -> AsyncSandbox:
+        return self
+
+    async def __aexit__(
+        self, t: Optional[Type[BaseException]], e: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        await self.delete()
+
+    @property
+    def state(self) -> Optional[str]:
+        return self.info.state if self.info else None
+
+    async def _set(self, op: core.Op[SandboxInfo]) -> AsyncSandbox:
+        self.info = await self._c._call(op)
+        return self
+
+    async def refresh(self) -> AsyncSandbox:
+        return await self._set(core.get(self.id))
+
+    async def pause(self) -> AsyncSandbox:
+        return await self._set(core.lifecycle(self.id, "pause"))
+
+    async def resume(self) -> AsyncSandbox:
+        return await self._set(core.lifecycle(self.id, "resume"))
+
+    async def stop(self) -> AsyncSandbox:
+        return await self._set(core.lifecycle(self.id, "stop"))
+
+    async def reset(self) -> AsyncSandbox:
+        return await self._set(core.lifecycle(self.id, "reset"))
+
+    async def set_env(self, env: Mapping[str, str]) -> AsyncSandbox:
+        return await self._set(core.set_env(self.id, env))
+
+    async def extend_timeout(self, timeout_seconds: int) -> AsyncSandbox:
+        return await self._set(core.extend_timeout(self.id, timeout_seconds))
+
+    async def delete(self, *, keep: bool = False) -> None:
+        await self._c._call(core.delete(self.id, keep))
+
+    async def stats(self) -> Dict[str, Any]:
+        return await self._c._call(core.stats(self.id))
+
+    async def execute_action(
+        self, action: str, args: Mapping[str, Any], *, timeout: Optional[float] = None
+    ) -> Observation:
+        """Any OpenHands action; the raw observation (error observations are returned, not raised)."""
+        return await self._c._call(core.execute_action(self.id, action, args, timeout))
+
+    async def run(
+        self,
+        command: str,
+        *,
+        timeout: Optional[float] = None,
+        check: bool = False,
+        soft: bool = False,
+        is_input: bool = False,
+        interrupt_on_timeout: bool = True,
+    ) -> CommandResult:
+        """Runs a command in the sandbox's persistent shell and returns when it ends.
+
+        ``timeout``: a hard timeout in seconds; past it CommandTimeoutError is raised (its ``result``
+        has the output so far), after a Ctrl-C unless ``interrupt_on_timeout=False``. Without one,
+        the reference's soft timeout applies: a command silent for 10 s comes back with
+        ``still_running=True``. ``check``: raise CommandError on a non-zero exit code.
+        """
+        return await self._c._call(
+            core.run(
+                self.id,
+                command,
+                timeout=timeout,
+                soft=soft,
+                is_input=is_input,
+                check=check,
+                interrupt_on_timeout=interrupt_on_timeout,
+            )
+        )
+
+    async def run_ipython(self, code: str, *, timeout: Optional[float] = None) -> IPythonResult:
+        """Runs a cell in the sandbox's IPython kernel (the jupyter plugin)."""
+        return await self._c._call(core.ipython(self.id, code, timeout))
+
+    async def edit(
+        self,
+        command: EditCommand,
+        path: str,
+        *,
+        file_text: Optional[str] = None,
+        old_str: Optional[str] = None,
+        new_str: Optional[str] = None,
+        insert_line: Optional[int] = None,
+        view_range: Optional[Sequence[int]] = None,
+    ) -> EditResult:
+        """The OpenHands editor (oh_aci): view, create, str_replace, insert, undo_edit. An editor
+        error (no match, several matches, a missing path) is raised as ActionError."""
+        args = {
+            "file_text": file_text,
+            "old_str": old_str,
+            "new_str": new_str,
+            "insert_line": insert_line,
+            "view_range": list(view_range) if view_range is not None else None,
+        }
+        return await self._c._call(core.edit(self.id, command, path, args))
+
+
+class AsyncFiles:
+    """``sandbox.files``: text and bytes, listings, uploads and downloads."""
+
+    def __init__(self, client: AsyncBerth, sandbox_id: str) -> None:
+        self._c = client
+        self._id = sandbox_id
+
+    async def read(self, path: str, encoding: str = "utf-8") -> str:
+        """A text file, exactly as stored (decoded). A missing file raises NotFoundError."""
+        return (await self._c._call(core.read_bytes(self._id, path))).decode(encoding)
+
+    async def read_bytes(self, path: str) -> bytes:
+        """A file's bytes (through download_files). A missing file raises NotFoundError."""
+        return await self._c._call(core.read_bytes(self._id, path))
+
+    async def write(self, path: str, data: Union[str, bytes]) -> None:
+        """Writes text (UTF-8) or bytes exactly, as the sandbox user (an upload); parent directories
+        are made. (OpenHands' own write action normalises the trailing newline; use execute_action
+        for it.)"""
+        raw = data if isinstance(data, bytes) else data.encode("utf-8")
+        await self._c._call(core.write_bytes(self._id, path, raw))
+
+    async def list(self, path: Optional[str] = None) -> List[str]:
+        """Names in a directory (default: the workspace), directories first with a trailing /."""
+        return await self._c._call(core.list_files(self._id, path))
+
+    async def upload(self, local: PathLike, destination: str) -> UploadResult:
+        """A local file into the sandbox directory ``destination``, or a local directory's contents."""
+        return await self._c._call(core.upload_path(self._id, local, destination))
+
+    async def download(self, path: str, local: PathLike) -> List[Path]:
+        """A sandbox file to ``local`` (a path, or a directory to put it in), or a sandbox directory's
+        contents into the directory ``local``; returns the files written."""
+        return core.save_download(await self._c._call(core.download_zip(self._id, path)), path, Path(local))
+
+    async def download_zip(self, path: str) -> bytes:
+        """A file or directory as the zip the server sends."""
+        return await self._c._call(core.download_zip(self._id, path))
+
+
+class AsyncEvents:
+    """``sandbox.events``: the sandbox's event log (actions, observations, lifecycle)."""
+
+    def __init__(self, client: AsyncBerth, sandbox_id: str) -> None:
+        self._c = client
+        self._id = sandbox_id
+
+    async def list(self, *, after: int = 0, limit: int = 200) -> EventPage:
+        return await self._c._call(core.events(self._id, after, limit))
+
+    async def follow(self, *, after: int = 0, idle_timeout: Optional[float] = None) -> AsyncGenerator[Event, None]:
+        """Every event after ``after`` (replayed), then live ones as they are recorded, over the
+        WebSocket: ``async for e in sb.events.follow(): ...``. Ends when ``idle_timeout`` seconds pass
+        without one (None: never) or the server closes; break out of the loop to stop."""
+        url = core.events_ws_url(self._c.url, self._id, after)
+        try:
+            ws = await ws_connect(url, additional_headers=core.auth_headers(self._c._api_key), open_timeout=30)
+        except InvalidStatus as exc:
+            raise error_from_response(exc.response.status_code, exc.response.body.decode("utf-8", "replace")) from exc
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise NetworkError(f"Cannot reach the control plane at {self._c.url} ({type(exc).__name__}: {exc})") from exc
+        try:
+            while True:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), idle_timeout)
+                except asyncio.TimeoutError:
+                    return
+                except ConnectionClosed:
+                    return
+                yield core.parse_ws_message(raw, self._id)
+        finally:
+            await ws.close()
+
+
+__all__ = ["AsyncBerth", "AsyncSandboxes", "AsyncSandbox", "AsyncFiles", "AsyncEvents", "BerthError"]

@@ -1,0 +1,202 @@
+/**
+ * The Python SDK (python/) against a real control plane with real Docker sandboxes: a venv under
+ * .cache/ gets `pip install ./python pytest mypy` from PyPI, mypy --strict checks the package and its
+ * tests, and pytest runs python/tests with BERTH_URL and BERTH_API_KEY pointing at a control plane
+ * started in-process. Prints one line with the figures: `python-sdk: N passed, N failed (pytest ...)`.
+ *
+ * When PyPI cannot be reached the test is skipped, loudly, with the reason (as schemathesis.test.ts).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningControlPlane } from '../../src/api/start.js';
+import { api, startInProcess } from './control-plane-helpers.js';
+import { engineAvailable } from './docker-target.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const PYTHON_DIR = join(ROOT, 'python');
+/** Test tools, pinned so a run is repeatable; the SDK's own dependencies come from pyproject.toml. */
+const TOOLS = ['pytest==9.2.0', 'mypy==2.4.1'];
+const VENV = join(ROOT, '.cache', 'python-sdk-venv');
+const PY = join(VENV, 'bin', 'python');
+/** The pytest run is killed (and the test fails) past this. */
+const PYTEST_TIMEOUT_MS = 4 * 60_000;
+
+const unavailable = await engineAvailable();
+if (unavailable) console.warn(`SKIPPED: python-sdk (no Docker engine: ${unavailable})`);
+
+interface Installed {
+  python: string;
+}
+interface Unreachable {
+  skipped: string;
+}
+
+/** Runs a command; resolves with its exit code and output (never rejects on a non-zero exit). */
+function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; timeoutMs: number; env?: NodeJS.ProcessEnv },
+): Promise<{ code: number | null; out: string; timedOut: boolean }> {
+  return new Promise((done, fail) => {
+    const child: ChildProcess = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, opts.timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      fail(err);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      done({ code, out, timedOut });
+    });
+  });
+}
+
+const pipArgs = [
+  '-m',
+  'pip',
+  'install',
+  '--disable-pip-version-check',
+  '--no-input',
+  '--quiet',
+  '--timeout',
+  '30',
+  '--retries',
+  '2',
+];
+
+/** Why pip failed, when it was the network; undefined when it was something else. */
+function networkReason(pip: { code: number | null; out: string; timedOut: boolean }): string | undefined {
+  const network =
+    pip.timedOut ||
+    /Connection|connect|Network is unreachable|Name or service not known|Temporary failure in name resolution|Max retries exceeded|timed out|No matching distribution|Could not find a version/i.test(
+      pip.out,
+    );
+  if (!network) return undefined;
+  const lines = pip.out.trim().split('\n').filter(Boolean);
+  const reason = pip.timedOut
+    ? 'pip install timed out'
+    : (lines.find((l) => /Connection|resolution|unreachable|timed out/i.test(l))?.trim() ??
+      lines.pop() ??
+      `pip exited with ${pip.code}`);
+  return reason.slice(0, 300);
+}
+
+/**
+ * The venv with the test tools (made once, then reused), the SDK installed afresh from python/ every
+ * run (its build backend and dependencies from PyPI), or why PyPI could not be reached.
+ */
+async function install(): Promise<Installed | Unreachable> {
+  const marker = join(VENV, '.installed');
+  if (!(existsSync(marker) && existsSync(PY))) {
+    rmSync(VENV, { recursive: true, force: true });
+    mkdirSync(join(ROOT, '.cache'), { recursive: true });
+    // No venv module is a broken machine, not a network problem: scripts/setup.sh installs python3-venv.
+    const venv = await run('python3', ['-m', 'venv', VENV], { timeoutMs: 120_000 });
+    if (venv.code !== 0) {
+      throw new Error(
+        `python3 -m venv failed (is python3-venv installed? scripts/setup.sh installs it):\n${venv.out}`,
+      );
+    }
+    const tools = await run(PY, [...pipArgs, ...TOOLS], { timeoutMs: 300_000 });
+    if (tools.code !== 0 || tools.timedOut) {
+      rmSync(VENV, { recursive: true, force: true });
+      const reason = networkReason(tools);
+      if (reason) return { skipped: reason };
+      throw new Error(`pip install ${TOOLS.join(' ')} failed:\n${tools.out}`);
+    }
+    writeFileSync(marker, `${TOOLS.join('\n')}\n`);
+  }
+  // Reinstalled each run, so the tests always see the package as it is in python/ now.
+  const sdk = await run(PY, [...pipArgs, '--force-reinstall', '--no-cache-dir', PYTHON_DIR], {
+    timeoutMs: 300_000,
+  });
+  if (sdk.code !== 0 || sdk.timedOut) {
+    const reason = networkReason(sdk);
+    if (reason) return { skipped: reason };
+    throw new Error(`pip install ./python failed:\n${sdk.out}`);
+  }
+  return { python: PY };
+}
+
+describe.skipIf(unavailable !== undefined)('the Python SDK against a real control plane', () => {
+  let tool: Installed | Unreachable;
+  let cp: (RunningControlPlane & { apiKey: string }) | undefined;
+
+  beforeAll(async () => {
+    tool = await install();
+    if ('skipped' in tool) {
+      console.warn(`SKIPPED: python-sdk (PyPI unreachable: ${tool.skipped})`);
+      return;
+    }
+    cp = await startInProcess({ poolSize: 0 });
+  }, 420_000);
+
+  afterAll(async () => {
+    if (!cp) return;
+    // Whatever a failed run left behind.
+    const list = await api(cp.url, cp.apiKey, 'GET', '/api/sandboxes').catch(() => undefined);
+    for (const s of list?.json?.sandboxes ?? []) {
+      if (s.state !== 'deleted') await api(cp.url, cp.apiKey, 'DELETE', `/api/sandboxes/${s.id}`);
+    }
+    await cp.close();
+  }, 120_000);
+
+  it('mypy --strict is clean on the package and its tests', async (ctx) => {
+    if ('skipped' in tool) ctx.skip(`SKIPPED: python-sdk (PyPI unreachable: ${tool.skipped})`);
+    const res = await run(
+      PY,
+      ['-m', 'mypy', '--strict', '--no-incremental', '--cache-dir=/dev/null', 'src/berth', 'tests'],
+      { cwd: PYTHON_DIR, timeoutMs: 180_000 },
+    );
+    expect(res.code, res.out).toBe(0);
+    expect(res.out).toMatch(/Success: no issues found/);
+  }, 200_000);
+
+  it(
+    'pytest passes: lifecycle, commands, files, edit, IPython, events, errors, the async client',
+    async (ctx) => {
+      if ('skipped' in tool) ctx.skip(`SKIPPED: python-sdk (PyPI unreachable: ${tool.skipped})`);
+      const c = cp!;
+      const started = Date.now();
+      const res = await run(PY, ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--durations=5', 'tests'], {
+        cwd: PYTHON_DIR,
+        timeoutMs: PYTEST_TIMEOUT_MS,
+        env: {
+          ...process.env,
+          BERTH_URL: c.url,
+          BERTH_API_KEY: c.apiKey,
+          PYTHONUNBUFFERED: '1',
+          PYTHONDONTWRITEBYTECODE: '1',
+        },
+      });
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      const passed = Number(/(\d+) passed/.exec(res.out)?.[1] ?? 0);
+      const failed = Number(/(\d+) failed/.exec(res.out)?.[1] ?? 0);
+      const errors = Number(/(\d+) errors?/.exec(res.out)?.[1] ?? 0);
+      console.log(`python-sdk: ${passed} passed, ${failed + errors} failed (pytest, ${seconds} s)`);
+      if (res.code !== 0) console.log(res.out);
+      expect(res.timedOut, `pytest ran longer than ${PYTEST_TIMEOUT_MS / 1000} s`).toBe(false);
+      expect(res.code, res.out.slice(-6000)).toBe(0);
+      expect(failed + errors).toBe(0);
+      expect(passed).toBeGreaterThanOrEqual(20);
+    },
+    PYTEST_TIMEOUT_MS + 30_000,
+  );
+});
