@@ -292,6 +292,18 @@ describe('run_ipython', () => {
     await c.run(`cd ${ws}`);
   });
 
+  it('prints, stderr and displays come back in the order the reference gets them from ipykernel', async () => {
+    // Checked against openhands-ai 0.62 with test/oracle: stdout before stderr within a quick cell,
+    // a display after the prints before it, its text joined to what follows with nothing between.
+    const cell = async (code: string) => (await c.act('run_ipython', { code, include_extra: false })).content;
+    expect(await cell('import sys\nprint("out")\nprint("err", file=sys.stderr)\nprint("out2")')).toBe(
+      'out\nout2\nerr',
+    );
+    expect(await cell('print("a")\ndisplay(1)\nprint("b")\n7')).toBe('a\n1b\n7');
+    expect(await cell('display(1); display(2)')).toBe('12');
+    expect(await cell('print("")')).toBe('');
+  });
+
   it("a cell's os.chdir persists until the shell's cwd changes, as in the reference", async () => {
     await c.run(`cd ${ws} && mkdir -p pa pb`);
     const cwd = async () =>

@@ -118,7 +118,9 @@ for (const mode of modes) {
       expect((await run('"s"')).text).toBe("'s'");
     });
 
-    it('captures stdout, stderr and subprocess output in order', async () => {
+    it('joins stdout and stderr (with subprocesses) as ipykernel flushes them: stdout first in a quick cell', async () => {
+      // As the reference (checked with test/oracle): ipykernel buffers each stream and flushes it 0.2 s
+      // after its first write, and both, stdout first, at the end of the cell.
       const r = await run(
         [
           'import os, sys',
@@ -128,7 +130,39 @@ for (const mode of modes) {
           'print("after")',
         ].join('\n'),
       );
-      expect(r.text).toBe('before\nto stderr\nhi\nerr\nafter');
+      expect(r.text).toBe('before\nhi\nafter\nto stderr\nerr');
+    });
+
+    it('writes further apart than the flush interval keep their order', async () => {
+      const r = await run(
+        'import sys, time\nprint("a")\ntime.sleep(0.6)\nprint("e", file=sys.stderr)\ntime.sleep(0.6)\nprint("b")',
+      );
+      expect(r.text).toBe('a\ne\nb');
+    });
+
+    it('a display, a result or a traceback comes after the prints before it, stdout then stderr', async () => {
+      const display = mode.ipython ? 'from IPython.display import display\n' : '';
+      // The text/plain of a display is joined to what follows with nothing between, as the
+      // reference's client joins its outputs.
+      expect((await run(`${display}print("a")\ndisplay(1)\nprint("b")\ndisplay("s")\nprint("c")`)).text).toBe(
+        "a\n1b\n's'c",
+      );
+      expect(
+        (
+          await run(
+            'import sys\nsys.stderr.write("e1\\n")\nprint("o1")\ndisplay(5)\nsys.stderr.write("e2\\n")',
+          )
+        ).text,
+      ).toBe('o1\ne1\n5e2\n3');
+      // IPython's first traceback takes longer than the flush interval to format (so, as in ipykernel,
+      // the prints are flushed on time before it): warm it up.
+      await run('1/0');
+      const tb = await run('import sys\nprint("x", file=sys.stderr)\nprint("o")\n1/0');
+      expect(tb.text.startsWith('o\nx\n')).toBe(true);
+      expect(tb.text).toContain('ZeroDivisionError');
+      // Output that is only whitespace is output (no "no output" note); none at all is none.
+      expect(await run('print("")')).toMatchObject({ text: '', hadOutput: true });
+      expect(await run('x_ = 1')).toMatchObject({ text: '', hadOutput: false });
     });
 
     it('puts the traceback of an error into the text and keeps the kernel', async () => {
@@ -248,7 +282,7 @@ for (const mode of modes) {
           ].join('\n');
       const r = await run(code);
       expect(r.imageUrls).toEqual([PNG_URL]);
-      expect(r.text).toBe(mode.ipython ? '<IPython.core.display.Image object>' : '<Chart>\nshown');
+      expect(r.text).toBe(mode.ipython ? '<IPython.core.display.Image object>' : '<Chart>shown');
     });
 
     it('reports a trailing expression with a PNG form as an image', async () => {

@@ -4,11 +4,14 @@
  *
  * Wire protocol (see kernel.ts):
  * - fd 0 is /dev/null, so a cell calling input() gets EOFError instead of hanging.
- * - fd 1 carries everything the cell prints; fd 2 is made a copy of fd 1 so stdout, stderr and the output of
- *   subprocesses arrive in the order they were written. Results, display text and tracebacks go there too.
- * - fd 3 carries requests, one JSON object a line: {"id", "code", "cwd", "marker"}; cwd null: stay.
+ * - fd 1 carries what the cell (and its subprocesses) print to stdout, and results, display text and tracebacks;
+ *   fd 2 what they print to stderr. The server joins the two as ipykernel's buffered streams reach a Jupyter
+ *   client: each stream flushed 0.2 s after its first unflushed write, and both (stdout first) before a
+ *   display, a result, a traceback and at the end of the cell. Those flush points are marked in both streams
+ *   with the request's "sync" prefix, a number and ">\x1e".
+ * - fd 3 carries requests, one JSON object a line: {"id", "code", "cwd", "marker", "sync"}; cwd null: stay.
  * - fd 4 carries replies, one JSON object a line: {"type": "ready", "interpreter", "ipython"} once, then
- *   {"type": "started", "id"} and {"type": "done", "id", "images", "markerWritten"} per cell. Before each "done" the driver writes the cell's marker to fd 1,
+ *   {"type": "started", "id"} and {"type": "done", "id", "images", "markerWritten"} per cell. Before each "done" the driver writes the cell's marker to fds 1 and 2,
  *   so the server knows where the cell's output ends even though the two pipes are read independently.
  * - SIGINT interrupts the running cell (KeyboardInterrupt); between cells it is ignored, so the server sends it
  *   only after "started".
@@ -27,14 +30,13 @@ _CONTROL_OUT_FD = 4
 
 
 def _berth_main():
-    os.dup2(1, 2)
     for fd in (_CONTROL_IN_FD, _CONTROL_OUT_FD):
         # Subprocesses of cells must not hold the control pipes open.
         os.set_inheritable(fd, False)
     control_in = io.open(_CONTROL_IN_FD, 'rb', buffering=0, closefd=True)
     control_out = io.open(_CONTROL_OUT_FD, 'wb', buffering=0, closefd=True)
 
-    state = {'in_cell': False, 'images': [], 'image_chars': 0}
+    state = {'in_cell': False, 'images': [], 'image_chars': 0, 'sync': None, 'syncs': 0}
 
     def on_sigint(signum, frame):
         if state['in_cell']:
@@ -59,17 +61,28 @@ def _berth_main():
         state['image_chars'] += len(png)
         state['images'].append('data:image/png;base64,' + png)
 
+    def sync_point():
+        # ipykernel flushes stdout, then stderr, before it publishes a display, a result or a traceback.
+        flush_streams()
+        if state['sync'] is None:
+            return
+        state['syncs'] += 1
+        write_all((state['sync'] + str(state['syncs']) + '>\x1e').encode('ascii'))
+
     def emit_bundle(data):
-        # Like the reference's Jupyter client: the text/plain form is always shown, a PNG also becomes an image.
+        # Like the reference's Jupyter client: the text/plain form is always shown, as it is (the client joins
+        # the outputs with nothing between them), and a PNG also becomes an image.
+        sync_point()
         text = data.get('text/plain')
         if text is not None:
-            sys.stdout.write(str(text) + '\n')
+            sys.stdout.write(str(text))
+            flush_streams()
         if 'image/png' in data:
             add_png(data['image/png'])
 
-    run_cell, ipython = make_ipython_runner(emit_bundle)
+    run_cell, ipython = make_ipython_runner(emit_bundle, sync_point)
     if run_cell is None:
-        run_cell = make_plain_runner(emit_bundle)
+        run_cell = make_plain_runner(emit_bundle, sync_point)
 
     send({'type': 'ready', 'interpreter': sys.executable, 'ipython': ipython})
 
@@ -80,6 +93,8 @@ def _berth_main():
         request = json.loads(line.decode('utf-8'))
         state['images'] = []
         state['image_chars'] = 0
+        state['sync'] = request.get('sync')
+        state['syncs'] = 0
         if request['cwd'] is not None:
             # Like the reference's os.chdir cell before a cell, whose failure it never shows: the
             # kernel then stays where it was.
@@ -105,22 +120,34 @@ def _berth_main():
         send({'type': 'done', 'id': request['id'], 'images': state['images'], 'markerWritten': marker_written})
 
 
-def flush_and_mark(marker):
+def flush_streams():
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         try:
             stream.flush()
         except Exception:
             pass
-    try:
-        data = marker.encode('ascii')
-        while data:
-            data = data[os.write(1, data):]
-        return True
-    except OSError:
-        return False  # the cell closed fd 1; the server then ends the cell on the reply alone
 
 
-def make_ipython_runner(emit_bundle):
+def write_all(data):
+    # To stdout and to stderr; False when either is gone (the cell closed it).
+    ok = True
+    for fd in (1, 2):
+        try:
+            rest = data
+            while rest:
+                rest = rest[os.write(fd, rest):]
+        except OSError:
+            ok = False
+    return ok
+
+
+def flush_and_mark(marker):
+    flush_streams()
+    # False: the server then ends the cell on the reply alone.
+    return write_all(marker.encode('ascii'))
+
+
+def make_ipython_runner(emit_bundle, sync_point):
     try:
         from IPython.core.displayhook import DisplayHook
         from IPython.core.displaypub import DisplayPublisher
@@ -161,6 +188,10 @@ def make_ipython_runner(emit_bundle):
         displayhook_class = Type(BerthDisplayHook)
         display_pub_class = Type(BerthDisplayPublisher)
 
+        def _showtraceback(self, etype, evalue, stb):
+            sync_point()
+            InteractiveShell._showtraceback(self, etype, evalue, stb)
+
     config = Config()
     # No history database: the home directory may be read-only, and cells are not replayed anyway.
     config.HistoryManager.enabled = False
@@ -182,7 +213,7 @@ def make_ipython_runner(emit_bundle):
     return run_cell, True
 
 
-def make_plain_runner(emit_bundle):
+def make_plain_runner(emit_bundle, sync_point):
     main_module = types.ModuleType('__main__')
     main_module.__dict__['__builtins__'] = builtins
     # Cells see a clean __main__ (so pickle finds their classes), not the driver's globals.
@@ -221,6 +252,7 @@ def make_plain_runner(emit_bundle):
         tb = e.__traceback__
         while tb is not None and tb.tb_frame.f_code.co_filename == _DRIVER_FILENAME:
             tb = tb.tb_next
+        sync_point()
         sys.stdout.write(''.join(traceback.format_exception(type(e), e, tb or e.__traceback__)))
 
     def run_cell(code):
@@ -237,6 +269,7 @@ def make_plain_runner(emit_bundle):
             body = compile(tree, filename, 'exec', flags=flags)
             tail = compile(last, filename, 'eval', flags=flags) if last is not None else None
         except SyntaxError as e:
+            sync_point()
             sys.stdout.write(''.join(traceback.format_exception_only(type(e), e)))
             return
         try:
@@ -248,6 +281,7 @@ def make_plain_runner(emit_bundle):
                     emit_bundle(format_object(value))
         except SystemExit as e:
             # Like IPython: exit() in a cell reports itself but keeps the kernel.
+            sync_point()
             sys.stdout.write(''.join(traceback.format_exception_only(type(e), e)))
         except BaseException as e:
             print_cell_exception(e)

@@ -117,7 +117,8 @@ export class PythonKernel {
     }
 
     // CRLF comes from IPython running shell escapes on a pty; agents read plain newlines.
-    let text = stripAnsi(cell.capture.text()).replaceAll('\r\n', '\n').trimEnd();
+    const raw = cell.capture.text();
+    let text = stripAnsi(raw).replaceAll('\r\n', '\n').trimEnd();
     if (end.kind === 'exited') {
       if (this.process === proc) this.process = undefined;
       let note: string;
@@ -135,6 +136,7 @@ export class PythonKernel {
     }
     return {
       text,
+      hadOutput: raw.length > 0 || text.length > 0,
       imageUrls: end.kind === 'done' ? end.images : [],
       timedOut,
       interpreter: this.interpreter,
@@ -270,10 +272,11 @@ class KernelProcess {
     stdout.setEncoding('utf8');
     stderr.setEncoding('utf8');
     replies.setEncoding('utf8');
-    stdout.on('data', (data: string) => this.onOutput(data));
-    // The driver joins stderr to stdout at once; anything here is Python failing before that.
+    stdout.on('data', (data: string) => this.onOutput(1, data));
+    // Before the driver is ready, stderr explains a failed start; then it is the cells' stderr.
     stderr.on('data', (data: string) => {
-      if (this.startupStderr.length < STARTUP_STDERR_CHARS) this.startupStderr += data;
+      if (this.readyDone) this.onOutput(2, data);
+      else if (this.startupStderr.length < STARTUP_STDERR_CHARS) this.startupStderr += data;
     });
     replies.on('data', (data: string) => this.onReplies(data));
     // EPIPE and friends after the process died; the exit handler reports the death.
@@ -302,8 +305,10 @@ class KernelProcess {
     if (this.cell) throw new Error('A cell is already running in this kernel');
     const id = this.nextCellId++;
     // Random per cell, so neither a cell's own output nor an earlier cell's late output can end it.
-    const marker = `\x1e<berth-cell-end ${randomBytes(16).toString('hex')}>\x1e`;
-    const capture = new OutputCapture(marker);
+    const nonce = randomBytes(16).toString('hex');
+    const marker = `\x1e<berth-cell-end ${nonce}>\x1e`;
+    const sync = `\x1e<berth-sync ${nonce} `;
+    const capture = new OutputCapture(marker, sync);
     const end = new Promise<CellEnd>((resolve) => {
       this.cell = {
         id,
@@ -320,7 +325,7 @@ class KernelProcess {
     } else {
       const chdir = cwd === this.syncedCwd ? null : cwd;
       this.syncedCwd = cwd;
-      this.control.write(`${JSON.stringify({ id, code, cwd: chdir, marker })}\n`);
+      this.control.write(`${JSON.stringify({ id, code, cwd: chdir, marker, sync })}\n`);
     }
     return { capture, end };
   }
@@ -362,11 +367,11 @@ class KernelProcess {
     }
   }
 
-  private onOutput(data: string): void {
+  private onOutput(fd: 1 | 2, data: string): void {
     const cell = this.cell;
     // Output between cells (a background thread or process of an earlier cell) belongs to no cell.
     if (!cell || cell.markerSeen) return;
-    if (cell.capture.push(data)) {
+    if (cell.capture.push(fd, data)) {
       cell.markerSeen = true;
       this.maybeFinishCell();
     }
@@ -423,6 +428,8 @@ class KernelProcess {
     if (!cell?.reply) return;
     // Both pipes are read independently: the cell is over once its reply and its end marker are both in.
     if (cell.markerSeen || !cell.reply.markerWritten) {
+      // Without the markers (the cell closed fd 1 or 2), what was read so far is the output.
+      if (!cell.markerSeen) cell.capture.endOfStream();
       this.finishCell({ kind: 'done', images: cell.reply.images });
     }
   }
@@ -470,37 +477,58 @@ class KernelProcess {
   }
 }
 
+/** Time after a stream's first unflushed write at which ipykernel flushes it (OutStream.flush_interval). */
+export const STREAM_FLUSH_MS = 200;
+/** A stream's unflushed text beyond this is flushed at once, so a flood between flush points stays bounded. */
+const MAX_PENDING_CHARS = 64 * 1024;
+
+/** One of a cell's two streams (stdout, stderr) as the server reads it. */
+interface StreamState {
+  /** Read but not parsed yet: after a sync point this stream waits at, or a possible token's start. */
+  raw: string;
+  /** Parsed text the (modelled) ipykernel buffer holds, not yet flushed into the output. */
+  pending: string;
+  /** Waiting at this flush point for the other stream to reach it. */
+  parked: boolean;
+  ended: boolean;
+  timer: NodeJS.Timeout | undefined;
+}
+
 /**
- * One cell's output: finds the end marker in the stream and keeps only the head and the tail, so a cell
- * printing gigabytes costs a bounded amount of memory.
+ * One cell's output, assembled from its stdout and stderr the way the reference's Jupyter client receives
+ * ipykernel's: each stream is buffered and flushed STREAM_FLUSH_MS after its first unflushed write, and at
+ * every flush point the driver marks in both streams (before a display, a result or a traceback, and the
+ * end marker) stdout is flushed, then stderr. So within a quick cell all of stdout comes before all of
+ * stderr, as in the reference, and a display lands after the prints before it.
+ *
+ * Keeps only the head and the tail of the assembled text, so a cell printing gigabytes costs a bounded
+ * amount of memory.
  */
 class OutputCapture {
   private head = '';
   private tailChunks: string[] = [];
   private tailLength = 0;
   private dropped = 0;
-  /** The end of the stream that could be the start of the marker; held back until the next data. */
-  private carry = '';
   private frozen = false;
   private ended = false;
+  private readonly streams: Record<1 | 2, StreamState> = {
+    1: { raw: '', pending: '', parked: false, ended: false, timer: undefined },
+    2: { raw: '', pending: '', parked: false, ended: false, timer: undefined },
+  };
 
-  constructor(private readonly marker: string) {}
+  constructor(
+    private readonly marker: string,
+    private readonly sync: string,
+  ) {}
 
-  /** Feeds stdout data; returns true once the end marker has been seen (data after it is ignored). */
-  push(data: string): boolean {
+  /** Feeds one stream's data; returns true once both streams have reached the end marker. */
+  push(fd: 1 | 2, data: string): boolean {
     if (this.ended) return true;
-    const s = this.carry + data;
-    const index = s.indexOf(this.marker);
-    if (index >= 0) {
-      this.commit(s.slice(0, index));
-      this.carry = '';
-      this.ended = true;
-      return true;
-    }
-    const keep = this.markerPrefixLength(s);
-    this.commit(s.slice(0, s.length - keep));
-    this.carry = s.slice(s.length - keep);
-    return false;
+    const stream = this.streams[fd];
+    if (stream.ended) return false;
+    stream.raw += data;
+    this.advance();
+    return this.ended;
   }
 
   /** Later output is not kept (the text stays what it was when the cell timed out). */
@@ -508,12 +536,15 @@ class OutputCapture {
     this.frozen = true;
   }
 
-  /** The stream ended without a marker: the held-back text was output after all. */
+  /** The streams ended without their markers: what is left was output after all. */
   endOfStream(): void {
     if (this.ended) return;
-    this.commit(this.carry);
-    this.carry = '';
-    this.ended = true;
+    for (const fd of [1, 2] as const) {
+      const stream = this.streams[fd];
+      stream.pending += stream.raw;
+      stream.raw = '';
+    }
+    this.finish();
   }
 
   text(): string {
@@ -527,11 +558,93 @@ class OutputCapture {
     return `${this.head}\n[... ${dropped} characters of output omitted ...]\n${tail}`;
   }
 
-  private markerPrefixLength(s: string): number {
-    for (let k = Math.min(s.length, this.marker.length - 1); k > 0; k--) {
-      if (s.endsWith(this.marker.slice(0, k))) return k;
+  /** Parses both streams as far as they go; a flush point passes once both streams are at it. */
+  private advance(): void {
+    for (;;) {
+      this.parse(this.streams[1]);
+      this.parse(this.streams[2]);
+      const out = this.streams[1];
+      const err = this.streams[2];
+      if (out.ended && err.ended) {
+        this.finish();
+        return;
+      }
+      // A stream that ended (its fd closed by the cell) no longer holds the other one back.
+      if ((out.parked || out.ended) && (err.parked || err.ended) && (out.parked || err.parked)) {
+        this.flushBoth();
+        out.parked = false;
+        err.parked = false;
+        continue;
+      }
+      return;
     }
-    return 0;
+  }
+
+  /** Moves a stream's raw text into its pending buffer up to the next flush point, end marker or token start. */
+  private parse(stream: StreamState): void {
+    while (!stream.parked && !stream.ended && stream.raw.length > 0) {
+      const raw = stream.raw;
+      const at = raw.indexOf('\x1e');
+      if (at < 0) {
+        this.addPending(stream, raw);
+        stream.raw = '';
+        return;
+      }
+      if (at > 0) this.addPending(stream, raw.slice(0, at));
+      const rest = raw.slice(at);
+      if (rest.startsWith(this.marker)) {
+        stream.ended = true;
+        stream.raw = '';
+        return;
+      }
+      if (rest.startsWith(this.sync)) {
+        const close = rest.indexOf('>\x1e', this.sync.length);
+        if (close < 0) {
+          stream.raw = rest; // the rest of the token is still on its way
+          return;
+        }
+        stream.parked = true;
+        stream.raw = rest.slice(close + 2);
+        return;
+      }
+      if (this.marker.startsWith(rest) || this.sync.startsWith(rest)) {
+        stream.raw = rest; // maybe a token's start; wait for more
+        return;
+      }
+      this.addPending(stream, '\x1e');
+      stream.raw = rest.slice(1);
+    }
+  }
+
+  private addPending(stream: StreamState, text: string): void {
+    if (text.length === 0) return;
+    stream.pending += text;
+    if (stream.pending.length > MAX_PENDING_CHARS) {
+      this.flushStream(stream);
+      return;
+    }
+    stream.timer ??= setTimeout(() => {
+      stream.timer = undefined;
+      this.flushStream(stream);
+    }, STREAM_FLUSH_MS);
+  }
+
+  private flushStream(stream: StreamState): void {
+    if (stream.timer) clearTimeout(stream.timer);
+    stream.timer = undefined;
+    const text = stream.pending;
+    stream.pending = '';
+    this.commit(text);
+  }
+
+  private flushBoth(): void {
+    this.flushStream(this.streams[1]);
+    this.flushStream(this.streams[2]);
+  }
+
+  private finish(): void {
+    this.flushBoth();
+    this.ended = true;
   }
 
   private commit(s: string): void {

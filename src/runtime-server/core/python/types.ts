@@ -12,8 +12,13 @@ export interface CellRequest {
 }
 
 export interface CellResult {
-  /** stdout, stderr, results and tracebacks in order, ANSI colours stripped, right-stripped. */
+  /**
+   * stdout, stderr, results and tracebacks, ANSI colours stripped, right-stripped; in the order a Jupyter
+   * client receives them from ipykernel (see OutputCapture in kernel.ts).
+   */
   text: string;
+  /** The cell output anything at all, if only whitespace (the reference's "no output" is its absence). */
+  hadOutput?: boolean;
   /** data:image/png;base64,... for every PNG display. */
   imageUrls: string[];
   /** True when the cell was interrupted by the timeout. */
