@@ -14,6 +14,7 @@ import { buildRuntimeImage } from '../docker/image-builder.js';
 import { DockerRuntimeImages } from '../docker/runtime-images.js';
 import { DockerSandboxRuntime } from '../sandboxes/docker-runtime.js';
 import { PortAllocator } from '../sandboxes/ports.js';
+import type { RetentionPolicy } from '../store/events.js';
 import { Store } from '../store/store.js';
 import { buildControlPlane, type ControlPlane, defaultLogger, managerSettings } from './server.js';
 
@@ -65,7 +66,9 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
     return image;
   };
 
-  const store = Store.open(join(config.data_dir, 'berth.db'));
+  const store = Store.open(join(config.data_dir, 'berth.db'), {
+    maxEventPayloadBytes: config.events.max_payload_bytes,
+  });
   const ports = new PortAllocator({
     lockDir: join(config.data_dir, 'ports'),
     bindHost: config.sandbox.runtime_binding_address,
@@ -108,8 +111,20 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
   // Listening beyond loopback, the port is also closed to sandbox bridges in the host's firewall.
   if (!isLoopbackHost(config.host)) await runtime.protectHostPort(port);
 
+  const retention = eventRetention(config);
+  const prune = () => {
+    try {
+      const r = store.prune(retention);
+      if (r.deleted > 0) logger.info({ ...r }, 'event log retention removed old events');
+    } catch (err) {
+      logger.warn({ err }, 'event log retention failed');
+    }
+  };
+  // After reconcile, which answered the actions a crash left open.
+  prune();
   const reaper = setInterval(() => {
     cp.manager.reap().catch((err) => logger.warn({ err }, 'reap failed'));
+    prune();
     cp.manager.refill().catch((err) => logger.warn({ err }, 'pool refill failed'));
   }, config.sandbox.reaper_interval_seconds * 1000);
   reaper.unref();
@@ -126,6 +141,16 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
       await cp.close();
       store.close();
     },
+  };
+}
+
+/** The event log's retention policy from configuration (0: no limit of that kind). */
+export function eventRetention(config: ControlPlaneConfig): RetentionPolicy {
+  const mib = 1024 * 1024;
+  return {
+    maxAgeMs: config.events.max_age_days * 24 * 3600 * 1000,
+    maxSandboxBytes: config.events.max_sandbox_mb * mib,
+    maxTotalBytes: config.events.max_total_mb * mib,
   };
 }
 

@@ -468,6 +468,45 @@ export const ControlPlaneConfigSchema = z.strictObject({
         "OCI runtimes a create request may choose (OpenHands' runtime_class maps gvisor to runsc and sysbox to sysbox-runc).",
     }),
   }),
+  // What the event log keeps (see the README, "Event log"): every action and observation, each cut
+  // to a cap, for a while and up to a size.
+  events: z.strictObject({
+    max_payload_bytes: opt(z.union([z.literal(0), int(1024)]), {
+      kind: 'integer',
+      env: 'BERTH_EVENT_MAX_PAYLOAD_BYTES',
+      default: '65536',
+      value: 65536,
+      expected: '0 or an integer of at least 1024 (bytes)',
+      description:
+        'Largest action or observation stored whole; a larger one is stored cut to this size (its long strings end in a marker) with its size and sha256. 0: no cap.',
+    }),
+    max_age_days: opt(z.number().min(0), {
+      kind: 'number',
+      env: 'BERTH_EVENT_MAX_AGE_DAYS',
+      default: '30',
+      value: 30,
+      expected: 'a non-negative number (days)',
+      description: 'Events older than this are removed (checked every reaper interval). 0: kept forever.',
+    }),
+    max_sandbox_mb: opt(int(0), {
+      kind: 'integer',
+      env: 'BERTH_EVENT_MAX_SANDBOX_MB',
+      default: '256',
+      value: 256,
+      expected: 'a non-negative integer (MiB)',
+      description:
+        "Each sandbox's event payloads are kept to this size, its oldest events going first. 0: no limit.",
+    }),
+    max_total_mb: opt(int(0), {
+      kind: 'integer',
+      env: 'BERTH_EVENT_MAX_TOTAL_MB',
+      default: '1024',
+      value: 1024,
+      expected: 'a non-negative integer (MiB)',
+      description:
+        'All event payloads together are kept to this size: the events of deleted sandboxes go first, then the oldest of any. 0: no limit.',
+    }),
+  }),
 });
 
 type DeepReadonly<T> = T extends (infer U)[]
@@ -479,11 +518,13 @@ type DeepReadonly<T> = T extends (infer U)[]
 export type ControlPlaneConfig = DeepReadonly<z.infer<typeof ControlPlaneConfigSchema>>;
 type SandboxSection = ControlPlaneConfig['sandbox'];
 type PolicySection = ControlPlaneConfig['policy'];
+type EventsSection = ControlPlaneConfig['events'];
 /** An option's key: a top-level name, or <section>.<name>. */
 export type ConfigKey =
-  | Exclude<keyof ControlPlaneConfig, 'sandbox' | 'policy'>
+  | Exclude<keyof ControlPlaneConfig, 'sandbox' | 'policy' | 'events'>
   | `sandbox.${keyof SandboxSection & string}`
-  | `policy.${keyof PolicySection & string}`;
+  | `policy.${keyof PolicySection & string}`
+  | `events.${keyof EventsSection & string}`;
 
 /** One row of the option table: what `berth config` and the README list. */
 export interface ConfigOption {

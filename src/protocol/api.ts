@@ -222,6 +222,18 @@ export const SandboxEvent = z.object({
   payload: z.unknown(),
   /** Milliseconds the action took (on observations). */
   duration_ms: z.number().nullable(),
+  /**
+   * Present only when the payload was larger than the event log keeps (events.max_payload_bytes):
+   * its long strings are cut, each ending in a marker, and this says what the whole was.
+   */
+  truncated: z
+    .object({
+      bytes: z.number().int().describe("the whole payload's size: UTF-8 bytes of its JSON text"),
+      sha256: z.string().describe('sha256 (hex) of that JSON text'),
+      fields: z.array(z.string()).describe('the cut strings, as dotted paths (action.args.content)'),
+    })
+    .optional()
+    .describe('set when the payload is stored cut to the per-event cap (events.max_payload_bytes)'),
 });
 export type SandboxEvent = z.infer<typeof SandboxEvent>;
 

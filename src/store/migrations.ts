@@ -61,6 +61,46 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'sandbox records are kept; set state to deleted'); END;
     `,
   },
+  {
+    version: 2,
+    name: 'bounded event log',
+    // Events stay immutable; the retention policy (EventRepo.prune) is the one thing that removes
+    // them, and only while it holds the gate row. Sizes are counted per sandbox by triggers, so
+    // neither retention nor the unanswered-actions check at start reads the whole table. Events
+    // from before have bytes NULL: their size is octet_length(payload), read without the text.
+    sql: `
+      ALTER TABLE events ADD COLUMN bytes INTEGER;
+      ALTER TABLE events ADD COLUMN truncated TEXT CHECK (truncated IS NULL OR json_valid(truncated));
+
+      CREATE TABLE events_pruning (gate INTEGER NOT NULL) STRICT;
+      DROP TRIGGER events_no_delete;
+      CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+        WHEN NOT EXISTS (SELECT 1 FROM events_pruning)
+        BEGIN SELECT RAISE(ABORT, 'events are append-only; only the retention policy removes them'); END;
+
+      -- open: actions without an observation so far; removing answered history leaves it alone.
+      CREATE TABLE event_totals (
+        sandbox_id TEXT PRIMARY KEY REFERENCES sandboxes (id),
+        events     INTEGER NOT NULL,
+        bytes      INTEGER NOT NULL,
+        open       INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO event_totals (sandbox_id, events, bytes, open)
+        SELECT sandbox_id, count(*), sum(octet_length(payload)), sum(kind = 'action') - sum(kind = 'observation')
+          FROM events GROUP BY sandbox_id;
+      CREATE TRIGGER events_count_insert AFTER INSERT ON events BEGIN
+        INSERT INTO event_totals (sandbox_id, events, bytes, open)
+          VALUES (NEW.sandbox_id, 1, coalesce(NEW.bytes, octet_length(NEW.payload)),
+                  (NEW.kind = 'action') - (NEW.kind = 'observation'))
+          ON CONFLICT (sandbox_id) DO UPDATE SET
+            events = events + 1, bytes = bytes + excluded.bytes, open = open + excluded.open;
+      END;
+      CREATE TRIGGER events_count_delete AFTER DELETE ON events BEGIN
+        UPDATE event_totals SET events = events - 1, bytes = bytes - coalesce(OLD.bytes, octet_length(OLD.payload))
+          WHERE sandbox_id = OLD.sandbox_id;
+      END;
+    `,
+  },
 ];
 
 /**

@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { guard, toStoreError } from './errors.js';
-import { EventRepo } from './events.js';
+import { EventRepo, type PruneReport, type RetentionPolicy } from './events.js';
 import { MIGRATIONS, migrate } from './migrations.js';
 import { SandboxRepo } from './sandboxes.js';
 
@@ -32,7 +32,17 @@ export interface StoreOptions {
    * here, 16 ms at p99 under disk contention, against ~0.2 ms). @default 'process-crash'
    */
   durability?: 'process-crash' | 'power-loss';
+  /**
+   * The per-event cap: a payload whose JSON is larger is stored cut to this many bytes, with its
+   * size and sha256 (0: no cap). @default DEFAULT_MAX_EVENT_PAYLOAD_BYTES (64 KiB)
+   */
+  maxEventPayloadBytes?: number;
 }
+
+/** Free pages worth a full VACUUM of a database made before incremental vacuum (once, to convert it). */
+const CONVERT_FREE_FRACTION = 0.25;
+/** The WAL file is cut back to this after a checkpoint, so one burst does not keep it large. */
+const JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024;
 
 export class Store {
   readonly sandboxes: SandboxRepo;
@@ -45,9 +55,10 @@ export class Store {
     /** The schema version after migrations. */
     readonly schemaVersion: number,
     now: () => number,
+    maxEventPayloadBytes?: number,
   ) {
     this.sandboxes = new SandboxRepo(db, now);
-    this.events = new EventRepo(db, now);
+    this.events = new EventRepo(db, now, maxEventPayloadBytes);
   }
 
   /**
@@ -62,7 +73,11 @@ export class Store {
       const db = new Database(file);
       try {
         if (created) chmodSync(file, 0o600);
+        // Before the first table: a new file frees pages incrementally (see compact()). On an older
+        // file it takes effect with the VACUUM compact() runs once there is much to free.
+        db.pragma('auto_vacuum = INCREMENTAL');
         db.pragma('journal_mode = WAL');
+        db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
         // See StoreOptions.durability.
         db.pragma(`synchronous = ${options.durability === 'power-loss' ? 'FULL' : 'NORMAL'}`);
         db.pragma('foreign_keys = ON');
@@ -76,7 +91,7 @@ export class Store {
           const pageSize = db.pragma('page_size', { simple: true }) as number;
           db.pragma(`max_page_count = ${Math.max(1, Math.floor(bytes / pageSize))}`);
         }
-        return new Store(db, file, version, options.now ?? Date.now);
+        return new Store(db, file, version, options.now ?? Date.now, options.maxEventPayloadBytes);
       } catch (err) {
         db.close();
         throw err;
@@ -101,6 +116,38 @@ export class Store {
         throw toStoreError(err, 'transaction');
       throw err;
     }
+  }
+
+  /**
+   * One retention pass (EventRepo.prune), then compact() if anything went. For a timer: what the
+   * budget leaves undone, the next pass does.
+   */
+  prune(policy: RetentionPolicy, budgetMs?: number): PruneReport & { freedPages: number } {
+    const report = this.events.prune(policy, budgetMs);
+    return { ...report, freedPages: report.deleted > 0 ? this.compact() : 0 };
+  }
+
+  /**
+   * Gives free pages back to the file system: incremental vacuum, then a checkpoint that truncates
+   * the WAL. A database made before incremental vacuum is converted by one full VACUUM, once a
+   * quarter of it is free. Returns the pages given back.
+   */
+  compact(): number {
+    return guard('compact the database', () => {
+      if (this.file === ':memory:') return 0;
+      const pages = () => this.db.pragma('page_count', { simple: true }) as number;
+      const before = pages();
+      const free = this.db.pragma('freelist_count', { simple: true }) as number;
+      if (free === 0) return 0;
+      if ((this.db.pragma('auto_vacuum', { simple: true }) as number) === 2) {
+        this.db.pragma('incremental_vacuum');
+      } else if (free >= before * CONVERT_FREE_FRACTION) {
+        this.db.pragma('auto_vacuum = INCREMENTAL');
+        this.db.exec('VACUUM');
+      }
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+      return before - pages();
+    });
   }
 
   /** Closes the connection (the last one to close folds the WAL into the main file). Idempotent. */

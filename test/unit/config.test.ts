@@ -478,12 +478,19 @@ describe('the option table', () => {
     'policy.max_memory_mb': ['8192', 8192],
     'policy.max_pids': ['2048', 2048],
     'policy.max_disk_mb': ['4096', 4096],
+    'events.max_payload_bytes': ['1048576', 1048576],
+    'events.max_age_days': ['7.5', 7.5],
+    'events.max_sandbox_mb': ['0', 0],
+    'events.max_total_mb': ['4096', 4096],
   };
 
   it('lists every option of the schema once, with a description and default', () => {
     const leaves = (obj: object, prefix = ''): string[] =>
       Object.entries(obj).flatMap(([k, v]) =>
-        v && typeof v === 'object' && !Array.isArray(v) && (k === 'sandbox' || k === 'policy')
+        v &&
+        typeof v === 'object' &&
+        !Array.isArray(v) &&
+        (k === 'sandbox' || k === 'policy' || k === 'events')
           ? leaves(v, `${k}.`)
           : [`${prefix}${k}`],
       );
