@@ -1,10 +1,11 @@
 /**
  * Runs the benchmarks one after another, prints one table set per benchmark, and writes
  * bench/results/all.json. Run: npm run bench            (all of them)
- *                         npm run bench -- docker   (only the named ones: runtime-server, docker, control-plane, load)
+ *                         npm run bench -- docker   (only the named ones: runtime-server, docker, control-plane, load, event-log)
  */
 import { benchControlPlane, printControlPlane } from './control-plane.js';
 import { benchDocker, printDocker } from './docker.js';
+import { benchEventLog, printEventLog } from './event-log.js';
 import { printTable, writeJson } from './lib/stats.js';
 import { describeLoad, machineLoad } from './lib/util.js';
 import { benchLoad, printLoad } from './load.js';
@@ -29,6 +30,11 @@ const BENCHMARKS: Record<string, () => Promise<unknown>> = {
   load: async () => {
     const r = await benchLoad();
     printLoad(r);
+    return r;
+  },
+  'event-log': async () => {
+    const r = await benchEventLog();
+    printEventLog(r);
     return r;
   },
 };
