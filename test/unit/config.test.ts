@@ -396,6 +396,19 @@ describe('SANDBOX_ENV_ passthrough', () => {
     );
     expect(loadError({ SANDBOX_ENV_1X: 'x' }).message).toContain('Invalid SANDBOX_ENV_1X (environment)');
   });
+
+  it('takes an event payload cap of 0 (none) or at least 1024 bytes', () => {
+    expect(load({ BERTH_EVENT_MAX_PAYLOAD_BYTES: '0' }).events.max_payload_bytes).toBe(0);
+    expect(load().events).toEqual({
+      max_payload_bytes: 65536,
+      max_age_days: 30,
+      max_sandbox_mb: 256,
+      max_total_mb: 1024,
+    });
+    expect(loadError({ BERTH_EVENT_MAX_PAYLOAD_BYTES: '500' }).message).toContain(
+      'Invalid BERTH_EVENT_MAX_PAYLOAD_BYTES (environment): expected 0 or an integer of at least 1024 (bytes)',
+    );
+  });
 });
 
 describe('the loopback rule', () => {
