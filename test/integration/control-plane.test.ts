@@ -1,5 +1,6 @@
 /** The control plane end to end on real Docker: API, auth, events, lifetimes, pool, restart, bad input. */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -108,6 +109,33 @@ describe.skipIf(unavailable !== undefined)('control plane', () => {
       await new Promise((r) => setTimeout(r, 50));
     expect(seen.map((e) => e.kind)).toEqual(expect.arrayContaining(['lifecycle', 'action', 'observation']));
     ws.close();
+    await sdk.sandboxes.delete(s.id);
+  });
+
+  it('a 1 MB write is written whole and recorded capped, with its size and hash', async () => {
+    const s = await sdk.sandboxes.create({});
+    const content = 'berth '.repeat(Math.ceil((1024 * 1024) / 6)).slice(0, 1024 * 1024);
+    const body = { action: { action: 'write', args: { path: '/workspace/big.txt', content } } };
+    const res = await call('POST', `/api/sandboxes/${s.id}/execute_action`, body);
+    expect(res.status).toBe(200);
+    expect(res.json.observation).toBe('write');
+    // The sandbox got every byte (the reference's write adds a newline).
+    expect((await sdk.sandbox(s.id).run('wc -c < /workspace/big.txt')).content).toBe(String(1024 * 1024 + 1));
+    const events = (await call('GET', `/api/sandboxes/${s.id}/events?limit=1000`)).json.events as any[];
+    const action = events.find((e) => e.kind === 'action');
+    const whole = JSON.stringify(body);
+    expect(action.truncated).toEqual({
+      bytes: Buffer.byteLength(whole),
+      sha256: createHash('sha256').update(whole).digest('hex'),
+      fields: ['action.args.content'],
+    });
+    expect(action.payload.action).toMatchObject({ action: 'write', args: { path: '/workspace/big.txt' } });
+    expect(Buffer.byteLength(JSON.stringify(action.payload))).toBeLessThanOrEqual(64 * 1024);
+    expect(action.payload.action.args.content).toMatch(/more characters not kept in the event log\]$/);
+    // The observation is small and kept whole.
+    const observation = events.find((e) => e.kind === 'observation');
+    expect(observation.truncated).toBeUndefined();
+    expect(observation.payload).toEqual(res.json);
     await sdk.sandboxes.delete(s.id);
   });
 
