@@ -4,43 +4,44 @@
  * hash of the base image ID and every layer input, so an unchanged build is answered by one image
  * inspect, and a changed input can never be served a stale image.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join, posix, relative, resolve, sep } from 'node:path';
-import type { Readable } from 'node:stream';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pack } from 'tar-stream';
 import { DEFAULT_BASE_IMAGE } from '../config/docker.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import type { ImageProgressListener } from './build-stream.js';
 import type { DockerEngine } from './engine.js';
+import {
+  buildImage,
+  bytesEntry,
+  type ContextEntry,
+  dockerfileQuote,
+  EXECUTABLE_MODE,
+  FILE_MODE,
+  fileEntry,
+  IMAGE_LABELS,
+  inspectBaseImage,
+  listFiles,
+  readRequired,
+  TYPES_AND_SOURCE_MAPS,
+} from './image-build.js';
 import type { ImageDetails } from './images.js';
-import { ensureNodeBinary, type NodeArch, type NodeBinary, nodeArchForDocker } from './node-binary.js';
+import { ensureNodeBinary, type NodeArch, type NodeBinary } from './node-binary.js';
 
 /** Repository name of runtime images; the tag is the content hash. */
 export const RUNTIME_IMAGE_REPO = 'berth-runtime';
-/** Hex digits of the sha256 kept in the tag: 64 bits, no collisions among one user's images. */
-export const TAG_HASH_LENGTH = 16;
-/** Bumped when the way inputs are hashed changes, so old tags are not mistaken for new ones. */
-const HASH_SCHEME = 'berth-runtime-image/1';
 
 /** Used when the base image sets no PATH: the engine's own default. */
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const BERTH_BIN = '/berth/bin';
+/** What scripts/bundle-runtime-server.mjs writes next to the bundle: the packages it left external. */
+const BUNDLE_MANIFEST = 'externals.json';
 
 /** berth.kind of images `berth image build` makes: they carry the runtime server and its entrypoint. */
 export const RUNTIME_IMAGE_KIND = 'runtime-image';
 
-export const RUNTIME_IMAGE_LABELS = {
-  managed: 'berth.managed',
-  kind: 'berth.kind',
-  base: 'berth.base',
-  baseId: 'berth.base.id',
-  contentHash: 'berth.content-hash',
-  nodeVersion: 'berth.node.version',
-} as const;
+/** The berth.* label keys (image-build.ts), under the name the sandbox and gc code know them by. */
+export const RUNTIME_IMAGE_LABELS = IMAGE_LABELS;
 
 export interface BuildRuntimeImageOptions {
   /** Base image, present locally (nothing is pulled). @default SANDBOX_BASE_CONTAINER_IMAGE, else berth-base:bookworm */
@@ -98,16 +99,6 @@ export function defaultRuntimeImagePaths(root = PACKAGE_ROOT): RuntimeImagePaths
   };
 }
 
-/** One file of the build context. `source` is either the bytes or a file streamed at pack time. */
-export interface ContextEntry {
-  name: string;
-  mode: number;
-  size: number;
-  source: Buffer | { path: string };
-  /** What identifies the content in the tag hash: sha256 of the bytes, or of the file's origin. */
-  digest: string;
-}
-
 export class RuntimeImageBuilder {
   private readonly paths: RuntimeImagePaths;
 
@@ -117,78 +108,32 @@ export class RuntimeImageBuilder {
 
   async build(options: BuildRuntimeImageOptions = {}): Promise<RuntimeImageBuildResult> {
     const started = performance.now();
-    const { images } = this.deps.engine;
     const progress = options.onProgress;
     const base = options.base ?? this.deps.defaultBase ?? DEFAULT_BASE_IMAGE;
 
-    const baseInfo = await inspectBaseImage(this.deps.engine, base);
-    if (baseInfo.os && baseInfo.os !== 'linux') {
-      throw new BerthError(
-        ErrorCode.VALIDATION_FAILED,
-        `base image ${base} is for ${baseInfo.os}; Berth needs Linux`,
-      );
-    }
-    const arch = nodeArchForDocker(baseInfo.architecture);
+    const { info: baseInfo, arch } = await inspectBaseImage(this.deps.engine.images, base);
     const node = await (this.deps.ensureNode ?? ((a, p) => this.ensureNode(a, p)))(arch, progress);
-
     const entries = await this.collectContext(node, arch);
     const dockerfile = await this.renderDockerfile(baseInfo, options.extraDeps);
-    const contentHash = hashInputs(baseInfo.id, arch, [
-      bufferEntry('Dockerfile', 0o644, Buffer.from(dockerfile)),
-      ...entries,
-    ]);
-    const tag = `${RUNTIME_IMAGE_REPO}:${contentHash.slice(0, TAG_HASH_LENGTH)}`;
-
-    const existing = await images.inspect(tag).catch((err: unknown) => {
-      if (err instanceof BerthError && err.code === ErrorCode.NOT_FOUND) return undefined;
-      throw err;
-    });
-    if (!options.force) {
-      if (existing) {
-        progress?.({ type: 'phase', message: `${tag} is up to date` });
-        return {
-          tag,
-          cached: true,
-          durationMs: performance.now() - started,
-          imageId: existing.id,
-          base,
-          baseId: baseInfo.id,
-        };
-      }
-    }
-
-    progress?.({ type: 'phase', message: `checking that ${base} is a glibc-based image` });
-    await this.checkBaseFilesystem(base, arch);
-    progress?.({ type: 'phase', message: `building ${tag} on ${base}` });
-    // Labels go into the Dockerfile as one LABEL step (the build API's labels cost one step each).
-    const labels = formatLabels({
-      [RUNTIME_IMAGE_LABELS.managed]: 'true',
-      [RUNTIME_IMAGE_LABELS.kind]: RUNTIME_IMAGE_KIND,
-      [RUNTIME_IMAGE_LABELS.base]: base,
-      [RUNTIME_IMAGE_LABELS.baseId]: baseInfo.id,
-      [RUNTIME_IMAGE_LABELS.contentHash]: contentHash,
-      [RUNTIME_IMAGE_LABELS.nodeVersion]: node.version,
-    });
-    const finalDockerfile = dockerfile.replace(/^LABEL \{\{LABELS\}\}$/m, () => `LABEL ${labels}`);
-    const context = [bufferEntry('Dockerfile', 0o644, Buffer.from(finalDockerfile)), ...entries];
-    const { id } = await images.build(packContext(context), {
-      tag,
-      noCache: options.force ?? false,
-      ...(progress ? { onProgress: progress } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    if (existing && existing.id !== id) {
-      // The forced build took the tag; drop the image it replaced unless a container still uses it.
-      await images.remove(existing.id).catch(() => false);
-    }
-    return {
-      tag,
-      cached: false,
-      durationMs: performance.now() - started,
-      imageId: id,
-      base,
-      baseId: baseInfo.id,
-    };
+    const built = await buildImage(
+      this.deps.engine.images,
+      {
+        repo: RUNTIME_IMAGE_REPO,
+        kind: RUNTIME_IMAGE_KIND,
+        base,
+        baseId: baseInfo.id,
+        arch,
+        dockerfile: Buffer.from(dockerfile),
+        entries,
+        labels: { [RUNTIME_IMAGE_LABELS.nodeVersion]: node.version },
+        beforeBuild: async () => {
+          progress?.({ type: 'phase', message: `checking that ${base} is a glibc-based image` });
+          await this.checkBaseFilesystem(base, arch);
+        },
+      },
+      options,
+    );
+    return { ...built, durationMs: performance.now() - started, base, baseId: baseInfo.id };
   }
 
   private ensureNode(arch: NodeArch, onProgress?: ImageProgressListener): Promise<NodeBinary> {
@@ -222,7 +167,7 @@ export class RuntimeImageBuilder {
   }
 
   private async renderDockerfile(baseInfo: ImageDetails, extraDeps: string | undefined): Promise<string> {
-    const template = await readInput(
+    const template = await readRequired(
       join(this.paths.imageDir, 'Dockerfile.berth.tmpl'),
       'the Dockerfile template',
     );
@@ -249,54 +194,40 @@ export class RuntimeImageBuilder {
   /** Every file of the layer except the Dockerfile, with the digests the tag is made of. */
   private async collectContext(node: NodeBinary, arch: NodeArch): Promise<ContextEntry[]> {
     const { imageDir, bundleDir } = this.paths;
-    const entries: ContextEntry[] = [];
-    const nodeStat = await stat(node.path);
-    entries.push({
-      name: 'berth/bin/node',
-      mode: 0o755,
-      size: nodeStat.size,
-      source: { path: node.path },
-      // The binary is fully determined by its integrity-checked registry tarball.
-      digest: `node-tarball:${node.tarballSha256}`,
-    });
-    entries.push(
-      bufferEntry(
+    const entries: ContextEntry[] = [
+      // The binary is fully determined by its integrity-checked registry tarball: no need to hash 100 MB.
+      await fileEntry('berth/bin/node', node.path, {
+        mode: EXECUTABLE_MODE,
+        digest: `node-tarball:${node.tarballSha256}`,
+      }),
+      bytesEntry(
         'berth/entrypoint.sh',
-        0o755,
-        await readInput(join(imageDir, 'entrypoint.sh'), 'the entrypoint'),
+        await readRequired(join(imageDir, 'entrypoint.sh'), 'the entrypoint'),
+        EXECUTABLE_MODE,
       ),
-      bufferEntry(
+      bytesEntry(
         'berth/drop-privileges.mjs',
-        0o644,
-        await readInput(join(imageDir, 'drop-privileges.mjs'), 'the privilege-dropping launcher'),
+        await readRequired(join(imageDir, 'drop-privileges.mjs'), 'the privilege-dropping launcher'),
       ),
+    ];
+    // The whole bundle (the entry and the chunks it imports) as berth/bundle/, which the Dockerfile
+    // copies into /berth/ as one; the manifest is read here, not copied.
+    await readRequired(
+      join(bundleDir, 'runtime-server.mjs'),
+      'the runtime server bundle (run `npm run build`)',
     );
-    entries.push(...(await this.bundleEntries()));
+    for (const file of await listFiles(bundleDir, (f) => f !== BUNDLE_MANIFEST)) {
+      entries.push(await fileEntry(`berth/bundle/${file}`, join(bundleDir, file), { mode: FILE_MODE }));
+    }
     const manifest = JSON.parse(
       (
-        await readInput(join(bundleDir, 'externals.json'), 'the bundle manifest (run `npm run build`)')
+        await readRequired(join(bundleDir, BUNDLE_MANIFEST), 'the bundle manifest (run `npm run build`)')
       ).toString(),
     ) as { packages?: string[] };
     for (const dir of this.externalPackageDirs(manifest.packages ?? [], arch)) {
-      for (const file of await listPackageFiles(dir.path)) {
-        const bytes = await readFile(join(dir.path, file.relative));
-        entries.push(bufferEntry(`berth/node_modules/${dir.name}/${file.relative}`, file.mode, bytes));
+      for (const file of await listFiles(dir.path, (f) => !TYPES_AND_SOURCE_MAPS.test(f))) {
+        entries.push(await fileEntry(`berth/node_modules/${dir.name}/${file}`, join(dir.path, file)));
       }
-    }
-    return entries;
-  }
-
-  /**
-   * The runtime server bundle, every file of it (the entry and the chunks it imports), as berth/bundle/,
-   * which the Dockerfile copies into /berth/ as a whole. The manifest is read here, not copied.
-   */
-  private async bundleEntries(): Promise<ContextEntry[]> {
-    const { bundleDir } = this.paths;
-    await readInput(join(bundleDir, 'runtime-server.mjs'), 'the runtime server bundle (run `npm run build`)');
-    const entries: ContextEntry[] = [];
-    for (const file of await listBundleFiles(bundleDir)) {
-      if (file === 'externals.json') continue;
-      entries.push(bufferEntry(`berth/bundle/${file}`, 0o644, await readFile(join(bundleDir, file))));
     }
     return entries;
   }
@@ -354,113 +285,6 @@ function fitsPlatform(pkg: PackageJson, arch: NodeArch): boolean {
   return allows(pkg.os, 'linux') && allows(pkg.cpu, arch) && allows(pkg.libc, 'glibc');
 }
 
-/** Files of an installed package, without what is only for compilers and editors. */
-async function listPackageFiles(dir: string): Promise<{ relative: string; mode: number }[]> {
-  const out: { relative: string; mode: number }[] = [];
-  const walk = async (current: string) => {
-    for (const entry of await readdir(current, { withFileTypes: true })) {
-      const full = join(current, entry.name);
-      if (entry.isDirectory()) {
-        if (entry.name !== 'node_modules') await walk(full);
-      } else if (entry.isFile() && !/\.(d\.[cm]?ts|map)$/.test(entry.name)) {
-        const { mode } = await stat(full);
-        out.push({
-          relative: relative(dir, full).split(sep).join(posix.sep),
-          mode: mode & 0o111 ? 0o755 : 0o644,
-        });
-      }
-    }
-  };
-  await walk(dir);
-  return out.sort((a, b) => (a.relative < b.relative ? -1 : a.relative > b.relative ? 1 : 0));
-}
-
-/** Every file under the bundle directory, relative and with `/` separators, in a stable order. */
-async function listBundleFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile())
-      out.push(relative(dir, join(entry.parentPath, entry.name)).split(sep).join(posix.sep));
-  }
-  return out.sort();
-}
-
-async function readInput(path: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new BerthError(ErrorCode.NOT_FOUND, `${what} is missing: ${path}`);
-    }
-    throw err;
-  }
-}
-
-/** A value for a Dockerfile ENV or LABEL, inside double quotes: `\`, `"` and `$` escaped. */
-function dockerfileQuote(value: string): string {
-  return value.replace(/[\\"$]/g, (c) => `\\${c}`);
-}
-
-function formatLabels(labels: Record<string, string>): string {
-  return Object.entries(labels)
-    .map(([k, v]) => `"${dockerfileQuote(k)}"="${dockerfileQuote(v)}"`)
-    .join(' ');
-}
-
-function bufferEntry(name: string, mode: number, bytes: Buffer): ContextEntry {
-  return {
-    name,
-    mode,
-    size: bytes.length,
-    source: bytes,
-    digest: createHash('sha256').update(bytes).digest('hex'),
-  };
-}
-
-/** sha256 over the base image ID, the architecture and every context entry (name, mode, content digest). */
-export function hashInputs(baseId: string, arch: string, entries: readonly ContextEntry[]): string {
-  const hash = createHash('sha256');
-  hash.update(`${HASH_SCHEME}\0${baseId}\0${arch}\0`);
-  for (const e of [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    hash.update(`${e.name}\0${e.mode.toString(8)}\0${e.digest}\0`);
-  }
-  return hash.digest('hex');
-}
-
-/** The build context as a tar stream; big files are streamed from disk, not held in memory. */
-export function packContext(entries: readonly ContextEntry[]): Readable {
-  const p = pack();
-  const dirs = new Set<string>();
-  const mtime = new Date(0);
-  (async () => {
-    for (const e of entries) {
-      // Explicit directory entries so COPY creates them with a sane mode.
-      const parts = e.name.split('/').slice(0, -1);
-      for (let i = 1; i <= parts.length; i++) {
-        const dir = parts.slice(0, i).join('/');
-        if (dirs.has(dir)) continue;
-        dirs.add(dir);
-        p.entry({ name: `${dir}/`, type: 'directory', mode: 0o755, mtime });
-      }
-      if (Buffer.isBuffer(e.source)) {
-        p.entry({ name: e.name, mode: e.mode, mtime }, e.source);
-      } else {
-        const path = e.source.path;
-        await new Promise<void>((resolveEntry, reject) => {
-          const sink = p.entry({ name: e.name, mode: e.mode, size: e.size, mtime }, (err) =>
-            err ? reject(err) : resolveEntry(),
-          );
-          const src = createReadStream(path);
-          src.on('error', reject);
-          src.pipe(sink);
-        });
-      }
-    }
-    p.finalize();
-  })().catch((err: unknown) => p.destroy(err as Error));
-  return p as unknown as Readable;
-}
-
 /**
  * Builds (or finds) the runtime image for `options.base`. A convenience over `RuntimeImageBuilder` for
  * callers that already hold an engine and know the cache directory.
@@ -470,26 +294,4 @@ export function buildRuntimeImage(
 ): Promise<RuntimeImageBuildResult> {
   const { engine, cacheDir, ...buildOptions } = options;
   return new RuntimeImageBuilder({ engine, cacheDir }).build(buildOptions);
-}
-
-/** The base image's details; a missing base is NOT_FOUND with what to do (Berth never pulls). */
-export async function inspectBaseImage(engine: DockerEngine, base: string): Promise<ImageDetails> {
-  try {
-    return await engine.images.inspect(base);
-  } catch (err) {
-    if (err instanceof BerthError && err.code === ErrorCode.NOT_FOUND) {
-      const hint =
-        base === DEFAULT_BASE_IMAGE
-          ? 'create it with `berth image bootstrap`'
-          : 'pull, load or build it first';
-      throw new BerthError(
-        ErrorCode.NOT_FOUND,
-        `base image ${base} not found locally; Berth never pulls images: ${hint}`,
-        {
-          image: base,
-        },
-      );
-    }
-    throw err;
-  }
 }
