@@ -164,6 +164,8 @@ export function packContext(entries: readonly ContextEntry[]): Readable {
           const sink = p.entry({ name: e.name, mode: e.mode, size: e.size, mtime: EPOCH }, (err) =>
             err ? reject(err) : resolveEntry(),
           );
+          // Destroying the pack passes the error to this entry too; unheard, it would end the process.
+          sink.on('error', reject);
           const src = createReadStream(path);
           src.on('error', reject);
           src.pipe(sink);

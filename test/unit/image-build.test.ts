@@ -295,6 +295,14 @@ describe('build context', () => {
     expect(files.get('a/d.bin')).toEqual({ mode: 0o644, text: 'streamed content' });
   });
 
+  it('fails the stream when a file to stream is gone', async () => {
+    const path = join(dir, 'vanishing.bin');
+    writeFileSync(path, 'x');
+    const entry = await fileEntry('v', path);
+    rmSync(path);
+    await expect(untar(packContext([entry]))).rejects.toThrow(/ENOENT/);
+  });
+
   it('lists regular files, sorted, without links and nested node_modules', async () => {
     const root = join(dir, 'pkg');
     mkdirSync(join(root, 'lib', 'node_modules', 'x'), { recursive: true });
