@@ -13,7 +13,12 @@ import Fastify, {
   type FastifyReply,
   LogController,
 } from 'fastify';
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import { type Logger, pino } from 'pino';
 import type { ControlPlaneConfig } from '../config/control-plane.js';
 import { toBerthError } from '../http/errors.js';
@@ -33,6 +38,34 @@ import { streamRoutes } from './routes/streams.js';
 import { openApiTransform } from './schemas.js';
 
 export const VERSION = '0.1.0';
+
+/**
+ * The document's description: what OpenAPI cannot describe as operations (the WebSockets, the
+ * runtime pass-through) is described here, with the shapes of its messages.
+ */
+const API_DESCRIPTION = `Sandboxes for AI agents.
+
+Keys: \`Authorization: Bearer <key>\` or \`X-API-Key: <key>\` on every route but /health and /openapi.json.
+Browsers may pass the key as \`?token=<key>\` on the WebSockets.
+
+## WebSockets (JSON text frames)
+
+- \`GET /api/events/stream\`: every sandbox's events as they are recorded (SandboxEvent objects), and
+  \`{"type": "sandbox", "sandbox": Sandbox}\` whenever a sandbox changes.
+- \`GET /api/sandboxes/{id}/events/stream?after=<seq>\`: one sandbox's events after \`seq\` (replayed from the
+  log, then live; no gap, no repeat), as SandboxEvent objects. An unknown sandbox:
+  \`{"type": "error", "code": "NOT_FOUND", "message": ...}\`, then close code 4404.
+- \`GET /api/sandboxes/{id}/terminal?session=<name>&cols=<n>&rows=<n>\`: an interactive terminal in the sandbox.
+  Client frames: \`{"type": "input", "data": "<text>"}\`, \`{"type": "resize", "cols": 2-1000, "rows": 2-500}\`.
+  Server frames: \`{"type": "output", "data": "<text>"}\`, \`{"type": "exit", "code": <n>}\`,
+  \`{"type": "error", "code": "<CODE>", "message": "<text>"}\`.
+
+## The runtime pass-through
+
+\`/api/sandboxes/{id}/runtime/<path>\` (any method) reaches \`<path>\` on the sandbox's runtime server (the
+OpenHands action-execution protocol: /alive, /execute_action, /upload_file, /download_files, /list_files,
+/update_mcp_server, /mcp/sse, ...), bodies and event streams streamed both ways. It takes the sandbox's
+session key (\`X-Session-API-Key\`) or an API key, and forwards neither the API key nor cookies.`;
 /** Largest JSON body the API accepts (a write action carries a whole file). */
 export const MAX_API_BODY_BYTES = 64 * 1024 * 1024;
 /** Longest path parameter (as sent, percent-encoded) the router hands to a route. */
@@ -104,11 +137,13 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
       // 3.1 (JSON Schema 2020-12), so the rules on map keys (env names, label keys) are in the
       // document too: 3.0 has no propertyNames.
       openapi: '3.1.0',
-      info: { title: 'Berth control plane', version: VERSION, description: 'Sandboxes for AI agents.' },
+      info: { title: 'Berth control plane', version: VERSION, description: API_DESCRIPTION },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
     transform: openApiTransform,
+    // Schemas with a .meta({ id }) become components.schemas, referenced where they are used.
+    transformObject: jsonSchemaTransformObject,
   });
   await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
   installAuth(app, deps.apiKeys);

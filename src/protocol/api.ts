@@ -19,17 +19,19 @@ import {
   VOLUME_SPEC,
 } from './limits.js';
 
-export const SandboxState = z.enum([
-  'starting',
-  'running',
-  'paused',
-  'stopped',
-  /** The container exited or was killed outside Berth's stop; resume (or the next action) starts it again. */
-  'exited',
-  'error',
-  'vanished',
-  'deleted',
-]);
+export const SandboxState = z
+  .enum([
+    'starting',
+    'running',
+    'paused',
+    'stopped',
+    /** The container exited or was killed outside Berth's stop; resume (or the next action) starts it again. */
+    'exited',
+    'error',
+    'vanished',
+    'deleted',
+  ])
+  .meta({ id: 'SandboxState' });
 export type SandboxState = z.infer<typeof SandboxState>;
 /** States in which a sandbox has its container (running or not): what reconciliation and the reaper keep. */
 export const STATES_WITH_CONTAINER = [
@@ -48,20 +50,28 @@ export const NetworkChoice = z
   );
 
 const { cpus, memoryMb, pids, diskMb } = LIMIT_BOUNDS;
-export const Limits = z.strictObject({
-  cpus: z.number().min(cpus.min).max(cpus.max).optional().describe('CPU cores, fractional allowed'),
-  memory_mb: z.number().int().min(memoryMb.min).max(memoryMb.max).optional().describe('memory limit in MiB'),
-  pids: z.number().int().min(pids.min).max(pids.max).optional().describe('maximum number of processes'),
-  disk_mb: z
-    .number()
-    .int()
-    .min(diskMb.min)
-    .max(diskMb.max)
-    .optional()
-    .describe(
-      "size of the container's writable layer in MiB, where the engine's storage driver can limit it (overlay2 on xfs with pquota, btrfs, zfs); elsewhere not enforced",
-    ),
-});
+export const Limits = z
+  .strictObject({
+    cpus: z.number().min(cpus.min).max(cpus.max).optional().describe('CPU cores, fractional allowed'),
+    memory_mb: z
+      .number()
+      .int()
+      .min(memoryMb.min)
+      .max(memoryMb.max)
+      .optional()
+      .describe('memory limit in MiB'),
+    pids: z.number().int().min(pids.min).max(pids.max).optional().describe('maximum number of processes'),
+    disk_mb: z
+      .number()
+      .int()
+      .min(diskMb.min)
+      .max(diskMb.max)
+      .optional()
+      .describe(
+        "size of the container's writable layer in MiB, where the engine's storage driver can limit it (overlay2 on xfs with pquota, btrfs, zfs); elsewhere not enforced",
+      ),
+  })
+  .meta({ id: 'Limits' });
 export type Limits = z.infer<typeof Limits>;
 
 /** Environment variables for a sandbox: POSIX names, values without NUL. */
@@ -97,7 +107,8 @@ export const SandboxUser = z
   })
   .refine((u) => (u.name === 'root') === (u.uid === 0) || u.name === undefined || u.uid === undefined, {
     message: 'the name "root" goes with uid 0 only, and uid 0 with the name "root" only',
-  });
+  })
+  .meta({ id: 'SandboxUser' });
 export type SandboxUser = z.infer<typeof SandboxUser>;
 
 /** The reference's runtime plugins: IPython cells, the AgentSkills helpers in them, VS Code. */
@@ -106,93 +117,97 @@ export type Plugin = z.infer<typeof Plugin>;
 /** The runtime server reads its plugin list (comma-separated) from this variable. */
 export const PLUGINS_ENV = 'BERTH_PLUGINS';
 
-export const CreateSandboxBody = z.strictObject({
-  image: z
-    .string()
-    .regex(IMAGE_REFERENCE)
-    .max(255)
-    .optional()
-    .describe('runtime image (a local image reference); default: the configured runtime image'),
-  workspace: z
-    .string()
-    .regex(HOST_PATH)
-    .max(MAX_PATH_LENGTH)
-    .optional()
-    .describe(
-      'existing host directory mounted at /workspace; must be WORKSPACE_BASE or under a root the operator allows (default: WORKSPACE_BASE, if set; none otherwise)',
+export const CreateSandboxBody = z
+  .strictObject({
+    image: z
+      .string()
+      .regex(IMAGE_REFERENCE)
+      .max(255)
+      .optional()
+      .describe('runtime image (a local image reference); default: the configured runtime image'),
+    workspace: z
+      .string()
+      .regex(HOST_PATH)
+      .max(MAX_PATH_LENGTH)
+      .optional()
+      .describe(
+        'existing host directory mounted at /workspace; must be WORKSPACE_BASE or under a root the operator allows (default: WORKSPACE_BASE, if set; none otherwise)',
+      ),
+    volumes: z
+      .array(z.string().regex(VOLUME_SPEC).max(MAX_PATH_LENGTH))
+      .max(MAX_VOLUMES)
+      .optional()
+      .describe(
+        'extra mounts, host:container[:ro|rw] (host directories under a root the operator allows) or volume:container',
+      ),
+    env: EnvVars.optional(),
+    limits: Limits.optional(),
+    network: NetworkChoice.optional(),
+    timeout_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600)
+      .optional()
+      .describe('lifetime; extendable'),
+    idle_timeout_seconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_SANDBOX_SECONDS)
+      .optional()
+      .describe('reaped after this long without activity'),
+    labels: z
+      .record(z.string().regex(LABEL_KEY), z.string().max(MAX_LABEL_VALUE_LENGTH).regex(NO_NUL))
+      .optional()
+      .describe('keys starting with "berth." are reserved'),
+    keep_alive: z.boolean().optional().describe('leave the container when the sandbox is deleted'),
+    user: SandboxUser.optional().describe(
+      'who the agent runs as; default: SANDBOX_USER_ID / the workspace owner (see the configuration), named SANDBOX_USER_NAME',
     ),
-  volumes: z
-    .array(z.string().regex(VOLUME_SPEC).max(MAX_PATH_LENGTH))
-    .max(MAX_VOLUMES)
-    .optional()
-    .describe(
-      'extra mounts, host:container[:ro|rw] (host directories under a root the operator allows) or volume:container',
-    ),
-  env: EnvVars.optional(),
-  limits: Limits.optional(),
-  network: NetworkChoice.optional(),
-  timeout_seconds: z
-    .number()
-    .int()
-    .min(1)
-    .max(7 * 24 * 3600)
-    .optional()
-    .describe('lifetime; extendable'),
-  idle_timeout_seconds: z
-    .number()
-    .int()
-    .min(1)
-    .max(MAX_SANDBOX_SECONDS)
-    .optional()
-    .describe('reaped after this long without activity'),
-  labels: z
-    .record(z.string().regex(LABEL_KEY), z.string().max(MAX_LABEL_VALUE_LENGTH).regex(NO_NUL))
-    .optional()
-    .describe('keys starting with "berth." are reserved'),
-  keep_alive: z.boolean().optional().describe('leave the container when the sandbox is deleted'),
-  user: SandboxUser.optional().describe(
-    'who the agent runs as; default: SANDBOX_USER_ID / the workspace owner (see the configuration), named SANDBOX_USER_NAME',
-  ),
-  working_dir: z
-    .string()
-    .regex(HOST_PATH)
-    .max(MAX_PATH_LENGTH)
-    .optional()
-    .describe("the shell's first working directory, where the workspace is mounted; default /workspace"),
-  plugins: z
-    .array(Plugin)
-    .max(8)
-    .optional()
-    .describe('what the sandbox offers beside the shell and files (default: jupyter and agent_skills)'),
-  oci_runtime: z
-    .string()
-    .regex(ENGINE_NAME)
-    .max(255)
-    .optional()
-    .describe(
-      'OCI runtime for the container (e.g. runsc); must be one the operator allows (policy.oci_runtimes)',
-    ),
-});
+    working_dir: z
+      .string()
+      .regex(HOST_PATH)
+      .max(MAX_PATH_LENGTH)
+      .optional()
+      .describe("the shell's first working directory, where the workspace is mounted; default /workspace"),
+    plugins: z
+      .array(Plugin)
+      .max(8)
+      .optional()
+      .describe('what the sandbox offers beside the shell and files (default: jupyter and agent_skills)'),
+    oci_runtime: z
+      .string()
+      .regex(ENGINE_NAME)
+      .max(255)
+      .optional()
+      .describe(
+        'OCI runtime for the container (e.g. runsc); must be one the operator allows (policy.oci_runtimes)',
+      ),
+  })
+  .meta({ id: 'CreateSandboxRequest' });
 export type CreateSandboxBody = z.infer<typeof CreateSandboxBody>;
 
-export const Sandbox = z.object({
-  id: z.string(),
-  state: SandboxState,
-  image: z.string(),
-  workspace: z.string().nullable(),
-  url: z.string().describe("the runtime server's base URL, reachable from the control plane's host"),
-  session_api_key: z.string(),
-  container_id: z.string().nullable(),
-  labels: z.record(z.string(), z.string()),
-  created_at: z.string(),
-  last_activity_at: z.string(),
-  expires_at: z.string().nullable(),
-  from_pool: z.boolean(),
-  error: z.string().nullable(),
-});
+export const Sandbox = z
+  .object({
+    id: z.string(),
+    state: SandboxState,
+    image: z.string(),
+    workspace: z.string().nullable(),
+    url: z.string().describe("the runtime server's base URL, reachable from the control plane's host"),
+    session_api_key: z.string(),
+    container_id: z.string().nullable(),
+    labels: z.record(z.string(), z.string()),
+    created_at: z.string(),
+    last_activity_at: z.string(),
+    expires_at: z.string().nullable(),
+    from_pool: z.boolean(),
+    error: z.string().nullable(),
+  })
+  .meta({ id: 'Sandbox' });
 export type Sandbox = z.infer<typeof Sandbox>;
 
-export const SandboxList = z.object({ sandboxes: z.array(Sandbox) });
+export const SandboxList = z.object({ sandboxes: z.array(Sandbox) }).meta({ id: 'SandboxList' });
 
 export const ListSandboxesQuery = z.object({
   state: SandboxState.optional(),
@@ -213,35 +228,39 @@ export const ExtendTimeoutBody = z.strictObject({
 });
 
 export const EventKind = z.enum(['action', 'observation', 'lifecycle']);
-export const SandboxEvent = z.object({
-  seq: z.number().int(),
-  sandbox_id: z.string(),
-  kind: EventKind,
-  at: z.string(),
-  /** For actions and observations, the OpenHands JSON; for lifecycle events, {event, reason}. */
-  payload: z.unknown(),
-  /** Milliseconds the action took (on observations). */
-  duration_ms: z.number().nullable(),
-  /**
-   * Present only when the payload was larger than the event log keeps (events.max_payload_bytes):
-   * its long strings are cut, each ending in a marker, and this says what the whole was.
-   */
-  truncated: z
-    .object({
-      bytes: z.number().int().describe("the whole payload's size: UTF-8 bytes of its JSON text"),
-      sha256: z.string().describe('sha256 (hex) of that JSON text'),
-      fields: z.array(z.string()).describe('the cut strings, as dotted paths (action.args.content)'),
-    })
-    .optional()
-    .describe('set when the payload is stored cut to the per-event cap (events.max_payload_bytes)'),
-});
+export const SandboxEvent = z
+  .object({
+    seq: z.number().int(),
+    sandbox_id: z.string(),
+    kind: EventKind,
+    at: z.string(),
+    /** For actions and observations, the OpenHands JSON; for lifecycle events, {event, reason}. */
+    payload: z.unknown(),
+    /** Milliseconds the action took (on observations). */
+    duration_ms: z.number().nullable(),
+    /**
+     * Present only when the payload was larger than the event log keeps (events.max_payload_bytes):
+     * its long strings are cut, each ending in a marker, and this says what the whole was.
+     */
+    truncated: z
+      .object({
+        bytes: z.number().int().describe("the whole payload's size: UTF-8 bytes of its JSON text"),
+        sha256: z.string().describe('sha256 (hex) of that JSON text'),
+        fields: z.array(z.string()).describe('the cut strings, as dotted paths (action.args.content)'),
+      })
+      .optional()
+      .describe('set when the payload is stored cut to the per-event cap (events.max_payload_bytes)'),
+  })
+  .meta({ id: 'SandboxEvent' });
 export type SandboxEvent = z.infer<typeof SandboxEvent>;
 
 export const EventsQuery = z.object({
   after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
   limit: z.coerce.number().int().min(1).max(1000).default(200),
 });
-export const EventPage = z.object({ events: z.array(SandboxEvent), next_after: z.number().int() });
+export const EventPage = z
+  .object({ events: z.array(SandboxEvent), next_after: z.number().int() })
+  .meta({ id: 'EventPage' });
 
 /** Messages on the terminal WebSocket (/api/sandboxes/{id}/terminal). JSON text frames. */
 export const TerminalClientMessage = z.discriminatedUnion('type', [

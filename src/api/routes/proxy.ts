@@ -15,6 +15,7 @@ import { ActionEnvelope } from '../../protocol/openhands.js';
 import type { SandboxManager } from '../../sandboxes/manager.js';
 import type { ActionLatency } from '../metrics.js';
 import {
+  ActionRequest,
   binaryBody,
   DownloadFilesQuery,
   errorResponses,
@@ -41,13 +42,18 @@ export function proxyRoutes(manager: SandboxManager, latency: ActionLatency): Fa
       '/api/sandboxes/:id/execute_action',
       {
         schema: {
+          operationId: 'executeAction',
           tags: ['runtime'],
           summary:
             "Run an OpenHands action in the sandbox; recorded with its observation in the sandbox's events",
           params: IdParams,
-          body: ActionEnvelope,
+          body: ActionRequest,
           response: { 200: ObservationSchema, ...errorResponses(...PROXIED_ERRORS) },
         },
+        // The body is checked as an envelope only (ActionRequest documents the types): the runtime
+        // server checks each type's args, and the body reaches it, and the event log, as it was sent.
+        validatorCompiler: (ctx) =>
+          validatorCompiler(ctx.httpPart === 'body' ? { ...ctx, schema: ActionEnvelope } : (ctx as never)),
       },
       async (req) => {
         const t0 = performance.now();
@@ -64,6 +70,7 @@ export function proxyRoutes(manager: SandboxManager, latency: ActionLatency): Fa
       '/api/sandboxes/:id/list_files',
       {
         schema: {
+          operationId: 'listFiles',
           tags: ['runtime'],
           summary: 'List a directory in the sandbox: names, directories first with a trailing /',
           params: IdParams,
@@ -81,6 +88,7 @@ export function proxyRoutes(manager: SandboxManager, latency: ActionLatency): Fa
       '/api/sandboxes/:id/stats',
       {
         schema: {
+          operationId: 'getSandboxStats',
           tags: ['runtime'],
           summary: "The runtime server's /server_info: uptime, idle time and resource use",
           params: IdParams,
@@ -97,6 +105,7 @@ export function proxyRoutes(manager: SandboxManager, latency: ActionLatency): Fa
       '/api/sandboxes/:id/download_files',
       {
         schema: {
+          operationId: 'downloadFiles',
           tags: ['runtime'],
           summary: 'Download a file or directory of the sandbox as a zip',
           params: IdParams,
@@ -129,6 +138,7 @@ export function proxyRoutes(manager: SandboxManager, latency: ActionLatency): Fa
         '/api/sandboxes/:id/upload_file',
         {
           schema: {
+            operationId: 'uploadFile',
             tags: ['runtime'],
             summary: 'Upload a file into the sandbox (or a zip, extracted, with recursive=true)',
             params: IdParams,

@@ -20,6 +20,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
       '/api/sandboxes',
       {
         schema: {
+          operationId: 'createSandbox',
           tags: ['sandboxes'],
           summary: 'Create a sandbox (from the warm pool when it needs no bind mount)',
           body: CreateSandboxBody,
@@ -33,6 +34,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
       '/api/sandboxes',
       {
         schema: {
+          operationId: 'listSandboxes',
           tags: ['sandboxes'],
           summary: 'List sandboxes',
           querystring: ListSandboxesQuery,
@@ -59,6 +61,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
       '/api/sandboxes/:id',
       {
         schema: {
+          operationId: 'getSandbox',
           tags: ['sandboxes'],
           summary: 'Get a sandbox',
           params: IdParams,
@@ -72,6 +75,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
       '/api/sandboxes/:id',
       {
         schema: {
+          operationId: 'deleteSandbox',
           tags: ['sandboxes'],
           summary: 'Delete a sandbox: removes its container unless keep=true',
           params: IdParams,
@@ -92,6 +96,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
       '/api/sandboxes/:id/pause',
       {
         schema: {
+          operationId: 'pauseSandbox',
           tags: ['sandboxes'],
           params: IdParams,
           response: { 200: Sandbox, ...errorResponses(404, 409, 413, 415, 503, 504) },
@@ -104,6 +109,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
       '/api/sandboxes/:id/resume',
       {
         schema: {
+          operationId: 'resumeSandbox',
           tags: ['sandboxes'],
           params: IdParams,
           response: { 200: Sandbox, ...errorResponses(404, 409, 413, 415, 503, 504) },
@@ -116,6 +122,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
       '/api/sandboxes/:id/stop',
       {
         schema: {
+          operationId: 'stopSandbox',
           tags: ['sandboxes'],
           summary: 'Stop the container (processes end; files and ~/.bashrc stay); resume starts it again',
           params: IdParams,
@@ -129,6 +136,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
       '/api/sandboxes/:id/reset',
       {
         schema: {
+          operationId: 'resetSandbox',
           tags: ['sandboxes'],
           summary:
             "End every process of the sandbox's user and start a fresh shell (after a fork bomb or runaway processes); files stay, shell state goes",
@@ -143,6 +151,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
       '/api/sandboxes/:id/env',
       {
         schema: {
+          operationId: 'setSandboxEnv',
           tags: ['sandboxes'],
           summary: "Add environment variables to the sandbox's shell and ~/.bashrc (OpenHands' add_env_vars)",
           params: IdParams,
@@ -157,6 +166,7 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
       '/api/sandboxes/:id/timeout',
       {
         schema: {
+          operationId: 'extendSandboxTimeout',
           tags: ['sandboxes'],
           summary: 'Set the sandbox to expire timeout_seconds from now',
           params: IdParams,

@@ -20,6 +20,7 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
       '/api/sandboxes/:id/events',
       {
         schema: {
+          operationId: 'listSandboxEvents',
           tags: ['events'],
           summary: "A page of the sandbox's event log (actions, observations, lifecycle), after a seq",
           params: IdParams,
