@@ -4,11 +4,14 @@
  */
 import * as z from 'zod';
 
-/** Plugin names the reference's --plugins accepts. vscode is accepted and has no effect here. */
-export const RUNTIME_PLUGINS = ['agent_skills', 'jupyter', 'vscode'] as const;
-export type RuntimePlugin = (typeof RUNTIME_PLUGINS)[number];
-/** The reference's headless default: the IPython kernel with the AgentSkills helpers in it. */
-export const DEFAULT_RUNTIME_PLUGINS: readonly RuntimePlugin[] = ['agent_skills', 'jupyter'];
+import {
+  DEFAULT_RUNTIME_PLUGINS,
+  PLUGINS_ENV,
+  RUNTIME_PLUGINS,
+  type RuntimePlugin,
+} from '../protocol/plugins.js';
+
+export { DEFAULT_RUNTIME_PLUGINS, RUNTIME_PLUGINS, type RuntimePlugin };
 
 /** The reference's default soft (no new output) timeout. */
 export const DEFAULT_NO_CHANGE_TIMEOUT_SECONDS = 10;
@@ -69,7 +72,7 @@ export function loadRuntimeServerConfig(
       soft === undefined || soft === '' ? DEFAULT_NO_CHANGE_TIMEOUT_SECONDS : Number(soft),
     logLevel: env.BERTH_LOG_LEVEL ?? (env.DEBUG === 'true' ? 'debug' : 'info'),
     ownsPidNamespace: env.BERTH_OWN_PID_NAMESPACE === '1',
-    plugins: parsePlugins(flags.plugins) ?? parsePlugins(env.BERTH_PLUGINS) ?? [...DEFAULT_RUNTIME_PLUGINS],
+    plugins: parsePlugins(flags.plugins) ?? parsePlugins(env[PLUGINS_ENV]) ?? [...DEFAULT_RUNTIME_PLUGINS],
     archiveLimits:
       env.BERTH_UPLOAD_MAX_EXPANDED_BYTES || env.BERTH_UPLOAD_MAX_ENTRIES
         ? {
@@ -88,7 +91,7 @@ export function loadRuntimeServerConfig(
       'archiveLimits.maxExpandedBytes': 'BERTH_UPLOAD_MAX_EXPANDED_BYTES',
       'archiveLimits.maxEntries': 'BERTH_UPLOAD_MAX_ENTRIES',
       workingDir: '--working-dir',
-      plugins: flags.plugins === undefined ? 'BERTH_PLUGINS' : '--plugins',
+      plugins: flags.plugins === undefined ? PLUGINS_ENV : '--plugins',
     };
     throw new Error(
       `Invalid runtime server setting ${names[field] ?? names[String(issue?.path[0])] ?? field}: ${issue?.message}`,

@@ -18,6 +18,7 @@ import {
   NO_NUL,
   VOLUME_SPEC,
 } from './limits.js';
+import { PLUGINS_ENV, RUNTIME_PLUGINS } from './plugins.js';
 
 export const SandboxState = z
   .enum([
@@ -111,11 +112,10 @@ export const SandboxUser = z
   .meta({ id: 'SandboxUser' });
 export type SandboxUser = z.infer<typeof SandboxUser>;
 
-/** The reference's runtime plugins: IPython cells, the AgentSkills helpers in them, VS Code. */
-export const Plugin = z.enum(['jupyter', 'agent_skills', 'vscode']);
+/** The reference's runtime plugins (src/protocol/plugins.ts). */
+export const Plugin = z.enum(RUNTIME_PLUGINS);
 export type Plugin = z.infer<typeof Plugin>;
-/** The runtime server reads its plugin list (comma-separated) from this variable. */
-export const PLUGINS_ENV = 'BERTH_PLUGINS';
+export { PLUGINS_ENV };
 
 export const CreateSandboxBody = z
   .strictObject({

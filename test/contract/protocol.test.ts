@@ -91,6 +91,20 @@ describe('bad requests get 4xx JSON errors that name the problem', () => {
     expect(r.json.code).toBe('INVALID_JSON');
   });
 
+  it("browse actions get the reference's no-browser error observation (200), as with --no-enable-browser", async () => {
+    for (const action of [
+      { action: 'browse', args: { url: 'http://127.0.0.1:1/' } },
+      { action: 'browse_interactive', args: { browser_actions: 'goto("http://127.0.0.1:1/")' } },
+    ]) {
+      const r = await c.request('POST', '/execute_action', { action });
+      expect(r.status).toBe(200);
+      expect(r.json).toMatchObject({
+        observation: 'error',
+        content: 'Browser functionality is not supported or disabled.',
+      });
+    }
+  });
+
   it('unknown action type', async () => {
     const r = await c.request('POST', '/execute_action', { action: { action: 'teleport', args: {} } });
     expect(r.status).toBe(400);

@@ -628,7 +628,7 @@ describe.skipIf(unavailable !== undefined)(
           ['VALIDATION_FAILED'],
         ],
         ['an unknown action', { action: { action: 'rm_rf', args: {} } }, ['UNKNOWN_ACTION']],
-        ['an agent-side action', { action: { action: 'browse', args: {} } }, ['UNKNOWN_ACTION']],
+        ['an agent-side action', { action: { action: 'think', args: {} } }, ['UNKNOWN_ACTION']],
         ['a prototype key as action', { action: { action: '__proto__', args: {} } }, ['UNKNOWN_ACTION']],
         ['constructor as action', { action: { action: 'constructor', args: {} } }, ['UNKNOWN_ACTION']],
       ];
