@@ -18,7 +18,7 @@
  * unreachable, no Python 3.12/3.13) every test is skipped, loudly: `SKIPPED: openhands-client (...)`.
  * The three Python runs go at once; each is killed past its time limit.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/api/start.js';
 import { DEFAULT_BASE_IMAGE } from '../../src/config/docker.js';
+import { type CommandRun, runCommand as run } from '../support/run-command.js';
 import { api, startInProcess } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
 
@@ -44,51 +45,7 @@ const TEST_TIMEOUT_MS = RUN_TIMEOUT_MS + 30_000;
 const unavailable = await engineAvailable();
 if (unavailable) console.warn(`SKIPPED: openhands-client (no Docker engine: ${unavailable})`);
 
-interface Run {
-  code: number | null;
-  out: string;
-  timedOut: boolean;
-  seconds: number;
-}
-
-/** Runs a command; resolves with its exit code and output (never rejects on a non-zero exit). */
-function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; timeoutMs: number; env?: NodeJS.ProcessEnv; input?: string },
-): Promise<Run> {
-  const t0 = performance.now();
-  return new Promise((done, fail) => {
-    const child: ChildProcess = spawn(cmd, args, {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-    });
-    child.stdin?.end(opts.input ?? '');
-    let out = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      // Its whole process group: OpenHands starts threads and helpers of its own.
-      if (child.pid) process.kill(-child.pid, 'SIGKILL');
-    }, opts.timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      fail(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      done({ code, out, timedOut, seconds: Math.round((performance.now() - t0) / 100) / 10 });
-    });
-  });
-}
+type Run = CommandRun;
 
 /** OpenHands in the oracle's venv (made by setup.sh if missing), or why it cannot be had here. */
 async function ensureOpenHands(): Promise<{ python: string } | { skipped: string }> {

@@ -1,16 +1,8 @@
-/**
- * The Python SDK (python/) against a real control plane with real Docker sandboxes: a venv under
- * .cache/ gets `pip install ./python pytest mypy` from PyPI, mypy --strict checks the package and its
- * tests, and pytest runs python/tests with BERTH_URL and BERTH_API_KEY pointing at a control plane
- * started in-process. Prints one line with the figures: `python-sdk: N passed, N failed (pytest ...)`.
- *
- * When PyPI cannot be reached the test is skipped, loudly, with the reason (as schemathesis.test.ts).
- */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/api/start.js';
+import { runCommand as run } from '../support/run-command.js';
 import { api, startInProcess } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
 
@@ -31,41 +23,6 @@ interface Installed {
 }
 interface Unreachable {
   skipped: string;
-}
-
-/** Runs a command; resolves with its exit code and output (never rejects on a non-zero exit). */
-function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; timeoutMs: number; env?: NodeJS.ProcessEnv },
-): Promise<{ code: number | null; out: string; timedOut: boolean }> {
-  return new Promise((done, fail) => {
-    const child: ChildProcess = spawn(cmd, args, {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, opts.timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      fail(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      done({ code, out, timedOut });
-    });
-  });
 }
 
 const pipArgs = [

@@ -10,7 +10,7 @@
  * Schemathesis comes from PyPI into a venv cached under .cache/ (gitignored); when PyPI cannot be
  * reached the test is skipped, loudly, with the reason.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -23,6 +23,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCommand as run } from '../support/run-command.js';
 import { api, type ChildControlPlane, startChild } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
 
@@ -56,41 +57,6 @@ interface Installed {
 }
 interface Unreachable {
   skipped: string;
-}
-
-/** Runs a command; resolves with its exit code and output (never rejects on a non-zero exit). */
-function run(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; timeoutMs: number; env?: NodeJS.ProcessEnv },
-): Promise<{ code: number | null; out: string; timedOut: boolean }> {
-  return new Promise((done, fail) => {
-    const child: ChildProcess = spawn(cmd, args, {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, opts.timeoutMs);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      fail(err);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      done({ code, out, timedOut });
-    });
-  });
 }
 
 /** The venv with schemathesis (made once, then reused), or why PyPI could not be reached. */
