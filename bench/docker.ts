@@ -24,8 +24,8 @@ import { loadDockerConfig } from '../src/config/docker.js';
 import { ISOLATED_NETWORK, SANDBOX_CAPABILITIES } from '../src/docker/container-spec.js';
 import { connectEngine, type DockerodeEngine } from '../src/docker/engine.js';
 import { buildRuntimeImage } from '../src/docker/image-builder.js';
-import { DockerSandboxRuntime } from '../src/sandboxes/docker-runtime.js';
-import { PortAllocator } from '../src/sandboxes/ports.js';
+import { PortAllocator } from '../src/docker/ports.js';
+import { DockerSandboxRuntime } from '../src/docker/sandbox-runtime.js';
 import type { SandboxSpec } from '../src/sandboxes/types.js';
 import { printTable, type Row, summarize, writeJson } from './lib/stats.js';
 import {

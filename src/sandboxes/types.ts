@@ -1,6 +1,6 @@
 /**
  * The sandbox lifecycle contract that the control plane and the CLI use. The Docker backend
- * (src/sandboxes/docker-runtime.ts over src/docker/) implements it; a Kubernetes or Swarm backend
+ * (src/docker/sandbox-runtime.ts over src/docker/) implements it; a Kubernetes or Swarm backend
  * would implement the same interface beside it.
  */
 

@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadDockerConfig } from '../../src/config/docker.js';
 import { buildControlPlaneImage } from '../../src/docker/control-plane-image.js';
-import { linkNetwork } from '../../src/sandboxes/docker-runtime.js';
+import { linkNetwork } from '../../src/docker/sandbox-runtime.js';
 import { engine, engineAvailable } from './docker-target.js';
 
 const execFileAsync = promisify(execFile);

@@ -335,9 +335,9 @@ describe.skipIf(unavailable !== undefined)('control plane restart', () => {
       await sdk2.sandboxes.delete(keep.id);
     } finally {
       await second.stop();
-      const { DockerSandboxRuntime } = await import('../../src/sandboxes/docker-runtime.js');
+      const { DockerSandboxRuntime } = await import('../../src/docker/sandbox-runtime.js');
       const { instanceOwner } = await import('../../src/api/start.js');
-      const { PortAllocator } = await import('../../src/sandboxes/ports.js');
+      const { PortAllocator } = await import('../../src/docker/ports.js');
       const { pino } = await import('pino');
       await new DockerSandboxRuntime({
         engine,

@@ -31,8 +31,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerName } from '../../src/docker/container-spec.js';
 import { connectEngine, type DockerodeEngine } from '../../src/docker/engine.js';
-import { DockerSandboxRuntime } from '../../src/sandboxes/docker-runtime.js';
-import { PortAllocator } from '../../src/sandboxes/ports.js';
+import { PortAllocator } from '../../src/docker/ports.js';
+import { DockerSandboxRuntime } from '../../src/docker/sandbox-runtime.js';
 import { engineAvailable, hostWorkspace, runtimeImage, specFor } from './docker-target.js';
 
 const run = promisify(execFile);

@@ -11,8 +11,8 @@ import { loadDockerConfig } from '../../src/config/docker.js';
 import { connectEngine, type DockerodeEngine } from '../../src/docker/engine.js';
 import { IdmappedMounts } from '../../src/docker/idmapped-mounts.js';
 import { buildRuntimeImage } from '../../src/docker/image-builder.js';
-import { DockerSandboxRuntime } from '../../src/sandboxes/docker-runtime.js';
-import { PortAllocator } from '../../src/sandboxes/ports.js';
+import { PortAllocator } from '../../src/docker/ports.js';
+import { DockerSandboxRuntime } from '../../src/docker/sandbox-runtime.js';
 import type { SandboxSpec } from '../../src/sandboxes/types.js';
 import type { RuntimeTarget, TargetOptions } from '../contract/harness.js';
 

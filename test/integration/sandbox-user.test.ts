@@ -170,7 +170,11 @@ describe.skipIf(unavailable !== undefined)(
       );
       expect(git).toEqual({ out: 'first', code: 0 });
       expect(lstatSync(join(ws, 'repo/f')).uid).toBe(4242);
-      const chown = await run(cp, id, 'cd /workspace && sudo chown -R agent:root . && stat -c "%U:%G" repo/f');
+      const chown = await run(
+        cp,
+        id,
+        'cd /workspace && sudo chown -R agent:root . && stat -c "%U:%G" repo/f',
+      );
       expect(chown).toEqual({ out: 'agent:root', code: 0 });
       expect(lstatSync(join(ws, 'repo/f'))).toMatchObject({ uid: 4242, gid: 0 });
     });

@@ -8,8 +8,8 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadControlPlaneConfig } from '../../src/config/control-plane.js';
 import { containerCreateOptions } from '../../src/docker/container-spec.js';
+import { DiskLimits, refusesStorageOpt, storageSupport } from '../../src/docker/disk-limit.js';
 import { BerthError, ErrorCode } from '../../src/protocol/errors.js';
-import { DiskLimits, refusesStorageOpt, storageSupport } from '../../src/sandboxes/disk-limit.js';
 import type { SandboxSpec } from '../../src/sandboxes/types.js';
 
 function spec(diskMb?: number): SandboxSpec {

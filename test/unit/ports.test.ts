@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { canBind, PortAllocator, STALE_LOCK_GRACE_MS } from '../../src/docker/ports.js';
 import { BerthError } from '../../src/protocol/errors.js';
-import { canBind, PortAllocator, STALE_LOCK_GRACE_MS } from '../../src/sandboxes/ports.js';
 
 const childScript = fileURLToPath(new URL('./fixtures/reserve-ports.ts', import.meta.url));
 

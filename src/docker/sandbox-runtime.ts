@@ -7,24 +7,30 @@
 import { statSync } from 'node:fs';
 import { BlockList, isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
+import { BerthError, ErrorCode } from '../protocol/errors.js';
+import { waitUntilAlive } from '../sandboxes/readiness.js';
+import type {
+  ContainerState,
+  SandboxChange,
+  SandboxEndpoint,
+  SandboxRuntime,
+  SandboxSpec,
+} from '../sandboxes/types.js';
 import {
   containerCreateOptions,
   containerName,
   INTERNAL_NETWORK,
   ISOLATED_NETWORK,
   SANDBOX_LABELS,
-} from '../docker/container-spec.js';
-import type { ContainerInfo } from '../docker/containers.js';
-import type { DockerodeEngine } from '../docker/engine.js';
-import { bridgeInterface, HostFirewall } from '../docker/host-firewall.js';
-import { containerMountIsIdmapped, type IdmappedMounts } from '../docker/idmapped-mounts.js';
-import { RUNTIME_IMAGE_KIND, RUNTIME_IMAGE_LABELS } from '../docker/image-builder.js';
-import { BerthError, ErrorCode } from '../protocol/errors.js';
+} from './container-spec.js';
+import type { ContainerInfo } from './containers.js';
 import { type DiskLimitMode, DiskLimits } from './disk-limit.js';
+import type { DockerodeEngine } from './engine.js';
+import { bridgeInterface, HostFirewall } from './host-firewall.js';
+import { containerMountIsIdmapped, type IdmappedMounts } from './idmapped-mounts.js';
+import { RUNTIME_IMAGE_KIND, RUNTIME_IMAGE_LABELS } from './image-builder.js';
 import type { PortAllocator } from './ports.js';
-import { waitUntilAlive } from './readiness.js';
 import { Semaphore } from './semaphore.js';
-import type { ContainerState, SandboxChange, SandboxEndpoint, SandboxRuntime, SandboxSpec } from './types.js';
 
 /** App ports per sandbox, exported as APP_PORT_1 and APP_PORT_2 inside, as in the reference. */
 export const APP_PORT_COUNT = 2;

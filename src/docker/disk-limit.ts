@@ -18,9 +18,9 @@
  *   added as on btrfs. (Not tried; Docker 20.10 deprecates the driver.)
  */
 import type { Logger } from 'pino';
-import type { EngineStorage } from '../docker/engine.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
-import type { SandboxSpec } from './types.js';
+import type { SandboxSpec } from '../sandboxes/types.js';
+import type { EngineStorage } from './engine.js';
 
 export type DiskLimitMode = 'auto' | 'require';
 
