@@ -770,11 +770,15 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       // A start under way finishes first (its create answers 201); a later pass reaps it. Removing
       // the container mid-start would fail the create with a 503 for a lifetime it asked for.
       if (this.starting.has(rec.id)) continue;
+      // Extended while this pass awaited earlier deletes: the query's answer is out of date.
+      if (this.store.sandboxes.get(rec.id).expires_at !== rec.expires_at) continue;
       await this.delete(rec.id, { reason: 'lifetime ended' }).catch(() => undefined);
     }
     for (const rec of this.store.sandboxes.listIdle(now)) {
-      // An action in flight is activity, however long it runs.
+      // An action in flight is activity, however long it runs; so is one that ended while this pass
+      // awaited earlier deletes (its record's last activity moved on since the query).
       if (this.starting.has(rec.id) || this.busy(rec.id)) continue;
+      if (this.store.sandboxes.get(rec.id).last_activity_at !== rec.last_activity_at) continue;
       await this.delete(rec.id, { reason: 'idle' }).catch(() => undefined);
     }
     // A container is owned while its record is live, and for good when it was deleted with keep_alive

@@ -198,7 +198,8 @@ describe.skipIf(unavailable !== undefined)('control plane', () => {
 
   it('lifetimes end, can be extended, and idle reaping waits for running commands', async () => {
     const short = await sdk.sandboxes.create({ timeout_seconds: 2 });
-    const extended = await sdk.sandboxes.create({ timeout_seconds: 2 });
+    // Long enough to be extended before it ends even when a create takes seconds under load.
+    const extended = await sdk.sandboxes.create({ timeout_seconds: 6 });
     await sdk.sandboxes.extendTimeout(extended.id, 600);
     const idle = await sdk.sandboxes.create({ idle_timeout_seconds: 2 });
     // A command longer than the idle limit keeps it alive.
