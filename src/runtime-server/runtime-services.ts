@@ -3,7 +3,9 @@
  * up front; the other services are made on first use (see lazy.ts), so that their code is not even
  * loaded on the way to the first /alive.
  */
+
 import { statfs } from 'node:fs/promises';
+import { DEFAULT_RUNTIME_PLUGINS } from '../protocol/plugins.js';
 import { PtyShell } from './core/shell/pty-shell.js';
 import { lazy } from './lazy.js';
 import { BashSession, type ShellProvider } from './openhands/bash-session.js';
@@ -61,7 +63,7 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
     const { FileEditor } = await import('./core/editor/editor.js');
     return new FileEditor({ workspaceRoot: options.workingDir });
   });
-  const plugins = options.plugins ?? ['agent_skills', 'jupyter'];
+  const plugins = options.plugins ?? DEFAULT_RUNTIME_PLUGINS;
   const python = lazy(async () => {
     // The reference's words when run_ipython reaches a server started without the jupyter plugin.
     if (!plugins.includes('jupyter'))

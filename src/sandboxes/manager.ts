@@ -473,8 +473,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   /** Runs an action; the action and its observation are both stored before this returns. */
   async executeAction(id: string, body: unknown): Promise<Observation> {
-    // A container that exited (killed, OOM, its server died) is started again for the action.
-    if (this.get(id).state === 'exited') await this.resume(id, 'started again for an action');
+    await this.startIfExited(id, 'started again for an action');
     const client = this.client(id);
     const action = (body as { action?: { timeout?: number } } | undefined)?.action;
     const timeoutSeconds =
@@ -500,6 +499,15 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       // No separate touch: appending the action and the observation already marks activity.
       this.inFlight.set(id, (this.inFlight.get(id) ?? 1) - 1);
     }
+  }
+
+  /**
+   * The sandbox's record, after starting its container again if it exited (killed, OOM, its server
+   * died): what every request that needs the runtime server does first.
+   */
+  async startIfExited(id: string, reason: string): Promise<SandboxRecord> {
+    if (this.get(id).state === 'exited') await this.resume(id, reason);
+    return this.get(id);
   }
 
   /** Marks activity for a sandbox (file transfers, terminal input). */

@@ -26,7 +26,7 @@ const MAX_DOCKERFILE_BYTES = 1024 * 1024;
 /** Finished builds remembered for build_status. */
 const KEPT_BUILDS = 200;
 
-type BuildStatus = 'PENDING' | 'RUNNING' | 'SUCCESS' | 'FAILURE';
+type BuildStatus = 'RUNNING' | 'SUCCESS' | 'FAILURE';
 
 interface BuildJob {
   status: BuildStatus;
@@ -201,7 +201,7 @@ export function buildRoutes(jobs: BuildJobs, images: RuntimeImages | undefined):
           querystring: z.object({ build_id: z.string().min(1).max(64) }),
           response: {
             200: z.object({
-              status: z.enum(['PENDING', 'RUNNING', 'SUCCESS', 'FAILURE']),
+              status: z.enum(['RUNNING', 'SUCCESS', 'FAILURE']),
               image: z.string(),
               error: z.string().optional(),
             }),

@@ -123,13 +123,13 @@ export function createBodyFor(
     };
   }
   if (req.runtime_class) {
-    const oci = RUNTIME_CLASSES[req.runtime_class];
-    if (oci === undefined || !Object.hasOwn(RUNTIME_CLASSES, req.runtime_class)) {
+    // Own keys only: "constructor" is no runtime class.
+    if (!Object.hasOwn(RUNTIME_CLASSES, req.runtime_class)) {
       throw invalid(
         `Unknown runtime_class "${req.runtime_class}": Berth knows ${Object.keys(RUNTIME_CLASSES).join(', ')}`,
       );
     }
-    body.oci_runtime = oci;
+    body.oci_runtime = RUNTIME_CLASSES[req.runtime_class];
   }
   if (flags.workingDir !== undefined) body.working_dir = flags.workingDir;
   if (flags.user !== undefined) body.user = flags.user;

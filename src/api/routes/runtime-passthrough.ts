@@ -42,7 +42,7 @@ export function runtimePassthrough(manager: SandboxManager, apiKeys: readonly st
       const refused = sandboxKeyRefusal(req, apiKeys, rec?.session_api_key);
       if (refused) throw refused;
       if (!rec) throw new BerthError(ErrorCode.NOT_FOUND, `No sandbox ${id}`);
-      await reachable(manager, rec);
+      requireReachable(await manager.startIfExited(id, 'started again for a request'));
       const search = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
       const path = `/${rest}${search}`;
       if (req.method === 'POST' && rest === 'execute_action') {
@@ -94,25 +94,18 @@ function findSandbox(manager: SandboxManager, id: string): SandboxRecord | undef
 }
 
 /**
- * A sandbox that can take the request: running, or exited (started again, as for an action). A
- * paused or stopped one is 503, which OpenHands answers with /resume; a removed one is 404.
+ * A sandbox that can take the request is running (an exited one was started again first). A paused or
+ * stopped one is 503, which OpenHands answers with /resume; a removed one is 404.
  */
-async function reachable(manager: SandboxManager, rec: SandboxRecord): Promise<void> {
-  switch (rec.state) {
-    case 'running':
-      return;
-    case 'exited':
-      await manager.resume(rec.id, 'started again for a request');
-      return;
-    case 'deleted':
-    case 'vanished':
-      throw new BerthError(ErrorCode.NOT_FOUND, `Sandbox ${rec.id} is ${rec.state}`);
-    default:
-      throw new BerthError(
-        ErrorCode.UNAVAILABLE,
-        `Sandbox ${rec.id} is ${rec.state}${rec.state === 'paused' || rec.state === 'stopped' ? ': resume it first' : ''}`,
-      );
+function requireReachable(rec: SandboxRecord): void {
+  if (rec.state === 'running') return;
+  if (rec.state === 'deleted' || rec.state === 'vanished') {
+    throw new BerthError(ErrorCode.NOT_FOUND, `Sandbox ${rec.id} is ${rec.state}`);
   }
+  throw new BerthError(
+    ErrorCode.UNAVAILABLE,
+    `Sandbox ${rec.id} is ${rec.state}${rec.state === 'paused' || rec.state === 'stopped' ? ': resume it first' : ''}`,
+  );
 }
 
 function hasBody(req: FastifyRequest): boolean {

@@ -118,7 +118,7 @@ export class McpProxy {
     const ended = old.filter((c) => !next.includes(c));
     this.children = next;
     this.routes.clear();
-    await Promise.allSettled(ended.map((c) => this.stopChild(c, 'stopped')));
+    await Promise.allSettled(ended.map((c) => this.stopChild(c)));
     await Promise.allSettled(next.map((c) => this.ensureRunning(c)));
     const failures = next.filter((c) => c.state === 'failed').map((c) => `${c.config.name}: ${c.error}`);
     this.logger.info({ servers: this.status() }, 'MCP servers updated');
@@ -128,13 +128,13 @@ export class McpProxy {
   /** Ends every child and keeps the list; each is started again on its next use (POST /berth/reset). */
   async reset(): Promise<void> {
     // Failed ones too: after a reset each gets one more try.
-    await Promise.allSettled(this.children.map((c) => this.stopChild(c, 'stopped')));
+    await Promise.allSettled(this.children.map((c) => this.stopChild(c)));
   }
 
   async dispose(): Promise<void> {
     this.disposed = true;
     await this.closeSessions();
-    await Promise.allSettled(this.children.map((c) => this.stopChild(c, 'stopped')));
+    await Promise.allSettled(this.children.map((c) => this.stopChild(c)));
   }
 
   /** Ends every SSE stream (before the HTTP server closes, which would otherwise wait for them). */
@@ -315,10 +315,10 @@ export class McpProxy {
     }
   }
 
-  private async stopChild(child: Child, state: ChildState): Promise<void> {
+  private async stopChild(child: Child): Promise<void> {
     const { transport, client, starting } = child;
     child.generation++;
-    child.state = state;
+    child.state = 'stopped';
     child.transport = undefined;
     child.client = undefined;
     child.starting = undefined;

@@ -196,7 +196,7 @@ export class ActionExecutor {
     // As the reference: the timeout text alone (its client drops what the cell printed), with the
     // timeout as a Python float ("2.0").
     if (result.timedOut) content = `[Execution timed out (${pythonFloat(seconds)} seconds).]`;
-    else if (!(result.hadOutput ?? content !== '') && result.imageUrls.length === 0)
+    else if (!result.hadOutput && result.imageUrls.length === 0)
       content = '[Code executed successfully with no output]';
     if (args.include_extra) {
       content += `\n[Jupyter current working directory: ${cwd}]\n[Jupyter Python interpreter: ${result.interpreter}]`;

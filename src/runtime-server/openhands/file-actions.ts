@@ -104,8 +104,9 @@ export async function readFileAction(args: FileReadArgs, cwd: string): Promise<O
   }
   if (info.isDirectory()) return errorObservation(`Path is a directory: ${path}. You can only read files`);
   if (!info.isFile()) return notRegularFile(path, fileKind(info), 'read');
-  if (!mediaType && (await isBinaryPath(path))) return errorObservation('ERROR_BINARY_FILE');
   if (info.size > MAX_READ_BYTES) {
+    // Binary is the first verdict, even on a file too large to read (sniffed without reading it).
+    if (!mediaType && (await isBinaryPath(path))) return errorObservation('ERROR_BINARY_FILE');
     return errorObservation(
       `File is too large to read into an observation (${info.size} bytes, limit ${MAX_READ_BYTES}): ${path}. Use the shell (head, sed -n, grep) to read parts of it.`,
     );
@@ -118,6 +119,9 @@ export async function readFileAction(args: FileReadArgs, cwd: string): Promise<O
     if (err instanceof NotRegularFileError) return notRegularFile(path, err.kind, 'read');
     throw err;
   }
+  // The same verdict as isBinaryPath, on the bytes already read: one open of the file, not two.
+  if (!mediaType && looksBinary(data.subarray(0, BINARY_SNIFF_BYTES)))
+    return errorObservation('ERROR_BINARY_FILE');
   if (mediaType) return fileReadObservation(path, `data:${mediaType};base64,${data.toString('base64')}`);
   const text = decodeUtf8(data);
   if (text === undefined) return errorObservation(`File could not be decoded as utf-8: ${path}.`);

@@ -18,7 +18,7 @@ export interface CellResult {
    */
   text: string;
   /** The cell output anything at all, if only whitespace (the reference's "no output" is its absence). */
-  hadOutput?: boolean;
+  hadOutput: boolean;
   /** data:image/png;base64,... for every PNG display. */
   imageUrls: string[];
   /** True when the cell was interrupted by the timeout. */
