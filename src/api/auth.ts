@@ -89,9 +89,12 @@ export function sandboxKeyRefusal(
 
 /** The body an error takes on this route: Berth's, or FastAPI's `{"detail"}` (with the code beside it). */
 export function errorBody(req: FastifyRequest, err: BerthError): object {
-  return req.routeOptions.config?.detailErrors === true
-    ? { detail: err.message, code: err.code }
-    : err.toBody();
+  return req.routeOptions.config?.detailErrors === true ? detailBody(err) : err.toBody();
+}
+
+/** FastAPI's error body, `{"detail"}`, with Berth's code beside it. */
+export function detailBody(err: BerthError): { detail: string; code: string } {
+  return { detail: err.message, code: err.code };
 }
 
 export function installAuth(app: FastifyInstance, keys: readonly string[]): void {

@@ -41,11 +41,19 @@ const COMMON_ERRORS = [400, 401, 500] as const satisfies readonly ErrorStatus[];
 export function errorResponses<const S extends ErrorStatus>(
   ...statuses: S[]
 ): Record<S | (typeof COMMON_ERRORS)[number], typeof ErrorBodySchema> {
-  const out: Partial<Record<ErrorStatus, typeof ErrorBodySchema>> = {};
+  return responsesWith(ErrorBodySchema, statuses);
+}
+
+/** The common and the given error statuses, each documented with `schema` and what it means. */
+function responsesWith<B extends z.ZodType, S extends ErrorStatus>(
+  schema: B,
+  statuses: S[],
+): Record<S | (typeof COMMON_ERRORS)[number], B> {
+  const out: Partial<Record<ErrorStatus, B>> = {};
   for (const status of [...COMMON_ERRORS, ...statuses].sort((a, b) => a - b)) {
-    out[status] = ErrorBodySchema.describe(ERROR_DESCRIPTIONS[status]);
+    out[status] = schema.describe(ERROR_DESCRIPTIONS[status]) as B;
   }
-  return out as Record<S | (typeof COMMON_ERRORS)[number], typeof ErrorBodySchema>;
+  return out as Record<S | (typeof COMMON_ERRORS)[number], B>;
 }
 
 /** FastAPI's error body, as OpenHands' clients read it (`detail`), with Berth's code beside it. */
@@ -60,11 +68,7 @@ export const DetailBodySchema = z
 export function detailErrorResponses<const S extends ErrorStatus>(
   ...statuses: S[]
 ): Record<S | (typeof COMMON_ERRORS)[number], typeof DetailBodySchema> {
-  const out: Partial<Record<ErrorStatus, typeof DetailBodySchema>> = {};
-  for (const status of [...COMMON_ERRORS, ...statuses].sort((a, b) => a - b)) {
-    out[status] = DetailBodySchema.describe(ERROR_DESCRIPTIONS[status]);
-  }
-  return out as Record<S | (typeof COMMON_ERRORS)[number], typeof DetailBodySchema>;
+  return responsesWith(DetailBodySchema, statuses);
 }
 
 /** A 204's response: no body at all (openApiTransform documents it without content). */

@@ -9,6 +9,7 @@ import {
   PLUGINS_ENV,
   RUNTIME_PLUGINS,
   type RuntimePlugin,
+  splitPluginList,
 } from '../protocol/plugins.js';
 
 export { DEFAULT_RUNTIME_PLUGINS, RUNTIME_PLUGINS, type RuntimePlugin };
@@ -54,8 +55,8 @@ export interface RuntimeServerFlags {
 
 function parsePlugins(value: string | string[] | undefined): string[] | undefined {
   if (value === undefined) return undefined;
-  const names = (Array.isArray(value) ? value : [value]).flatMap((v) => v.split(/[\s,]+/)).filter(Boolean);
-  return names.length === 1 && names[0] === 'none' ? [] : [...new Set(names)];
+  const names = splitPluginList(value);
+  return names.length === 1 && names[0] === 'none' ? [] : names;
 }
 
 export function loadRuntimeServerConfig(

@@ -9,3 +9,11 @@ export type RuntimePlugin = (typeof RUNTIME_PLUGINS)[number];
 export const DEFAULT_RUNTIME_PLUGINS: readonly RuntimePlugin[] = ['agent_skills', 'jupyter'];
 /** The runtime server reads its plugin list (comma- or space-separated) from this variable. */
 export const PLUGINS_ENV = 'BERTH_PLUGINS';
+
+/** Plugin names from their written forms (comma- or space-separated, repeated), each once, in order. */
+export function splitPluginList(value: string | readonly string[]): string[] {
+  const names = (typeof value === 'string' ? [value] : value)
+    .flatMap((v) => v.split(/[\s,]+/))
+    .filter(Boolean);
+  return [...new Set(names)];
+}

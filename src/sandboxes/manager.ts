@@ -330,8 +330,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     const rec = this.store.sandboxes.get(id);
     if (rec.state === 'deleted') return;
     const keep = opts.keep ?? rec.keep_alive;
-    this.clients.get(id)?.close();
-    this.clients.delete(id);
+    this.forget(id);
     if (!keep) await this.runtime.remove(id).catch((err) => this.logger.warn({ err, id }, 'remove failed'));
     // Recorded, so the reaper knows the container was left on purpose.
     else if (!rec.keep_alive) this.store.sandboxes.update(id, { keep_alive: true });
@@ -413,8 +412,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     const rec = this.get(id);
     if (rec.state === 'stopped') return rec;
     this.requireState(rec, ['running', 'paused']);
-    this.clients.get(id)?.close();
-    this.clients.delete(id);
+    this.forget(id);
     if (rec.state === 'paused') await this.runtime.resume(id);
     await this.runtime.stop(id);
     this.store.sandboxes.update(id, { state: 'stopped' });
@@ -641,8 +639,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
             : code === 137
               ? 'killed (exit code 137: SIGKILL, by docker kill or of its runtime server)'
               : `its main process ended with exit code ${code ?? '?'} (the runtime server stopped)`;
-        this.clients.get(id)?.close();
-        this.clients.delete(id);
+        this.forget(id);
         set('exited', 'exited', `container exited: ${why}; resume or the next action starts it again`, why);
         break;
       }
@@ -891,6 +888,13 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     const code = (obs.extras as { metadata?: { exit_code?: number } }).metadata?.exit_code;
     if (code !== 0)
       throw new BerthError(ErrorCode.INTERNAL, `Setting environment variables failed: ${obs.content}`);
+  }
+
+  /** Drops what was kept of a container that is gone or stopped: its client and its app ports. */
+  private forget(id: string): void {
+    this.clients.get(id)?.close();
+    this.clients.delete(id);
+    this.appPorts.delete(id);
   }
 
   private remember(id: string, ep: SandboxEndpoint): void {

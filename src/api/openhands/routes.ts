@@ -5,6 +5,7 @@
  * runtime server (runtime-passthrough.ts), so the API key never reaches the sandbox.
  * Errors are FastAPI-style `{"detail": ...}` bodies, the shape OpenHands' client reads.
  */
+
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import * as z from 'zod';
@@ -12,6 +13,7 @@ import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import type { SandboxManager } from '../../sandboxes/manager.js';
 import type { RuntimeImages } from '../../sandboxes/types.js';
 import type { SandboxRecord } from '../../store/sandboxes.js';
+import { detailBody } from '../auth.js';
 import { detailErrorResponses } from '../schemas.js';
 import { type BuildJobs, buildRoutes } from './builds.js';
 import { createBodyFor, SESSION_LABEL, StartRequest } from './start-request.js';
@@ -63,10 +65,10 @@ export interface OpenHandsApiDeps {
 export function openHandsRoutes(deps: OpenHandsApiDeps): FastifyPluginAsyncZod {
   const { manager } = deps;
   return async (app) => {
+    // The 404 handler has no route config to say detailErrors, so it builds the body itself.
     app.setNotFoundHandler((req, reply) => {
-      reply
-        .code(404)
-        .send({ detail: `Not Found: ${req.method} ${req.url.split('?', 1)[0]}`, code: 'NOT_FOUND' });
+      const err = new BerthError(ErrorCode.NOT_FOUND, `Not Found: ${req.method} ${req.url.split('?', 1)[0]}`);
+      reply.code(err.status).send(detailBody(err));
     });
 
     const view = (req: FastifyRequest, rec: SandboxRecord): Runtime => ({
@@ -159,7 +161,9 @@ export function openHandsRoutes(deps: OpenHandsApiDeps): FastifyPluginAsyncZod {
         const rec = runtime(req.params.runtime_id);
         // An exited container comes back on its own, as for an action; meanwhile it is pending.
         if (rec.state === 'exited') {
-          manager.resume(rec.id, 'started again: OpenHands is waiting for it').catch(() => undefined);
+          manager
+            .startIfExited(rec.id, 'started again: OpenHands is waiting for it')
+            .catch((err) => req.log.warn({ err, id: rec.id }, 'could not start an exited runtime again'));
         }
         return view(req, rec);
       },

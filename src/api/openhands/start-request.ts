@@ -4,9 +4,11 @@
  * the command only what changes the sandbox: the working directory, the user, the plugins. The port,
  * the interpreter path and browser flags mean nothing here.
  */
+
 import * as z from 'zod';
 import { type CreateSandboxBody, EnvVars, Plugin, type SandboxUser } from '../../protocol/api.js';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
+import { splitPluginList } from '../../protocol/plugins.js';
 
 /** The label that ties a sandbox to the OpenHands conversation (session) it serves. */
 export const SESSION_LABEL = 'berth.openhands.session';
@@ -70,15 +72,15 @@ export function readServerFlags(command: string[] | string | undefined): ServerF
         break;
       }
       case '--plugins': {
-        const list: string[] = inline !== undefined ? inline.split(/[ ,]/).filter(Boolean) : [];
+        const list: string[] = inline !== undefined ? [inline] : [];
         while (inline === undefined && i + 1 < argv.length && !(argv[i + 1] as string).startsWith('--')) {
           list.push(argv[++i] as string);
         }
-        const unknown = list.filter((p) => !Plugin.safeParse(p).success);
+        const unknown = splitPluginList(list).filter((p) => !Plugin.safeParse(p).success);
         if (unknown.length > 0) {
           throw invalid(`Unknown plugin ${unknown.join(', ')}: Berth offers ${Plugin.options.join(', ')}`);
         }
-        flags.plugins = [...new Set(list)] as ServerFlags['plugins'];
+        flags.plugins = splitPluginList(list) as ServerFlags['plugins'];
         break;
       }
     }

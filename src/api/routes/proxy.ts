@@ -185,10 +185,18 @@ export function proxyRoutes(manager: SandboxManager, latency: ActionLatency): Fa
   };
 }
 
+/** The response headers a relayed answer keeps: what describes its content, nothing of the server's own. */
+export const RELAYED_RESPONSE_HEADERS = [
+  'content-type',
+  'content-disposition',
+  'content-length',
+  'cache-control',
+];
+
 /** Streams a runtime server response to the client with its status and content headers. */
-function relay(res: IncomingMessage, reply: FastifyReply): FastifyReply {
+export function relay(res: IncomingMessage, reply: FastifyReply): FastifyReply {
   reply.code(res.statusCode ?? 502);
-  for (const h of ['content-type', 'content-disposition', 'content-length']) {
+  for (const h of RELAYED_RESPONSE_HEADERS) {
     const v = res.headers[h];
     if (v !== undefined) reply.header(h, v);
   }

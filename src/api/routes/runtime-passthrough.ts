@@ -12,6 +12,7 @@ import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import type { SandboxManager } from '../../sandboxes/manager.js';
 import type { SandboxRecord } from '../../store/sandboxes.js';
 import { sandboxKeyRefusal } from '../auth.js';
+import { relay } from './proxy.js';
 
 export const RUNTIME_PASSTHROUGH = '/api/sandboxes/:id/runtime';
 /** Longest a proxied exchange may stall (no byte either way); event streams are exempt. */
@@ -27,7 +28,6 @@ const FORWARDED_REQUEST_HEADERS = [
   'accept',
   'last-event-id',
 ];
-const RELAYED_RESPONSE_HEADERS = ['content-type', 'content-disposition', 'content-length', 'cache-control'];
 
 export function runtimePassthrough(manager: SandboxManager, apiKeys: readonly string[]): FastifyPluginAsync {
   return async (app) => {
@@ -70,12 +70,7 @@ export function runtimePassthrough(manager: SandboxManager, apiKeys: readonly st
       );
       // A client that goes away ends the exchange with the sandbox too (an event stream never ends).
       reply.raw.on('close', () => res.destroy());
-      reply.code(res.statusCode ?? 502);
-      for (const h of RELAYED_RESPONSE_HEADERS) {
-        const v = res.headers[h];
-        if (v !== undefined) reply.header(h, v);
-      }
-      return reply.send(res);
+      return relay(res, reply);
     };
 
     const route = { config: { sandboxKey: true }, schema: { hide: true } } as const;
