@@ -6,6 +6,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../support/eventually.js';
 import { RuntimeClient, type RuntimeTarget, startRuntimeTarget } from './harness.js';
 
 let target: RuntimeTarget;
@@ -96,15 +97,6 @@ async function whoami(client: Client, tool = 'whoami') {
 async function alive(pid: number): Promise<boolean> {
   const obs = await c.run(`kill -0 ${pid} 2>/dev/null && echo ALIVE || echo GONE`);
   return obs.content.includes('ALIVE');
-}
-
-async function eventually(check: () => Promise<boolean>, ms = 10_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return check();
 }
 
 beforeAll(async () => {

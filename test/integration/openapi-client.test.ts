@@ -6,10 +6,10 @@
  * registry cannot be reached the suite says SKIPPED with the reason.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { OPERATIONS } from '../openapi/calls-list.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -33,6 +33,8 @@ const unavailable =
     ? undefined
     : `npm could not install ${GENERATOR} and ${CLIENT}: ${(install.stderr || install.error?.message || '').trim().split('\n').slice(-2).join(' ')}`;
 if (unavailable) console.warn(`SKIPPED: openapi-client (${unavailable})`);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe.skipIf(unavailable !== undefined)('a client generated from openapi.json', () => {
   const doc = JSON.parse(readFileSync(join(ROOT, 'openapi.json'), 'utf8')) as {

@@ -26,6 +26,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/api/start.js';
 import { DEFAULT_BASE_IMAGE } from '../../src/config/docker.js';
+import { pypiUnreachable } from '../support/pypi.js';
 import { type CommandRun, runCommand as run } from '../support/run-command.js';
 import { api, startInProcess } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
@@ -61,23 +62,11 @@ async function ensureOpenHands(): Promise<{ python: string } | { skipped: string
   if (setup.code === 0 && (await run(PYTHON, probe, { timeoutMs: 120_000 })).code === 0) {
     return { python: PYTHON };
   }
-  const lines = setup.out.trim().split('\n').filter(Boolean);
   if (/no Python 3\.12\/3\.13 found/.test(setup.out)) {
     return { skipped: 'no Python 3.12 or 3.13 to make the venv with (openhands-ai 0.62 needs one)' };
   }
-  const network =
-    setup.timedOut ||
-    /Connection|Network is unreachable|Name or service not known|Temporary failure in name resolution|Max retries exceeded|timed out|No matching distribution|Could not find a version/i.test(
-      setup.out,
-    );
-  if (network) {
-    const reason = setup.timedOut
-      ? `setup.sh ran longer than ${SETUP_TIMEOUT_MS / 60_000} min`
-      : (lines.find((l) => /Connection|resolution|unreachable|timed out/i.test(l))?.trim() ??
-        lines.pop() ??
-        `setup.sh exited with ${setup.code}`);
-    return { skipped: `PyPI unreachable: ${reason.slice(0, 300)}` };
-  }
+  const unreachable = pypiUnreachable(setup, 'scripts/oracle/setup.sh');
+  if (unreachable) return { skipped: unreachable };
   throw new Error(`scripts/oracle/setup.sh failed (exit ${setup.code}):\n${setup.out.slice(-4000)}`);
 }
 
@@ -271,17 +260,19 @@ describe.skipIf(unavailable !== undefined)("the real OpenHands' RemoteRuntime an
   }, SETUP_TIMEOUT_MS + 240_000);
 
   afterAll(async () => {
-    if (!cp) return;
     await Promise.allSettled(Object.values(runs));
-    const built = (await runs.build?.catch(() => undefined))?.result;
-    for (const rec of cp.manager.list({})) {
-      if (rec.state !== 'deleted') await cp.manager.delete(rec.id).catch(() => undefined);
+    if (cp) {
+      const built = (await runs.build?.catch(() => undefined))?.result;
+      for (const rec of cp.manager.list({})) {
+        if (rec.state !== 'deleted') await cp.manager.delete(rec.id).catch(() => undefined);
+      }
+      await cp.close();
+      // Only the names OpenHands' build asked for (computed by the driver with OpenHands' functions).
+      const names: string[] = built?.image_names ?? [];
+      if (names.length) spawnSync('docker', ['rmi', ...names], { stdio: 'ignore' });
     }
-    await cp.close();
+    // Made before the control plane starts: gone whether or not it started.
     llm?.server.close();
-    // Only the names OpenHands' build asked for (computed by the driver with OpenHands' functions).
-    const names: string[] = built?.image_names ?? [];
-    if (names.length) spawnSync('docker', ['rmi', ...names], { stdio: 'ignore' });
     if (work) rmSync(work, { recursive: true, force: true });
     timings.total = Math.round((performance.now() - suiteStart) / 100) / 10;
     console.log(`openhands-client timings (s): ${JSON.stringify(timings)}`);

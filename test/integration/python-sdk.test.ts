@@ -2,7 +2,8 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/api/start.js';
-import { runCommand as run } from '../support/run-command.js';
+import { pypiUnreachable } from '../support/pypi.js';
+import { type CommandRun, runCommand as run } from '../support/run-command.js';
 import { api, startInProcess } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
 
@@ -39,20 +40,8 @@ const pipArgs = [
 ];
 
 /** Why pip failed, when it was the network; undefined when it was something else. */
-function networkReason(pip: { code: number | null; out: string; timedOut: boolean }): string | undefined {
-  const network =
-    pip.timedOut ||
-    /Connection|connect|Network is unreachable|Name or service not known|Temporary failure in name resolution|Max retries exceeded|timed out|No matching distribution|Could not find a version/i.test(
-      pip.out,
-    );
-  if (!network) return undefined;
-  const lines = pip.out.trim().split('\n').filter(Boolean);
-  const reason = pip.timedOut
-    ? 'pip install timed out'
-    : (lines.find((l) => /Connection|resolution|unreachable|timed out/i.test(l))?.trim() ??
-      lines.pop() ??
-      `pip exited with ${pip.code}`);
-  return reason.slice(0, 300);
+function networkReason(pip: CommandRun): string | undefined {
+  return pypiUnreachable(pip, 'pip install');
 }
 
 /**

@@ -23,6 +23,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pypiUnreachable } from '../support/pypi.js';
 import { runCommand as run } from '../support/run-command.js';
 import { api, type ChildControlPlane, startChild } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
@@ -91,19 +92,8 @@ async function installSchemathesis(): Promise<Installed | Unreachable> {
   );
   if (pip.code !== 0 || pip.timedOut) {
     rmSync(VENV, { recursive: true, force: true });
-    const network =
-      pip.timedOut ||
-      /Connection|connect|Network is unreachable|Name or service not known|Temporary failure in name resolution|Max retries exceeded|timed out|No matching distribution|Could not find a version/i.test(
-        pip.out,
-      );
-    // The first line naming the connection failure says more than pip's closing "no matching distribution".
-    const lines = pip.out.trim().split('\n').filter(Boolean);
-    const reason = pip.timedOut
-      ? 'pip install timed out'
-      : (lines.find((l) => /Connection|resolution|unreachable|timed out/i.test(l))?.trim() ??
-        lines.pop() ??
-        `pip exited with ${pip.code}`);
-    if (network) return { skipped: reason.slice(0, 300) };
+    const unreachable = pypiUnreachable(pip, 'pip install');
+    if (unreachable) return { skipped: unreachable };
     throw new Error(`pip install schemathesis==${SCHEMATHESIS_VERSION} failed:\n${pip.out}`);
   }
   writeFileSync(marker, `${SCHEMATHESIS_VERSION}\n`);

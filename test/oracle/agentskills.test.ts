@@ -22,6 +22,7 @@ import {
 import { oracleUnavailableReason } from './oracle.js';
 
 const UNAVAILABLE = oracleUnavailableReason();
+if (UNAVAILABLE) console.log(`test/oracle skipped (oracle agentskills): ${UNAVAILABLE}`);
 const PYTHON = join(process.env.BERTH_ORACLE_VENV ?? '/opt/berth-oracle', 'bin', 'python');
 
 /** Stateful call sequences: each runs against the reference's module and against Berth's, in order. */

@@ -30,7 +30,7 @@
  *   scripts/oracle/setup.sh && BERTH_ORACLE=1 npx vitest run test/oracle
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { RuntimeClient, type RuntimeTarget, startHostTarget } from '../contract/harness.js';
 import { type OracleTarget, oracleUnavailableReason, startOracleTarget } from './oracle.js';
 
@@ -95,6 +95,7 @@ let berth: RuntimeTarget | undefined;
 let refClient: RuntimeClient;
 let berthClient: RuntimeClient;
 let hasJupyter = false;
+const NO_JUPYTER = 'the reference was started without the jupyter plugin';
 const records: Record_[] = [];
 let currentTest = '';
 /**
@@ -462,16 +463,16 @@ describe(TITLE, () => {
    * restarts the steps, up to ATTEMPTS times; the checks of the last attempt are asserted, each
    * as its own soft assertion.
    */
-  const test = (name: string, fn: () => Promise<void>, timeout = 90_000) =>
+  const test = (name: string, fn: (ctx: TestContext) => Promise<void>, timeout = 90_000) =>
     it(
       name,
-      async () => {
+      async (ctx) => {
         for (let attempt = 1; ; attempt++) {
           currentTest = attempt === 1 ? name : `${name} (attempt ${attempt})`;
           checks = [];
           let race = false;
           try {
-            await fn();
+            await fn(ctx);
           } catch (err) {
             if (!(err instanceof ReferenceRace)) throw err;
             if (attempt === ATTEMPTS) {
@@ -1079,8 +1080,8 @@ describe(TITLE, () => {
     const py = (step: string, code: string, extra: Record<string, unknown> = {}) =>
       sameCell(step, code, extra);
 
-    test('print, expression, no output, extra lines', async () => {
-      if (!hasJupyter) return; // the reference was started without the jupyter plugin
+    test('print, expression, no output, extra lines', async (ctx) => {
+      if (!hasJupyter) ctx.skip(NO_JUPYTER);
       await py('print', 'print("hi")');
       await py('expression', '1 + 1');
       await py('no output', 'x = 5');
@@ -1091,14 +1092,14 @@ describe(TITLE, () => {
       await py('stderr', 'import sys; print("to stderr", file=sys.stderr)');
     });
 
-    test('error traceback', async () => {
-      if (!hasJupyter) return;
+    test('error traceback', async (ctx) => {
+      if (!hasJupyter) ctx.skip(NO_JUPYTER);
       await py('ZeroDivisionError', '1/0');
       await py('NameError', 'undefined_name_xyz');
     });
 
-    test('cwd follows bash', async () => {
-      if (!hasJupyter) return;
+    test('cwd follows bash', async (ctx) => {
+      if (!hasJupyter) ctx.skip(NO_JUPYTER);
       await run('mkdir + cd', 'mkdir -p pyd && cd pyd');
       await py('getcwd', 'import os; print(os.getcwd())');
       await run('cd back', 'cd ..');
@@ -1112,8 +1113,8 @@ describe(TITLE, () => {
         ? sameCell(step, code, extra)
         : same(step, 'run_ipython', { code, ...extra }, timeout);
 
-    test("a cell's os.chdir persists while the shell's cwd is unchanged", async () => {
-      if (!hasJupyter) return;
+    test("a cell's os.chdir persists while the shell's cwd is unchanged", async (ctx) => {
+      if (!hasJupyter) ctx.skip(NO_JUPYTER);
       await run('dirs', 'mkdir -p pa pb && cd <WS>');
       await py('sync', 'import os; print(os.getcwd())');
       await py('chdir in a cell', 'os.chdir("pa")');
@@ -1127,8 +1128,8 @@ describe(TITLE, () => {
       await py('synced back', 'print(os.getcwd())');
     });
 
-    test('the order of prints, stderr, displays, results and tracebacks in one cell', async () => {
-      if (!hasJupyter) return;
+    test('the order of prints, stderr, displays, results and tracebacks in one cell', async (ctx) => {
+      if (!hasJupyter) ctx.skip(NO_JUPYTER);
       await py(
         'display interleaved with prints',
         'from IPython.display import display\nprint("a")\ndisplay(1)\nprint("b")\ndisplay("s")\nprint("c")',
@@ -1159,16 +1160,16 @@ describe(TITLE, () => {
       await py('only a blank line', 'print("")');
     });
 
-    test("the shell's cwd removed: the kernel's chdir fails silently", async () => {
-      if (!hasJupyter) return;
+    test("the shell's cwd removed: the kernel's chdir fails silently", async (ctx) => {
+      if (!hasJupyter) ctx.skip(NO_JUPYTER);
       await run('cd into a removed directory', 'mkdir -p <WS>/gone && cd <WS>/gone && rmdir <WS>/gone');
       await py('kernel stays', 'import os; print(os.getcwd())');
       await run('cd back', 'cd <WS>');
       await py('synced', 'print(os.getcwd())');
     });
 
-    test('timeouts: the text alone, seconds as a float', async () => {
-      if (!hasJupyter) return;
+    test('timeouts: the text alone, seconds as a float', async (ctx) => {
+      if (!hasJupyter) ctx.skip(NO_JUPYTER);
       await py(
         'timeout 2 after a print',
         'import time; print("before"); time.sleep(6); print("after")',

@@ -17,6 +17,7 @@ import { type RuntimeTarget, startHostTarget } from '../contract/harness.js';
 import { ORACLE_VENV, oracleUnavailableReason, startOracleTarget } from './oracle.js';
 
 const UNAVAILABLE = oracleUnavailableReason();
+if (UNAVAILABLE) console.log(`test/oracle skipped (oracle mcp): ${UNAVAILABLE}`);
 const run = promisify(execFile);
 
 /** A stdio MCP server with two tools, `add` and `echo`. */
