@@ -1,14 +1,25 @@
 /**
  * Berth's own additions to the runtime server, beside the OpenHands protocol: a reset (see
- * RuntimeServices.reset), and an interactive terminal
+ * RuntimeServices.reset), setting the sandbox's environment variables, and an interactive terminal
  * over WebSocket for people watching a sandbox. JSON text frames, as in src/protocol/api.ts.
  */
 import type { FastifyInstance } from 'fastify';
+import { BerthError, ErrorCode } from '../protocol/errors.js';
 import type { RuntimeServices } from './services.js';
 
 export function registerBerthRoutes(app: FastifyInstance, services: RuntimeServices): void {
   // Outside the action queue on purpose: it is what frees a queue stuck behind a runaway command.
   app.post('/berth/reset', async () => services.reset());
+
+  app.post<{ Body: { env?: unknown } }>('/berth/env', async (req) => {
+    const env = req.body?.env;
+    if (typeof env !== 'object' || env === null || Array.isArray(env))
+      throw new BerthError(
+        ErrorCode.VALIDATION_FAILED,
+        'body.env must be an object of variable names to values',
+      );
+    return services.setEnv(env as Record<string, unknown>);
+  });
 
   app.get<{ Params: { id: string }; Querystring: { cols?: string; rows?: string } }>(
     '/berth/terminals/:id',

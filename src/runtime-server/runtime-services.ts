@@ -5,7 +5,10 @@
  */
 
 import { statfs } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { DEFAULT_RUNTIME_PLUGINS } from '../protocol/plugins.js';
+import { SandboxEnvironment, validateVariables } from './core/process/environment.js';
+import { ProcessTable } from './core/process/table.js';
 import { PtyShell } from './core/shell/pty-shell.js';
 import { lazy } from './lazy.js';
 import { BashSession, type ShellProvider } from './openhands/bash-session.js';
@@ -13,12 +16,18 @@ import { ActionExecutor } from './openhands/executor.js';
 import type { RuntimeServices, RuntimeServicesOptions } from './services.js';
 import { readProcessStats } from './system-stats.js';
 
+/** How long exporting set variables into the agent's shell may take (it waits behind the queue). */
+const ENV_EXPORT_TIMEOUT_SECONDS = 30;
+
 /** Keeps one persistent shell; starts a new one in the last known cwd if the agent ran `exit`. */
 class PersistentShell implements ShellProvider {
   private current: PtyShell | undefined;
   private starting: Promise<PtyShell> | undefined;
 
-  constructor(private cwd: string) {}
+  constructor(
+    private readonly processes: ProcessTable,
+    private cwd: string,
+  ) {}
 
   async shell(): Promise<PtyShell> {
     if (this.current?.alive) return this.current;
@@ -28,7 +37,7 @@ class PersistentShell implements ShellProvider {
       this.current = undefined;
       await dead.dispose();
     }
-    this.starting ??= PtyShell.start({ cwd: this.cwd }).then((s) => {
+    this.starting ??= PtyShell.start({ processes: this.processes, cwd: this.cwd }).then((s) => {
       this.current = s;
       this.starting = undefined;
       return s;
@@ -56,9 +65,14 @@ class PersistentShell implements ShellProvider {
 }
 
 export async function createRuntimeServices(options: RuntimeServicesOptions): Promise<RuntimeServices> {
-  const shells = new PersistentShell(options.workingDir);
+  // Set variables are recorded in the user's home only in the sandbox's own container: a server run
+  // on a shared machine (the tests) must not write into that user's ~/.bashrc.
+  const processes = new ProcessTable(
+    new SandboxEnvironment(options.ownsPidNamespace ? { home: homedir() } : {}),
+  );
+  const shells = new PersistentShell(processes, options.workingDir);
   await shells.shell();
-  const bash = new BashSession(shells, options.noChangeTimeoutSeconds);
+  const bash = new BashSession(shells, processes, options.noChangeTimeoutSeconds);
   const editor = lazy(async () => {
     const { FileEditor } = await import('./core/editor/editor.js');
     return new FileEditor({ workspaceRoot: options.workingDir });
@@ -69,9 +83,10 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
     if (!plugins.includes('jupyter'))
       throw new Error('JupyterRequirement not found. Unable to run IPython action.');
     const { PythonKernel } = await import('./core/python/kernel.js');
-    if (!plugins.includes('agent_skills')) return new PythonKernel({ logger: options.logger });
+    if (!plugins.includes('agent_skills')) return new PythonKernel({ processes, logger: options.logger });
     const skills = await import('./openhands/agent-skills.js');
     return new PythonKernel({
+      processes,
       logger: options.logger,
       hostCalls: skills.agentSkillsHostCalls(() => editor.get()),
       startup: { code: skills.agentSkillsStartupCode(), cwd: options.workingDir },
@@ -80,17 +95,18 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
   const executor = new ActionExecutor({ bash, editor, python });
   const terminals = lazy(async () => {
     const { TerminalManager } = await import('./core/terminal/terminals.js');
-    return new TerminalManager(() => shells.peek()?.prompt.workingDir || options.workingDir);
+    return new TerminalManager(processes, () => shells.peek()?.prompt.workingDir || options.workingDir);
   });
   const transfer = lazy(() => import('./core/transfer/index.js'));
   const mcp = lazy(async () => {
     const { McpProxy } = await import('./mcp/proxy.js');
-    return new McpProxy({ cwd: options.workingDir, logger: options.logger });
+    return new McpProxy({ processes, cwd: options.workingDir, logger: options.logger });
   });
   const startedAt = Date.now();
   let disposed = false;
   return {
     options,
+    processes,
     executor,
     terminals,
     transfer,
@@ -110,6 +126,20 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
       await shells.restart();
       bash.forgetRunningCommand();
       return sweep ?? { killed: 0, left: 0, swept: false as const };
+    },
+    async setEnv(vars) {
+      const valid = validateVariables(vars);
+      if (Object.keys(valid).length === 0) return { names: [] };
+      processes.environment.set(valid);
+      // Into the agent's live shell too, through the action queue (after whatever runs now).
+      const obs = await executor.execute({
+        type: 'run',
+        args: { command: SandboxEnvironment.exportCommand(valid), hidden: true, blocking: true },
+        timeout: ENV_EXPORT_TIMEOUT_SECONDS,
+      });
+      const code = (obs.extras as { metadata?: { exit_code?: number } }).metadata?.exit_code;
+      if (code !== 0) throw new Error(`exporting the variables into the shell failed: ${obs.content}`);
+      return { names: Object.keys(valid) };
     },
     async serverInfo() {
       const now = Date.now();
@@ -135,6 +165,8 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
         python.ifMade((p) => p.dispose()),
         mcp.ifMade((m) => m.dispose()),
       ]);
+      // Whatever is left (a process an owner forgot) goes too.
+      await processes.dispose();
     },
   };
 }

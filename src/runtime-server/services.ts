@@ -3,6 +3,7 @@
  * requests, call into these, and shape responses.
  */
 import type { Logger } from 'pino';
+import type { ProcessTable } from './core/process/table.js';
 import type { TerminalManager } from './core/terminal/terminals.js';
 import type * as transfer from './core/transfer/index.js';
 import type { Lazy } from './lazy.js';
@@ -30,6 +31,8 @@ export type TransferCore = typeof transfer;
 
 export interface RuntimeServices {
   readonly options: RuntimeServicesOptions;
+  /** Every child process the server starts (see core/process/table.ts). */
+  readonly processes: ProcessTable;
   readonly executor: ActionExecutor;
   /** Made on the first terminal (see lazy.ts): most sandboxes never open one. */
   readonly terminals: Lazy<TerminalManager>;
@@ -44,6 +47,12 @@ export interface RuntimeServices {
    * terminals are made again on next use. Files are untouched; shell state (cwd kept) is lost.
    */
   reset(): Promise<{ killed: number; left: number; swept?: false }>;
+  /**
+   * Sets environment variables on the sandbox: for every process started from now on, exported into
+   * the agent's running shell, and recorded so they outlive a stop and start (the reference's
+   * add_env_vars). Invalid names are refused with VALIDATION_FAILED before anything changes.
+   */
+  setEnv(vars: Record<string, unknown>): Promise<{ names: string[] }>;
   serverInfo(): Promise<Record<string, unknown>>;
   dispose(): Promise<void>;
 }

@@ -862,32 +862,14 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   // ---- helpers -------------------------------------------------------------------------------
 
   /**
-   * The reference's add_env_vars: exports into the live shell and records them in ~/.bashrc, so they
-   * survive a stop and start. A changed value replaces the old line (the reference keeps the old one).
+   * The reference's add_env_vars, done by the runtime server (POST /berth/env): for every later
+   * process, exported into the live shell, and recorded so they survive a stop and start.
    */
   private async addEnvVars(rec: SandboxRecord, env: Record<string, string>): Promise<void> {
-    // Nothing to add (an empty `env`): no command, which would otherwise end in a dangling `&&`.
+    // Nothing to add (an empty `env`): no request.
     if (Object.keys(env).length === 0) return;
-    const parts: string[] = [];
-    for (const [k, v] of Object.entries(env)) {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) {
-        throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid environment variable name "${k}"`);
-      }
-      const line = `export ${k}=${shellQuote(v)}`;
-      parts.push(
-        line,
-        `sed -i '/^export ${k}=/d' ~/.bashrc`,
-        `printf '%s\\n' ${shellQuote(line)} >> ~/.bashrc`,
-      );
-    }
-    const command = `touch ~/.bashrc && ${parts.join(' && ')}`;
     // The sandbox's own kept-alive client, the one actions go through.
-    const obs = await this.client(rec.id).executeAction({
-      action: { action: 'run', args: { command, hidden: true, blocking: true }, timeout: 30 },
-    });
-    const code = (obs.extras as { metadata?: { exit_code?: number } }).metadata?.exit_code;
-    if (code !== 0)
-      throw new BerthError(ErrorCode.INTERNAL, `Setting environment variables failed: ${obs.content}`);
+    await this.client(rec.id).setEnv(env);
   }
 
   /** Drops what was kept of a container that is gone or stopped: its client and its app ports. */
@@ -945,10 +927,6 @@ function idleLimit(seconds: number): number | null {
 
 export function newSandboxId(): string {
   return randomBytes(6).toString('hex');
-}
-
-export function shellQuote(v: string): string {
-  return `'${v.replace(/'/g, `'\\''`)}'`;
 }
 
 /** host:container[:ro|rw] (bind, when host is a path) or name:container[:mode] (named volume). */

@@ -10,6 +10,8 @@ import { BerthApiError, errorFromResponse } from './errors.js';
 
 /** Connections kept open per runtime server: one action at a time runs, plus file transfers. */
 const MAX_SOCKETS_PER_SANDBOX = 8;
+/** Setting variables waits behind the action running in the agent's shell (the server bounds it at 30 s). */
+const SET_ENV_TIMEOUT_MS = 40_000;
 
 export interface RuntimeRequest {
   method: string;
@@ -75,6 +77,11 @@ export class RuntimeServerClient {
     const out = Buffer.concat(chunks).toString('utf8');
     if ((res.statusCode ?? 500) >= 400) throw errorFromResponse(res.statusCode ?? 500, out);
     return JSON.parse(out) as T;
+  }
+
+  /** Sets environment variables on the sandbox (every later process, and the agent's shell). */
+  setEnv(env: Record<string, string>, timeoutMs = SET_ENV_TIMEOUT_MS): Promise<{ names: string[] }> {
+    return this.json('POST', '/berth/env', { env }, timeoutMs);
   }
 
   alive(timeoutMs = 2000): Promise<{ status: string }> {

@@ -274,6 +274,29 @@ describe('run: output limits', () => {
   });
 });
 
+describe('environment variables set on the sandbox (POST /berth/env)', () => {
+  it("reach the agent's shell and every later process; a bad name is refused and changes nothing", async () => {
+    const set = await c.request('POST', '/berth/env', { env: { BERTH_SET: "it's set", BERTH_TWO: '2' } });
+    expect(set.status).toBe(200);
+    expect(set.json).toEqual({ names: ['BERTH_SET', 'BERTH_TWO'] });
+    expect((await c.run('echo "$BERTH_SET/$BERTH_TWO"')).content).toBe("it's set/2");
+    // A one-off shell reads no .bashrc: it has them from the server's own table.
+    expect((await c.run('echo "$BERTH_SET"', { is_static: true })).content).toBe("it's set");
+    const bad = await c.request('POST', '/berth/env', { env: { BERTH_SET: 'changed', 'NOT-A-NAME': 'x' } });
+    expect(bad.status).toBe(400);
+    expect(bad.json).toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: expect.stringContaining('NOT-A-NAME'),
+    });
+    expect((await c.run('echo "$BERTH_SET"')).content).toBe("it's set");
+    const notObject = await c.request('POST', '/berth/env', { env: ['A=1'] });
+    expect(notObject.status).toBe(400);
+    expect((await c.request('POST', '/berth/env', { env: { A: 1 } })).json).toMatchObject({
+      code: 'VALIDATION_FAILED',
+    });
+  });
+});
+
 describe('run: is_static and hidden', () => {
   it('is_static runs in a one-off shell in the given cwd without touching the main shell', async () => {
     await c.run('export ONLY_MAIN=1');

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileEditor } from '../../src/runtime-server/core/editor/editor.js';
+import { ProcessTable } from '../../src/runtime-server/core/process/table.js';
 import { PythonKernel } from '../../src/runtime-server/core/python/kernel.js';
 import {
   agentSkillsHostCalls,
@@ -206,6 +207,7 @@ describe('AgentSkills vs the reference modules', () => {
   it('prints the same text for every call', async () => {
     editor = new FileEditor({ workspaceRoot: dir });
     kernel = new PythonKernel({
+      processes: new ProcessTable(),
       pythonPath: PYTHON,
       hostCalls: agentSkillsHostCalls(() => Promise.resolve(editor)),
       startup: { code: agentSkillsStartupCode(), cwd: dir },

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ProcessTable } from '../../src/runtime-server/core/process/table.js';
 import { parseServerList, shellSplit } from '../../src/runtime-server/mcp/config.js';
 import { McpProxy } from '../../src/runtime-server/mcp/proxy.js';
 import { eventually } from '../support/eventually.js';
@@ -20,7 +21,12 @@ afterAll(async () => {
 });
 
 function proxy(startTimeoutMs: number): McpProxy {
-  const p = new McpProxy({ cwd, logger: pino({ level: 'silent' }), startTimeoutMs });
+  const p = new McpProxy({
+    processes: new ProcessTable(),
+    cwd,
+    logger: pino({ level: 'silent' }),
+    startTimeoutMs,
+  });
   proxies.push(p);
   return p;
 }

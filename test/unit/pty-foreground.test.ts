@@ -4,6 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ProcessTable } from '../../src/runtime-server/core/process/table.js';
 import { PtyShell } from '../../src/runtime-server/core/shell/pty-shell.js';
 
 const alive = (marker: string) => {
@@ -16,7 +17,10 @@ const alive = (marker: string) => {
 
 describe('signalForeground', () => {
   it('kills the command and what it started in its job, and leaves the shell', async () => {
-    const shell = await PtyShell.start({ cwd: mkdtempSync(join(tmpdir(), 'berth-pty-')) });
+    const shell = await PtyShell.start({
+      processes: new ProcessTable(),
+      cwd: mkdtempSync(join(tmpdir(), 'berth-pty-')),
+    });
     try {
       expect(shell.signalForeground('SIGKILL')).toBe(false); // nothing running: nothing to signal
       const marker = `sleep 31${Math.floor(Math.random() * 1000)}`;

@@ -11,12 +11,9 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  OUTPUT_HEAD_CHARS,
-  OUTPUT_TAIL_CHARS,
-  PythonKernel,
-  stripAnsi,
-} from '../../src/runtime-server/core/python/kernel.js';
+import { COMMAND_OUTPUT } from '../../src/runtime-server/core/process/output-buffer.js';
+import { ProcessTable } from '../../src/runtime-server/core/process/table.js';
+import { PythonKernel, stripAnsi } from '../../src/runtime-server/core/python/kernel.js';
 import type { CellRequest } from '../../src/runtime-server/core/python/types.js';
 
 /** A 1x1 PNG. */
@@ -28,6 +25,8 @@ const DEFAULT_TIMEOUT_MS = 20_000;
 const hasIPython = spawnSync('python3', ['-c', 'import IPython'], { stdio: 'ignore' }).status === 0;
 
 let scratch: string;
+/** Every kernel here starts its processes in this table, as the runtime server's do in its own. */
+const processes = new ProcessTable();
 /** On PYTHONPATH, a package named IPython whose import fails: forces the driver's plain fallback. */
 let noIPythonDir: string;
 
@@ -80,7 +79,8 @@ for (const mode of modes) {
 
     const makeKernel = (extra: Partial<ConstructorParameters<typeof PythonKernel>[0]> = {}) =>
       new PythonKernel({
-        env: mode.ipython ? { ...process.env } : { ...process.env, PYTHONPATH: noIPythonDir },
+        processes,
+        env: mode.ipython ? {} : { PYTHONPATH: noIPythonDir },
         logger: { warn: (...a: unknown[]) => warnings.push(a) },
         ...extra,
       });
@@ -303,7 +303,7 @@ for (const mode of modes) {
 
     it('keeps only the head and tail of a huge output', async () => {
       const r = await run('print("S" + "x" * 5_000_000 + "E")');
-      expect(r.text.length).toBeLessThan(OUTPUT_HEAD_CHARS + OUTPUT_TAIL_CHARS + 200);
+      expect(r.text.length).toBeLessThan(COMMAND_OUTPUT.headChars + COMMAND_OUTPUT.tailChars + 200);
       expect(r.text.startsWith('Sxxx')).toBe(true);
       expect(r.text.endsWith('xxxE')).toBe(true);
       expect(r.text).toMatch(/\n\[\.\.\. \d+ characters of output omitted \.\.\.\]\n/);
@@ -368,7 +368,7 @@ for (const mode of modes) {
 
 describe('PythonKernel start-up', () => {
   it('rejects when the interpreter does not exist', async () => {
-    const kernel = new PythonKernel({ pythonPath: path.join(tmpdir(), 'no-such-python3') });
+    const kernel = new PythonKernel({ processes, pythonPath: path.join(tmpdir(), 'no-such-python3') });
     await expect(kernel.run({ code: '1', cwd: tmpdir(), timeoutMs: 5_000 })).rejects.toThrow(
       /could not start/,
     );
@@ -376,14 +376,14 @@ describe('PythonKernel start-up', () => {
   });
 
   it('rejects when no python is on PATH', async () => {
-    const kernel = new PythonKernel({ env: { PATH: path.join(tmpdir(), 'empty-path-dir') } });
+    const kernel = new PythonKernel({ processes, env: { PATH: path.join(tmpdir(), 'empty-path-dir') } });
     await expect(kernel.run({ code: '1', cwd: tmpdir(), timeoutMs: 5_000 })).rejects.toThrow(/python3/);
     await kernel.dispose();
   });
 
   it('rejects with the interpreter error when the driver cannot run', async () => {
     // `false` ignores its arguments and exits 1 at once, like a broken interpreter.
-    const kernel = new PythonKernel({ pythonPath: 'false' });
+    const kernel = new PythonKernel({ processes, pythonPath: 'false' });
     await expect(kernel.run({ code: '1', cwd: tmpdir(), timeoutMs: 5_000 })).rejects.toThrow(/exit code 1/);
     await kernel.dispose();
   });

@@ -28,6 +28,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
+import type { ProcessTable } from '../core/process/table.js';
 import { type StdioServerConfig, sameServer } from './config.js';
 import { SseSession } from './sse-session.js';
 import { StdioChild } from './stdio-child.js';
@@ -45,6 +46,8 @@ const MAX_LIST_PAGES = 50;
 const MAX_SESSIONS = 64;
 
 export interface McpProxyOptions {
+  /** The table the children are started in and owned by. */
+  processes: ProcessTable;
   /** Working directory of the children (the workspace). */
   cwd: string;
   logger: Logger;
@@ -268,6 +271,7 @@ export class McpProxy {
     child.state = 'starting';
     child.error = undefined;
     const transport = new StdioChild({
+      processes: this.options.processes,
       command: config.command,
       args: config.args,
       env: config.env,

@@ -10,19 +10,20 @@
  * with the reference's stdio client, only a few variables of its environment (never the session key)
  * plus the configuration's own `env`.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { type JSONRPCMessage, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
+import type { ManagedProcess, ProcessTable } from '../core/process/table.js';
 
 /** Variables passed on from the server's environment, as the MCP SDKs' stdio clients do on POSIX. */
 const INHERITED_ENV = ['HOME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER'];
 /** Largest JSON-RPC message a child may write on one line. */
 const MAX_LINE_BYTES = 32 * 1024 * 1024;
 const STDERR_TAIL_CHARS = 2000;
-/** Grace between SIGTERM and SIGKILL when a child is closed. */
-const KILL_GRACE_MS = 2000;
 
 export interface StdioChildOptions {
+  /** The table the child is started in and owned by. */
+  processes: ProcessTable;
   command: string;
   args: string[];
   env: Record<string, string>;
@@ -36,11 +37,10 @@ export class StdioChild implements Transport {
   onerror?: (error: Error) => void;
   onmessage?: (message: JSONRPCMessage) => void;
 
-  private child: ChildProcessWithoutNullStreams | undefined;
+  private child: ManagedProcess | undefined;
   private buffer: Buffer[] = [];
   private buffered = 0;
   private stderrTail = '';
-  private exited: Promise<void> | undefined;
   private closedNotified = false;
   private running = false;
 
@@ -60,45 +60,28 @@ export class StdioChild implements Transport {
     return this.stderrTail.trim();
   }
 
-  start(): Promise<void> {
+  async start(): Promise<void> {
     if (this.child) throw new Error('StdioChild already started');
-    const env: Record<string, string> = {};
-    for (const k of INHERITED_ENV) {
-      const v = process.env[k];
-      if (v !== undefined && !v.startsWith('()')) env[k] = v;
-    }
-    Object.assign(env, this.options.env);
-    return new Promise((resolve, reject) => {
-      const child = spawn(this.options.command, this.options.args, {
-        cwd: this.options.cwd,
-        env,
-        stdio: ['pipe', 'pipe', 'pipe'],
-        detached: true,
-        windowsHide: true,
-      });
-      this.child = child;
-      this.exited = new Promise((r) => {
-        child.once('close', () => r());
-        child.once('error', () => r());
-      });
-      child.once('spawn', () => {
-        this.running = true;
-        resolve();
-      });
-      child.once('exit', () => {
-        this.running = false;
-      });
-      child.once('error', (err) => {
-        this.running = false;
-        reject(err);
-        this.onerror?.(err);
-        this.notifyClosed();
-      });
-      child.once('close', () => this.notifyClosed());
-      child.stdin.on('error', (err) => this.onerror?.(err));
-      child.stdout.on('data', (chunk: Buffer) => this.onStdout(chunk));
-      child.stderr.setEncoding('utf8').on('data', (s: string) => this.onStderrData(s));
+    const child = this.options.processes.spawn({
+      kind: 'mcp',
+      command: this.options.command,
+      args: this.options.args,
+      cwd: this.options.cwd,
+      inherit: INHERITED_ENV,
+      env: this.options.env,
+      io: { type: 'pipes', stdin: true },
     });
+    this.child = child;
+    child.once('exit', ({ error }) => {
+      this.running = false;
+      if (error) this.onerror?.(new Error(error));
+      this.notifyClosed();
+    });
+    (child.stdin as Writable).on('error', (err) => this.onerror?.(err));
+    (child.stdout as Readable).on('data', (chunk: Buffer) => this.onStdout(chunk));
+    (child.stderr as Readable).setEncoding('utf8').on('data', (s: string) => this.onStderrData(s));
+    await child.started();
+    this.running = child.alive;
   }
 
   send(message: JSONRPCMessage): Promise<void> {
@@ -110,30 +93,13 @@ export class StdioChild implements Transport {
     });
   }
 
-  /** Ends the child and its process group: stdin closed and SIGTERM, SIGKILL after a grace. */
+  /** Ends the child and its process group: stdin closed, then the table's kill path (SIGTERM first). */
   async close(): Promise<void> {
     const child = this.child;
     if (!child) return;
-    if (this.alive) {
-      child.stdin.end();
-      this.signalGroup('SIGTERM');
-      const killer = setTimeout(() => this.signalGroup('SIGKILL'), KILL_GRACE_MS);
-      await this.exited;
-      clearTimeout(killer);
-    }
-    // Whatever of the group outlived its leader (a grandchild that ignores SIGTERM).
-    this.signalGroup('SIGKILL');
+    child.closeStdin();
+    await child.terminate('SIGTERM');
     this.notifyClosed();
-  }
-
-  private signalGroup(signal: NodeJS.Signals): void {
-    const pid = this.child?.pid;
-    if (!pid) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // the group is gone
-    }
   }
 
   private notifyClosed(): void {

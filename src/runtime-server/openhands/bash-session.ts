@@ -15,6 +15,8 @@ import {
   TRUNCATION_MARKER,
 } from '../../protocol/openhands.js';
 import { pyLstrip, pyRstrip, pyStrip } from '../core/editor/text-file.js';
+import type { OutputSnapshot } from '../core/process/output-buffer.js';
+import type { ProcessTable } from '../core/process/table.js';
 import { splitCommands } from '../core/shell/command-split.js';
 import { runOneOff } from '../core/shell/one-off.js';
 import type { PtyShell } from '../core/shell/pty-shell.js';
@@ -54,6 +56,7 @@ export class BashSession {
 
   constructor(
     private readonly shells: ShellProvider,
+    private readonly processes: ProcessTable,
     private readonly noChangeTimeoutSeconds: number,
   ) {}
 
@@ -201,7 +204,7 @@ export class BashSession {
   ): Promise<Observation> {
     const cwd = args.cwd ?? (await this.cwd());
     const seconds = hardTimeoutSeconds ?? DEFAULT_STATIC_TIMEOUT_SECONDS;
-    const result = await runOneOff(command, cwd, seconds * 1000);
+    const result = await runOneOff(this.processes, command, cwd, seconds * 1000);
     const prompt = (await this.shells.shell()).prompt;
     const metadata: CmdOutputMetadata = {
       ...emptyMetadata(),
@@ -227,8 +230,8 @@ export function isSpecialKey(command: string): boolean {
  * whitespace (the strips around its removal of the echoed command), so leading blank lines and the
  * first line's indentation go too. Python's whitespace, not JavaScript's (\x85 yes, \ufeff no).
  */
-export function renderOutput(out: { head: string; tail: string; gap: boolean }): string {
-  if (!out.gap) return pyStrip(rstripLines(toPlainText(out.head + out.tail)));
+export function renderOutput(out: OutputSnapshot): string {
+  if (out.dropped === 0) return pyStrip(rstripLines(toPlainText(out.head + out.tail)));
   const half = MAX_CMD_OUTPUT_SIZE / 2;
   const head = pyLstrip(rstripLines(toPlainText(out.head)));
   const tail = pyRstrip(rstripLines(toPlainText(out.tail)));

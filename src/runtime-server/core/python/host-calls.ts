@@ -6,8 +6,8 @@
  * A reply always carries its request's id; the Python side skips replies to calls it gave up on
  * (an interrupted cell), so a late reply can never answer the wrong call.
  */
-import type { ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
+import type { ManagedProcess } from '../process/table.js';
 
 export const HOST_CALL_REQUEST_FD = 5;
 export const HOST_CALL_REPLY_FD = 6;
@@ -21,7 +21,7 @@ export interface HostCallLogger {
 }
 
 /** Serves `calls` to the child (spawned with pipes at HOST_CALL_REQUEST_FD and HOST_CALL_REPLY_FD). */
-export function serveHostCalls(child: ChildProcess, calls: HostCalls, logger: HostCallLogger): void {
+export function serveHostCalls(child: ManagedProcess, calls: HostCalls, logger: HostCallLogger): void {
   const stdio = child.stdio as unknown as (Readable | Writable | null | undefined)[];
   const requests = stdio[HOST_CALL_REQUEST_FD] as Readable | null | undefined;
   const replies = stdio[HOST_CALL_REPLY_FD] as Writable | null | undefined;

@@ -3,18 +3,16 @@
  * a kernel gateway: the driver (driver-source.ts) talks JSON lines over fds 3 and 4, and the cell's output
  * arrives on one stdout pipe that also carries stderr.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { COMMAND_OUTPUT, OutputBuffer } from '../process/output-buffer.js';
+import type { ManagedProcess, ProcessTable } from '../process/table.js';
 import { KERNEL_DRIVER_SOURCE } from './driver-source.js';
 import { type HostCalls, serveHostCalls } from './host-calls.js';
 import type { CellRequest, CellResult } from './types.js';
 
-/** The first and the last this-many characters of a cell's output are kept; a flood's middle is dropped. */
-export const OUTPUT_HEAD_CHARS = 64 * 1024;
-export const OUTPUT_TAIL_CHARS = 64 * 1024;
 /** Time a cell gets to stop after SIGINT before the kernel is killed; a cell may catch KeyboardInterrupt. */
 export const INTERRUPT_GRACE_MS = 5_000;
 /** Importing IPython in a cold container takes seconds; a kernel not ready by then is assumed stuck. */
@@ -34,10 +32,12 @@ export interface KernelLogger {
 }
 
 export interface PythonKernelOptions {
+  /** The table the kernel's processes are started in and owned by. */
+  processes: ProcessTable;
   /** Interpreter to run; default: the first of python3, python on the PATH of `env`. */
   pythonPath?: string;
-  /** Environment of the kernel process. @default process.env */
-  env?: NodeJS.ProcessEnv;
+  /** Variables over the sandbox's environment for the kernel process. */
+  env?: Record<string, string>;
   logger?: KernelLogger;
   /** @default INTERRUPT_GRACE_MS */
   interruptGraceMs?: number;
@@ -50,7 +50,8 @@ export interface PythonKernelOptions {
 const noopLogger: KernelLogger = { warn() {} };
 
 export class PythonKernel {
-  private readonly env: NodeJS.ProcessEnv;
+  private readonly processes: ProcessTable;
+  private readonly envOverrides: Record<string, string>;
   private readonly logger: KernelLogger;
   private readonly interruptGraceMs: number;
   private readonly explicitPythonPath: string | undefined;
@@ -62,8 +63,9 @@ export class PythonKernel {
   private disposed = false;
   private interpreter = '';
 
-  constructor(opts: PythonKernelOptions = {}) {
-    this.env = opts.env ?? process.env;
+  constructor(opts: PythonKernelOptions) {
+    this.processes = opts.processes;
+    this.envOverrides = opts.env ?? {};
     this.logger = opts.logger ?? noopLogger;
     this.interruptGraceMs = opts.interruptGraceMs ?? INTERRUPT_GRACE_MS;
     this.explicitPythonPath = opts.pythonPath;
@@ -146,21 +148,18 @@ export class PythonKernel {
   private async ensureStarted(): Promise<KernelProcess> {
     if (this.disposed) throw new Error('The Python kernel has been disposed');
     if (this.process?.alive) return this.process;
-    const pythonPath = this.explicitPythonPath ?? findPython(this.env);
-    const child = spawn(pythonPath, ['-u', '-c', KERNEL_DRIVER_SOURCE], {
+    const env = this.processes.environment.forProcess(this.envOverrides);
+    const pythonPath = this.explicitPythonPath ?? findPython(env);
+    const child = this.processes.spawn({
+      kind: 'kernel',
+      command: pythonPath,
+      args: ['-u', '-c', KERNEL_DRIVER_SOURCE],
+      // The server's own, as before there was a cell; each cell then goes to its own cwd.
+      cwd: process.cwd(),
+      env: { ...this.envOverrides, PYTHONIOENCODING: env.PYTHONIOENCODING ?? 'utf-8' },
       // stdin is /dev/null so input() gets EOF; fds 3 and 4 are the control channel.
       // fds 5 and 6, when there are host calls, are theirs (host-calls.ts).
-      stdio: [
-        'ignore',
-        'pipe',
-        'pipe',
-        'pipe',
-        'pipe',
-        ...(this.hostCalls ? (['pipe', 'pipe'] as const) : []),
-      ],
-      // Own process group: an interrupt reaches the cell's subprocesses, and dispose can kill them all.
-      detached: true,
-      env: { ...this.env, PYTHONIOENCODING: this.env.PYTHONIOENCODING ?? 'utf-8' },
+      io: { type: 'pipes', stdin: false, extraFds: this.hostCalls ? 4 : 2 },
     });
     const proc = new KernelProcess(child, this.logger);
     if (this.hostCalls) serveHostCalls(child, this.hostCalls, this.logger);
@@ -252,7 +251,7 @@ class KernelProcess {
   private syncedCwd: string | undefined;
 
   constructor(
-    private readonly child: ChildProcess,
+    private readonly child: ManagedProcess,
     private readonly logger: KernelLogger,
   ) {
     this.ready = new Promise<ReadyInfo>((resolve, reject) => {
@@ -267,8 +266,8 @@ class KernelProcess {
 
     this.control = child.stdio[CONTROL_IN_FD] as Writable;
     const replies = child.stdio[CONTROL_OUT_FD] as Readable;
-    const stdout = child.stdout!;
-    const stderr = child.stderr!;
+    const stdout = child.stdout as Readable;
+    const stderr = child.stderr as Readable;
     stdout.setEncoding('utf8');
     stderr.setEncoding('utf8');
     replies.setEncoding('utf8');
@@ -287,13 +286,9 @@ class KernelProcess {
       this.failReady(new Error(`not ready after ${KERNEL_START_TIMEOUT_MS} ms`));
       void this.kill();
     }, KERNEL_START_TIMEOUT_MS);
-    child.once('error', (err) => {
+    child.once('exit', ({ exitCode, signal, error }) => {
       clearTimeout(startTimer);
-      void this.onExit(err.message, stdout);
-    });
-    child.once('exit', (code, signal) => {
-      clearTimeout(startTimer);
-      void this.onExit(signal ? `killed by ${signal}` : `exit code ${code}`, stdout);
+      void this.onExit(error ?? (signal ? `killed by ${signal}` : `exit code ${exitCode}`), stdout);
     });
   }
 
@@ -348,23 +343,12 @@ class KernelProcess {
 
   /** Kills the process and its group; resolves once the exit has been handled. */
   kill(): Promise<void> {
-    if (!this.exited) this.signalGroup('SIGKILL');
+    if (!this.exited) void this.child.terminate('SIGKILL');
     return this.exitedPromise;
   }
 
   private signalGroup(signal: NodeJS.Signals): void {
-    const pid = this.child.pid;
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // The group is gone (or never formed); try the process itself.
-      try {
-        this.child.kill(signal);
-      } catch {
-        // already dead
-      }
-    }
+    this.child.signal(signal);
   }
 
   private onOutput(fd: 1 | 2, data: string): void {
@@ -505,10 +489,7 @@ interface StreamState {
  * amount of memory.
  */
 class OutputCapture {
-  private head = '';
-  private tailChunks: string[] = [];
-  private tailLength = 0;
-  private dropped = 0;
+  private readonly output = new OutputBuffer(COMMAND_OUTPUT);
   private frozen = false;
   private ended = false;
   private readonly streams: Record<1 | 2, StreamState> = {
@@ -548,14 +529,9 @@ class OutputCapture {
   }
 
   text(): string {
-    let tail = this.tailChunks.join('');
-    let dropped = this.dropped;
-    if (tail.length > OUTPUT_TAIL_CHARS) {
-      dropped += tail.length - OUTPUT_TAIL_CHARS;
-      tail = tail.slice(-OUTPUT_TAIL_CHARS);
-    }
-    if (dropped === 0) return this.head + tail;
-    return `${this.head}\n[... ${dropped} characters of output omitted ...]\n${tail}`;
+    const { head, tail, dropped } = this.output.peek();
+    if (dropped === 0) return head + tail;
+    return `${head}\n[... ${dropped} characters of output omitted ...]\n${tail}`;
   }
 
   /** Parses both streams as far as they go; a flush point passes once both streams are at it. */
@@ -648,22 +624,6 @@ class OutputCapture {
   }
 
   private commit(s: string): void {
-    if (this.frozen || s.length === 0) return;
-    let rest = s;
-    if (this.head.length < OUTPUT_HEAD_CHARS) {
-      const room = OUTPUT_HEAD_CHARS - this.head.length;
-      this.head += rest.slice(0, room);
-      rest = rest.slice(room);
-      if (rest.length === 0) return;
-    }
-    this.tailChunks.push(rest);
-    this.tailLength += rest.length;
-    // Compact now and then rather than on every chunk: joins stay amortised O(1) per character.
-    if (this.tailLength > 2 * OUTPUT_TAIL_CHARS) {
-      const joined = this.tailChunks.join('');
-      this.dropped += joined.length - OUTPUT_TAIL_CHARS;
-      this.tailChunks = [joined.slice(-OUTPUT_TAIL_CHARS)];
-      this.tailLength = OUTPUT_TAIL_CHARS;
-    }
+    if (!this.frozen) this.output.append(s);
   }
 }

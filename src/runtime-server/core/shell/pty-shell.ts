@@ -9,8 +9,8 @@ import { EventEmitter } from 'node:events';
 import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as pty from '@lydell/node-pty';
-import { BoundedOutput } from './bounded-output.js';
+import { COMMAND_OUTPUT, OutputBuffer, type OutputSnapshot } from '../process/output-buffer.js';
+import type { ManagedProcess, ProcessTable } from '../process/table.js';
 
 /** A terminal this wide never wraps what programs print; the reference's tmux window is 1000x1000. */
 export const SHELL_COLUMNS = 1000;
@@ -32,8 +32,11 @@ export interface PromptInfo {
 }
 
 export interface PtyShellOptions {
+  /** The table the shell's process is started in and owned by. */
+  processes: ProcessTable;
   cwd: string;
-  env?: NodeJS.ProcessEnv;
+  /** Variables over the sandbox's environment. */
+  env?: Record<string, string>;
   shell?: string;
 }
 
@@ -46,8 +49,9 @@ export interface PtyShellEvents {
 export class PtyShell extends EventEmitter<PtyShellEvents> {
   private readonly nonce = randomBytes(6).toString('hex');
   private readonly dir = mkdtempSync(join(tmpdir(), 'berth-shell-'));
-  private readonly term: pty.IPty;
-  private readonly output = new BoundedOutput();
+  private readonly term: ManagedProcess;
+  /** Output since the last command was submitted, prompt markers removed. */
+  private readonly output = new OutputBuffer(COMMAND_OUTPUT);
   private carry = '';
   private started = false;
   private exited = false;
@@ -68,19 +72,17 @@ export class PtyShell extends EventEmitter<PtyShellEvents> {
       pyInterpreterPath: '',
       workingDir: options.cwd,
     };
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(options.env ?? process.env)) if (v !== undefined) env[k] = v;
-    // Plain output for an agent: no colours, no pagers that wait for a key.
-    Object.assign(env, { TERM: 'dumb', PAGER: 'cat', GIT_PAGER: 'cat', SYSTEMD_PAGER: '', NO_COLOR: '1' });
-    this.term = pty.spawn(options.shell ?? '/bin/bash', ['--noediting', '-i'], {
-      name: 'dumb',
-      cols: SHELL_COLUMNS,
-      rows: SHELL_ROWS,
+    this.term = options.processes.spawn({
+      kind: 'shell',
+      command: options.shell ?? '/bin/bash',
+      args: ['--noediting', '-i'],
       cwd: options.cwd,
-      env,
+      // Plain output for an agent: no colours, no pagers that wait for a key.
+      env: { ...options.env, TERM: 'dumb', PAGER: 'cat', GIT_PAGER: 'cat', SYSTEMD_PAGER: '', NO_COLOR: '1' },
+      io: { type: 'pty', cols: SHELL_COLUMNS, rows: SHELL_ROWS, term: 'dumb' },
     });
-    this.term.onData((data) => this.onData(data));
-    this.term.onExit(({ exitCode }) => {
+    this.term.on('data', (_stream, data) => this.onData(data));
+    this.term.once('exit', ({ exitCode }) => {
       this.exited = true;
       this.exitCode = exitCode;
       this.running = false;
@@ -98,7 +100,12 @@ export class PtyShell extends EventEmitter<PtyShellEvents> {
       );
     }
     const shell = new PtyShell(options);
-    await shell.initialise();
+    try {
+      await shell.initialise();
+    } catch (err) {
+      await shell.dispose();
+      throw err;
+    }
     return shell;
   }
 
@@ -204,16 +211,12 @@ export class PtyShell extends EventEmitter<PtyShellEvents> {
   }
 
   /** Output since the last take(), bounded; raw terminal text. */
-  takeOutput(): { head: string; tail: string; gap: boolean } {
+  takeOutput(): OutputSnapshot {
     return this.output.take();
   }
 
-  get hasOutput(): boolean {
-    return !this.output.isEmpty;
-  }
-
   resize(cols: number, rows: number): void {
-    if (!this.exited) this.term.resize(cols, rows);
+    this.term.resize(cols, rows);
   }
 
   private onData(data: string): void {
@@ -270,24 +273,8 @@ export class PtyShell extends EventEmitter<PtyShellEvents> {
   }
 
   async dispose(): Promise<void> {
-    if (!this.exited) {
-      const exited = new Promise<void>((resolve) => this.once('exit', () => resolve()));
-      try {
-        // SIGHUP, as when a terminal closes: bash passes it on to its jobs.
-        process.kill(-this.term.pid, 'SIGHUP');
-      } catch {
-        this.term.kill('SIGHUP');
-      }
-      const timer = setTimeout(() => {
-        try {
-          process.kill(-this.term.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }, 1000);
-      await exited;
-      clearTimeout(timer);
-    }
+    // SIGHUP, as when a terminal closes: bash passes it on to its jobs.
+    await this.term.terminate('SIGHUP');
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

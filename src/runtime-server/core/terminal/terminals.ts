@@ -4,11 +4,9 @@
  * and replays its recent output to whoever attaches next.
  */
 import { EventEmitter } from 'node:events';
-import * as pty from '@lydell/node-pty';
-import { RingBuffer } from './ring-buffer.js';
+import { TERMINAL_SCROLLBACK } from '../process/output-buffer.js';
+import type { ManagedProcess, ProcessTable } from '../process/table.js';
 
-/** Output kept for replay on reconnect: enough for a few screens of scrollback. */
-export const SCROLLBACK_CHARS = 256 * 1024;
 /** A terminal with no viewer for this long is closed, so forgotten tabs do not pile up shells. */
 export const DETACHED_TERMINAL_TTL_MS = 30 * 60 * 1000;
 /** Most terminals one sandbox may have open at once. */
@@ -20,13 +18,12 @@ export interface TerminalEvents {
 }
 
 export class Terminal extends EventEmitter<TerminalEvents> {
-  private readonly term: pty.IPty;
-  private readonly scrollback = new RingBuffer(SCROLLBACK_CHARS);
+  private readonly term: ManagedProcess;
   private viewers = 0;
   private idleTimer: NodeJS.Timeout | undefined;
-  exitCode: number | undefined;
 
   constructor(
+    processes: ProcessTable,
     readonly id: string,
     cwd: string,
     cols: number,
@@ -34,36 +31,38 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     private readonly onIdle: (t: Terminal) => void,
   ) {
     super();
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-    env.TERM = 'xterm-256color';
-    env.COLORTERM = 'truecolor';
-    this.term = pty.spawn('/bin/bash', ['-i'], { name: 'xterm-256color', cols, rows, cwd, env });
-    this.term.onData((d) => {
-      this.scrollback.push(d);
-      this.emit('output', d);
+    this.term = processes.spawn({
+      kind: 'terminal',
+      command: '/bin/bash',
+      args: ['-i'],
+      cwd,
+      env: { TERM: 'xterm-256color', COLORTERM: 'truecolor' },
+      io: { type: 'pty', cols, rows, term: 'xterm-256color' },
+      output: TERMINAL_SCROLLBACK,
     });
-    this.term.onExit(({ exitCode }) => {
-      this.exitCode = exitCode;
-      this.emit('exit', exitCode);
-    });
+    this.term.on('data', (_stream, d) => this.emit('output', d));
+    this.term.once('exit', ({ exitCode }) => this.emit('exit', exitCode));
     this.armIdle();
   }
 
   get alive(): boolean {
-    return this.exitCode === undefined;
+    return this.term.alive;
+  }
+
+  get exitCode(): number | undefined {
+    return this.term.exitStatus?.exitCode;
   }
 
   replay(): string {
-    return this.scrollback.contents();
+    return this.term.output?.replay() ?? '';
   }
 
   write(data: string): void {
-    if (this.alive) this.term.write(data);
+    this.term.write(data);
   }
 
   resize(cols: number, rows: number): void {
-    if (this.alive) this.term.resize(cols, rows);
+    this.term.resize(cols, rows);
   }
 
   attach(): () => void {
@@ -85,21 +84,20 @@ export class Terminal extends EventEmitter<TerminalEvents> {
     this.idleTimer.unref();
   }
 
-  kill(): void {
+  /** Ends the terminal's shell and its jobs, as closing a terminal window does (SIGHUP). */
+  kill(): Promise<unknown> {
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    if (!this.alive) return;
-    try {
-      process.kill(-this.term.pid, 'SIGHUP');
-    } catch {
-      this.term.kill('SIGHUP');
-    }
+    return this.term.terminate('SIGHUP');
   }
 }
 
 export class TerminalManager {
   private readonly terminals = new Map<string, Terminal>();
 
-  constructor(private readonly cwd: () => string) {}
+  constructor(
+    private readonly processes: ProcessTable,
+    private readonly cwd: () => string,
+  ) {}
 
   /** The terminal with this id, started if it does not exist (or has exited). */
   open(id: string, cols: number, rows: number): Terminal {
@@ -108,7 +106,7 @@ export class TerminalManager {
     if (existing) this.terminals.delete(id);
     if (this.terminals.size >= MAX_TERMINALS)
       throw new Error(`at most ${MAX_TERMINALS} terminals per sandbox`);
-    const t = new Terminal(id, this.cwd(), cols, rows, (idle) => this.close(idle.id));
+    const t = new Terminal(this.processes, id, this.cwd(), cols, rows, (idle) => void this.close(idle.id));
     t.once('exit', () => {
       if (this.terminals.get(id) === t) this.terminals.delete(id);
     });
@@ -116,12 +114,13 @@ export class TerminalManager {
     return t;
   }
 
-  close(id: string): void {
-    this.terminals.get(id)?.kill();
+  close(id: string): Promise<unknown> {
+    const t = this.terminals.get(id);
     this.terminals.delete(id);
+    return t?.kill() ?? Promise.resolve();
   }
 
-  dispose(): void {
-    for (const id of [...this.terminals.keys()]) this.close(id);
+  async dispose(): Promise<void> {
+    await Promise.allSettled([...this.terminals.keys()].map((id) => this.close(id)));
   }
 }
