@@ -58,9 +58,7 @@ function running(pid: number): boolean {
 
 describe('ProcessTable', () => {
   it('runs many processes at once, each with its own stdout and stderr, listed while they run', async () => {
-    const procs = Array.from({ length: 8 }, (_, i) =>
-      bash(`echo out-${i}; echo err-${i} >&2; sleep 0.5`),
-    );
+    const procs = Array.from({ length: 8 }, (_, i) => bash(`echo out-${i}; echo err-${i} >&2; sleep 0.5`));
     const outs = procs.map(collect);
     expect(new Set(procs.map((p) => p.id)).size).toBe(8);
     // All eight at once: each sleeps after its output, so none has ended yet.
