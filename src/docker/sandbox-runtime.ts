@@ -431,13 +431,13 @@ export class DockerSandboxRuntime implements SandboxRuntime {
     await this.engine.containers.stop(containerName(id));
   }
 
-  async restart(id: string): Promise<SandboxEndpoint> {
+  async restart(id: string, startTimeoutMs: number): Promise<SandboxEndpoint> {
     const name = containerName(id);
     const before = await this.engine.containers.inspect(name);
     await this.restoreView(before);
     await this.engine.containers.start(name);
     const ep = await this.attach(id);
-    await waitUntilAlive({ url: ep.url, timeoutMs: 60_000, check: () => this.failIfExited(name) });
+    await waitUntilAlive({ url: ep.url, timeoutMs: startTimeoutMs, check: () => this.failIfExited(name) });
     return ep;
   }
 

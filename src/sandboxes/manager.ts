@@ -378,7 +378,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     else {
       let ep: SandboxEndpoint;
       try {
-        ep = await this.runtime.restart(id);
+        ep = await this.runtime.restart(id, this.settings.startTimeoutMs);
       } catch (err) {
         // A container that will not start again, time after time, is broken: say so and stop trying.
         const failures = (this.failedStarts.get(id) ?? 0) + 1;

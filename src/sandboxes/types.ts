@@ -86,7 +86,7 @@ export interface SandboxRuntime {
   /** Stops the container (processes end; env vars survive through ~/.bashrc). */
   stop(id: string): Promise<void>;
   /** Starts a stopped container again and waits until it answers. */
-  restart(id: string): Promise<SandboxEndpoint>;
+  restart(id: string, startTimeoutMs: number): Promise<SandboxEndpoint>;
   /** Removes the container (and nothing else Berth did not make for it). */
   remove(id: string): Promise<void>;
   /** Ids of every sandbox container Berth labelled, with their states. */

@@ -571,7 +571,7 @@ describe.skipIf(idmapUnavailable !== undefined)(
       await runtime.stop(box.id);
       await workspaceViews.unmount(box.id);
       expect(mounted()).toBe(false);
-      const ep = await runtime.restart(box.id);
+      const ep = await runtime.restart(box.id, 60_000);
       expect(mounted()).toBe(true);
       const again = new RuntimeServerClient(ep.url, ep.sessionApiKey);
       const obs = await again.executeAction({

@@ -15,8 +15,13 @@ import type { ManagedProcess, ProcessTable } from '../process/table.js';
 /** A terminal this wide never wraps what programs print; the reference's tmux window is 1000x1000. */
 export const SHELL_COLUMNS = 1000;
 export const SHELL_ROWS = 1000;
-/** How long the shell may take to print its first prompt before start() fails. */
-export const SHELL_START_TIMEOUT_MS = 15_000;
+/**
+ * How long the shell may take to print its first prompt before start() fails, which ends the server.
+ * Longer than the control plane's default start deadline (60 s), so that on a starved sandbox (0.1 CPU
+ * on a loaded machine) the control plane's deadline decides, with its own clear message, rather than
+ * the server exiting with code 1 mid-wait.
+ */
+export const SHELL_START_TIMEOUT_MS = 120_000;
 
 const MARK = '\x1e';
 const SEP = '\x1f';
