@@ -2,6 +2,7 @@
  * The control plane on port 3000: REST + WebSocket API, the proxied runtime protocol, event logs,
  * /health, /metrics, /openapi.json and the web UI, over one SandboxManager.
  */
+
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
@@ -24,6 +25,7 @@ import type { ControlPlaneConfig } from '../config/control-plane.js';
 import { toBerthError } from '../http/errors.js';
 import { installJsonBodyParser, refuseOversizedJson } from '../http/json-body.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
+import { VERSION } from '../protocol/version.js';
 import { type ManagerSettings, SandboxManager } from '../sandboxes/manager.js';
 import type { RuntimeImages, SandboxRuntime } from '../sandboxes/types.js';
 import type { Store } from '../store/store.js';
@@ -36,8 +38,6 @@ import { runtimePassthrough } from './routes/runtime-passthrough.js';
 import { sandboxRoutes } from './routes/sandboxes.js';
 import { streamRoutes } from './routes/streams.js';
 import { openApiTransform } from './schemas.js';
-
-export const VERSION = '0.1.0';
 
 /**
  * The document's description: what OpenAPI cannot describe as operations (the WebSockets, the

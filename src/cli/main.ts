@@ -1,7 +1,7 @@
 /** The `berth` command. Each subcommand parses its flags and calls a library function. */
 import { Command } from 'commander';
 import { loadRuntimeServerConfig } from '../config/runtime-server.js';
-import { runRuntimeServerUntilSignal } from '../runtime-server/main.js';
+import { VERSION } from '../protocol/version.js';
 import { registerControlPlaneImageCommand } from './control-plane-image-command.js';
 import { registerGcCommand, registerImageCommands } from './image-commands.js';
 import { explain } from './output.js';
@@ -14,6 +14,9 @@ program
   .description('Sandboxes for AI agents, OpenHands-compatible, on Docker')
   .option('--url <url>', 'control plane URL (default: $BERTH_URL or http://127.0.0.1:3000)')
   .option('--api-key <key>', 'API key (default: $BERTH_API_KEY)')
+  .version(VERSION, '-V, --version', 'print the version')
+  // Options after a subcommand belong to it (and, for exec, to the command run: `exec ID ls -la`).
+  .enablePositionalOptions()
   .showHelpAfterError();
 
 program
@@ -36,6 +39,8 @@ program
       plugins?: string[];
     }) => {
       const config = loadRuntimeServerConfig(opts);
+      // Loaded here only: the server (and its PTY addon) is not needed by any other command.
+      const { runRuntimeServerUntilSignal } = await import('../runtime-server/main.js');
       await runRuntimeServerUntilSignal(config);
     },
   );

@@ -166,19 +166,25 @@ export function registerSandboxCommands(program: Command): void {
 
   program
     .command('exec <id> <command...>')
-    .description('Run a command in a sandbox; prints its output and exits with its exit code')
-    .option('--timeout <seconds>', 'hard timeout', Number, 600)
-    .option('--json', 'print the observation as JSON')
-    .action(async (id: string, words: string[], opts, cmd: Command) => {
-      const obs = await client(cmd).sandbox(id).run(words.join(' '), { timeoutSeconds: opts.timeout });
-      if (opts.json) printJson(obs);
-      else if (obs.content) process.stdout.write(`${obs.content}\n`);
-      const meta = (obs.extras as { metadata?: { exit_code?: number; suffix?: string } }).metadata;
-      if (obs.observation === 'error') process.exitCode = 1;
-      else if (meta?.exit_code === -1) {
-        process.stderr.write(`${meta.suffix?.trim() ?? 'the command is still running'}\n`);
-        process.exitCode = 124;
-      } else process.exitCode = meta?.exit_code ?? 1;
+    .description(
+      "Run a command in a sandbox, like docker exec: a fresh process (not the agent's shell), argv as given, stdout and stderr streamed apart; exits with its exit code (130 on Ctrl-C, 124 on --timeout)",
+    )
+    .option('-i, --interactive', "pass this terminal's stdin to the command")
+    .option('-t, --tty', 'run the command on a PTY (with -i, this terminal in raw mode)')
+    .option('-w, --workdir <dir>', 'working directory in the sandbox (default: its working directory)')
+    .option('-e, --env <KEY=VALUE>', 'set a variable for the command (repeatable)', collect, [])
+    .option(
+      '-u, --user <user>',
+      'run as this user of the sandbox (a name or uid; others than the sandbox user go through sudo)',
+    )
+    .option('--timeout <seconds>', 'end the command after this many seconds (exit code 124)', Number)
+    .option(
+      '--json',
+      'print {exit_code, signal, timed_out, stdout, stderr} as JSON at the end instead of streaming',
+    )
+    .passThroughOptions()
+    .action(async (id: string, argv: string[], opts, cmd: Command) => {
+      await runExec(client(cmd), id, argv, opts);
     });
 
   program
@@ -228,4 +234,82 @@ export function registerSandboxCommands(program: Command): void {
       stdin.pause();
       process.stderr.write('\r\n[detached]\r\n');
     });
+}
+
+interface ExecFlags {
+  interactive?: boolean;
+  tty?: boolean;
+  workdir?: string;
+  env: string[];
+  user?: string;
+  timeout?: number;
+  json?: boolean;
+}
+
+/** Exit codes of the CLI itself, as a shell and `timeout(1)` give them. */
+const EXIT_INTERRUPTED = 130;
+const EXIT_TIMED_OUT = 124;
+
+async function runExec(c: BerthClient, id: string, argv: string[], opts: ExecFlags): Promise<void> {
+  if (opts.timeout !== undefined && !(opts.timeout > 0))
+    throw new Error('--timeout must be a positive number of seconds');
+  const tty = opts.tty === true;
+  const stdinIn = opts.interactive === true;
+  const out = (stream: NodeJS.WriteStream) => (opts.json ? undefined : (b: Uint8Array) => stream.write(b));
+  const proc = c.sandbox(id).exec(argv, {
+    ...(opts.workdir ? { cwd: opts.workdir } : {}),
+    ...(opts.env.length ? { env: pairs(opts.env, '--env') } : {}),
+    ...(opts.user ? { user: opts.user } : {}),
+    ...(tty ? { pty: { cols: process.stdout.columns ?? 120, rows: process.stdout.rows ?? 32 } } : {}),
+    stdin: stdinIn,
+    ...(opts.timeout ? { timeoutMs: Math.round(opts.timeout * 1000) } : {}),
+    onStdout: out(process.stdout),
+    onStderr: out(process.stderr),
+    onPty: out(process.stdout),
+    collect: opts.json === true,
+  });
+  let interrupted = false;
+  // Ctrl-C (outside raw mode) ends the remote process group; a second one leaves at once.
+  const onSigint = () => {
+    if (interrupted) process.exit(EXIT_INTERRUPTED);
+    interrupted = true;
+    proc.kill('SIGINT');
+  };
+  const onSigterm = () => proc.kill('SIGTERM');
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigterm);
+  const stdin = process.stdin;
+  const raw = tty && stdinIn && stdin.isTTY;
+  const onResize = () => proc.resize(process.stdout.columns ?? 120, process.stdout.rows ?? 32);
+  if (tty) process.stdout.on('resize', onResize);
+  if (stdinIn) {
+    if (raw) stdin.setRawMode(true);
+    stdin.on('data', (d: Buffer) => proc.write(d));
+    stdin.once('end', () => proc.closeStdin());
+    stdin.resume();
+  }
+  try {
+    const result = await proc.done;
+    if (opts.json)
+      printJson({
+        exit_code: result.exitCode,
+        signal: result.signal,
+        timed_out: result.timedOut,
+        stdout: result.stdout,
+        stderr: result.stderr,
+      });
+    if (result.timedOut) {
+      process.stderr.write(`berth: the command did not finish in ${opts.timeout} s and was ended\n`);
+      process.exitCode = EXIT_TIMED_OUT;
+    } else process.exitCode = interrupted ? EXIT_INTERRUPTED : result.exitCode;
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
+    if (tty) process.stdout.off('resize', onResize);
+    if (stdinIn) {
+      if (raw) stdin.setRawMode(false);
+      stdin.pause();
+      stdin.removeAllListeners('data');
+    }
+  }
 }

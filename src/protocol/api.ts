@@ -277,6 +277,71 @@ export type TerminalServerMessage =
   | { type: 'exit'; code: number }
   | { type: 'error'; code: string; message: string };
 
+/**
+ * Messages on the exec WebSocket (/api/sandboxes/{id}/exec, relayed to the runtime server's /berth/exec):
+ * one fresh process per socket, like `docker exec`. JSON text frames; output is base64, so bytes pass
+ * unchanged. The first client frame is `start`; closing the socket before `exit` ends the process.
+ */
+export const EXEC_SIGNALS = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGKILL',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGSTOP',
+  'SIGCONT',
+  'SIGWINCH',
+] as const;
+export const ExecStart = z.strictObject({
+  type: z.literal('start'),
+  /** The program and its arguments, exactly (no shell, no re-joining). */
+  argv: z.array(z.string().max(MAX_ENV_VALUE_LENGTH).regex(NO_NUL)).min(1).max(4096),
+  /** Working directory; default: the sandbox's working directory (never the agent shell's cwd). */
+  cwd: z.string().max(MAX_PATH_LENGTH).regex(NO_NUL).optional(),
+  env: EnvVars.optional(),
+  /** Run as this user (a name or uid); default: the sandbox user. Another user goes through sudo. */
+  user: z
+    .string()
+    .regex(/^([a-z_][a-z0-9_-]{0,31}|\d{1,10})$/)
+    .optional(),
+  /** A PTY of this size instead of pipes (stdout and stderr are then one stream, `pty`). */
+  pty: z
+    .strictObject({ cols: z.number().int().min(2).max(1000), rows: z.number().int().min(2).max(500) })
+    .optional(),
+  /** Keep stdin open for `input` frames (else it is /dev/null). A PTY always has input. */
+  stdin: z.boolean().optional(),
+  /** Ends the process (SIGTERM, SIGKILL after a grace) after this long; `exit` then says timed_out. */
+  timeout_ms: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_SANDBOX_SECONDS * 1000)
+    .optional(),
+});
+export const ExecClientMessage = z.discriminatedUnion('type', [
+  ExecStart,
+  z.strictObject({ type: z.literal('input'), data: z.string().describe('base64') }),
+  z.strictObject({ type: z.literal('close_stdin') }),
+  /** One signal to the process group, as is. */
+  z.strictObject({ type: z.literal('signal'), signal: z.enum(EXEC_SIGNALS) }),
+  /** The kill path: `signal` (default SIGTERM) to the group, SIGKILL after the grace if still there. */
+  z.strictObject({ type: z.literal('kill'), signal: z.enum(EXEC_SIGNALS).optional() }),
+  z.strictObject({
+    type: z.literal('resize'),
+    cols: z.number().int().min(2).max(1000),
+    rows: z.number().int().min(2).max(500),
+  }),
+]);
+export type ExecStart = z.infer<typeof ExecStart>;
+export type ExecClientMessage = z.infer<typeof ExecClientMessage>;
+export type ExecServerMessage =
+  | { type: 'started'; id: string; pid: number }
+  | { type: 'stdout' | 'stderr' | 'pty'; data: string }
+  | { type: 'exit'; exit_code: number; signal: string | null; timed_out: boolean }
+  | { type: 'error'; code: string; message: string };
+
 export const Health = z.object({
   status: z.enum(['ok', 'degraded']),
   docker: z.enum(['ok', 'unavailable']),

@@ -1,6 +1,7 @@
 /**
  * Berth's own additions to the runtime server, beside the OpenHands protocol: a reset (see
- * RuntimeServices.reset), setting the sandbox's environment variables, and an interactive terminal
+ * RuntimeServices.reset), setting the sandbox's environment variables, commands run on their own (exec, like `docker
+ * exec`), and an interactive terminal
  * over WebSocket for people watching a sandbox. JSON text frames, as in src/protocol/api.ts.
  */
 import type { FastifyInstance } from 'fastify';
@@ -19,6 +20,15 @@ export function registerBerthRoutes(app: FastifyInstance, services: RuntimeServi
         'body.env must be an object of variable names to values',
       );
     return services.setEnv(env as Record<string, unknown>);
+  });
+
+  app.get('/berth/exec', { websocket: true }, async (socket) => {
+    // Paused while its code loads, so a start frame sent at once waits in the socket (see below).
+    socket.pause();
+    const { serveExec } = await import('./exec-socket.js');
+    if (socket.readyState !== socket.OPEN) return;
+    serveExec(socket, services.processes, services.options.workingDir);
+    socket.resume();
   });
 
   app.get<{ Params: { id: string }; Querystring: { cols?: string; rows?: string } }>(

@@ -19,3 +19,4 @@ export {
   type UploadResult,
 } from './client.js';
 export * from './errors.js';
+export { type ExecOptions, ExecProcess, type ExecResult, type ExecSignal } from './exec.js';

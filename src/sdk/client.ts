@@ -1,7 +1,7 @@
 /**
  * The typed TypeScript client of Berth's control plane, on fetch: the one client the CLI, the web UI
- * and the benches use. Browser-safe: nothing of Node.js is imported (followEvents loads `ws` only
- * when it runs outside a browser).
+ * and the benches use. Browser-safe: nothing of Node.js is imported (sockets load `ws` only when they
+ * run outside a browser, see socket.ts).
  *
  *   const berth = new BerthClient({ url: 'http://127.0.0.1:3000', apiKey });
  *   const sb = await berth.sandboxes.create({ workspace: '/home/me/project' });
@@ -11,6 +11,8 @@ import type * as z from 'zod';
 import type { CreateSandboxBody, EventPage, Sandbox, SandboxEvent, SandboxState } from '../protocol/api.js';
 import type { Observation } from '../protocol/openhands.js';
 import { BerthApiError, errorFromResponse, NetworkError } from './errors.js';
+import { type ExecOptions, ExecProcess } from './exec.js';
+import { openSocket } from './socket.js';
 
 export interface BerthClientOptions {
   /** Control plane base URL. @default "http://127.0.0.1:3000" (the CLI reads BERTH_URL) */
@@ -287,29 +289,20 @@ export class SandboxApi {
    */
   followEvents(onEvent: (e: SandboxEvent) => void, after = 0): () => void {
     const wsUrl = `${this.client.url.replace(/^http/, 'ws')}${this.base}/events/stream?after=${after}`;
-    const onMessage = (raw: unknown) => onEvent(JSON.parse(String(raw)) as SandboxEvent);
-    if ('document' in globalThis && typeof globalThis.WebSocket === 'function') {
-      const key = this.client.authHeader().authorization?.replace(/^Bearer /, '');
-      // A client on the page's own origin (url '') has a relative URL: resolved against the page.
-      const page = (globalThis as { location?: { href: string } }).location?.href;
-      const url = new URL(key ? `${wsUrl}&token=${encodeURIComponent(key)}` : wsUrl, page);
-      url.protocol = url.protocol.replace(/^http/, 'ws');
-      const ws = new globalThis.WebSocket(url);
-      ws.onmessage = (m) => onMessage(m.data);
-      return () => ws.close();
-    }
-    let closed = false;
-    let ws: { close(): void } | undefined;
-    void import('ws').then(({ default: WebSocket }) => {
-      if (closed) return;
-      const socket = new WebSocket(wsUrl, { headers: this.client.authHeader() });
-      socket.on('message', (raw) => onMessage(raw.toString()));
-      socket.on('error', () => undefined);
-      ws = socket;
+    const socket = openSocket(wsUrl, this.client.authHeader().authorization, {
+      onMessage: (raw) => onEvent(JSON.parse(raw) as SandboxEvent),
+      onClose: () => undefined,
     });
-    return () => {
-      closed = true;
-      ws?.close();
-    };
+    return () => socket.close();
+  }
+
+  /**
+   * Runs `argv` as a fresh process in the sandbox, like `docker exec` (not in the agent's shell):
+   * output streams through the callbacks, and `done` gives the exit code and the whole output.
+   */
+  exec(argv: readonly string[], opts: ExecOptions = {}): ExecProcess {
+    if (argv.length === 0) throw new BerthApiError(0, 'VALIDATION_FAILED', 'exec needs a program to run');
+    const wsUrl = `${this.client.url.replace(/^http/, 'ws')}${this.base}/exec`;
+    return new ExecProcess(wsUrl, this.client.authHeader().authorization, argv, opts);
   }
 }

@@ -86,50 +86,76 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
       },
     );
 
+    /** The running sandbox's runtime server, or a close with the reason. */
+    const runningTarget = (socket: WebSocket, id: string): { url: string; key: string } | undefined => {
+      try {
+        const rec = manager.get(id);
+        if (rec.state !== 'running')
+          throw new BerthError(ErrorCode.CONFLICT, `Sandbox ${rec.id} is ${rec.state}`);
+        return { url: rec.url, key: rec.session_api_key };
+      } catch (err) {
+        const e = err as BerthError;
+        failSocket(socket, e.code ?? 'INTERNAL', e.message);
+        return undefined;
+      }
+    };
+
     app.get<IdReq & { Querystring: { session?: string; cols?: string; rows?: string } }>(
       '/api/sandboxes/:id/terminal',
       { websocket: true },
       (socket, req) => {
-        const fail = (code: string, message: string) => {
-          socket.send(JSON.stringify({ type: 'error', code, message }));
-          socket.close(1011);
-        };
-        let target: { url: string; key: string };
-        try {
-          const rec = manager.get(req.params.id);
-          if (rec.state !== 'running')
-            throw new BerthError(ErrorCode.CONFLICT, `Sandbox ${rec.id} is ${rec.state}`);
-          target = { url: rec.url, key: rec.session_api_key };
-        } catch (err) {
-          const e = err as BerthError;
-          fail(e.code ?? 'INTERNAL', e.message);
-          return;
-        }
+        const target = runningTarget(socket, req.params.id);
+        if (!target) return;
         const session = (req.query.session ?? 'main').replace(/[^A-Za-z0-9_-]/g, '').slice(0, 64) || 'main';
         const q = new URLSearchParams({ cols: req.query.cols ?? '120', rows: req.query.rows ?? '32' });
-        const upstream = new WebSocket(
-          `${target.url.replace(/^http/, 'ws')}/berth/terminals/${session}?${q}`,
-          {
-            headers: { 'X-Session-API-Key': target.key },
-          },
+        relaySocket(socket, target, `/berth/terminals/${session}?${q}`, 'terminal', () =>
+          manager.touch(req.params.id),
         );
-        const pending: string[] = [];
-        upstream.on('open', () => {
-          for (const m of pending.splice(0)) upstream.send(m);
-        });
-        upstream.on('message', (data) => {
-          if (socket.readyState === socket.OPEN) socket.send(data.toString());
-        });
-        upstream.on('close', () => socket.close());
-        upstream.on('error', (err) => fail('UNAVAILABLE', `terminal unavailable: ${err.message}`));
-        socket.on('message', (data: Buffer) => {
-          manager.touch(req.params.id);
-          const text = data.toString('utf8');
-          if (upstream.readyState === WebSocket.OPEN) upstream.send(text);
-          else pending.push(text);
-        });
-        socket.on('close', () => upstream.close());
       },
     );
+
+    // One fresh process per socket, like `docker exec` (protocol: ExecClientMessage in protocol/api.ts).
+    app.get<IdReq>('/api/sandboxes/:id/exec', { websocket: true }, (socket, req) => {
+      const target = runningTarget(socket, req.params.id);
+      if (!target) return;
+      relaySocket(socket, target, '/berth/exec', 'exec', () => manager.touch(req.params.id));
+    });
   };
+}
+
+function failSocket(socket: WebSocket, code: string, message: string): void {
+  if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ type: 'error', code, message }));
+  socket.close(1011);
+}
+
+/**
+ * Relays a client's WebSocket to one of the runtime server's, text frames both ways: frames the client
+ * sends before the upstream is open wait, and either side's close closes the other.
+ */
+function relaySocket(
+  socket: WebSocket,
+  target: { url: string; key: string },
+  path: string,
+  what: string,
+  onClientFrame: () => void,
+): void {
+  const upstream = new WebSocket(`${target.url.replace(/^http/, 'ws')}${path}`, {
+    headers: { 'X-Session-API-Key': target.key },
+  });
+  const pending: string[] = [];
+  upstream.on('open', () => {
+    for (const m of pending.splice(0)) upstream.send(m);
+  });
+  upstream.on('message', (data) => {
+    if (socket.readyState === socket.OPEN) socket.send(data.toString());
+  });
+  upstream.on('close', () => socket.close());
+  upstream.on('error', (err) => failSocket(socket, 'UNAVAILABLE', `${what} unavailable: ${err.message}`));
+  socket.on('message', (data: Buffer) => {
+    onClientFrame();
+    const text = data.toString('utf8');
+    if (upstream.readyState === WebSocket.OPEN) upstream.send(text);
+    else pending.push(text);
+  });
+  socket.on('close', () => upstream.close());
 }

@@ -1,0 +1,55 @@
+/**
+ * Running a process as another user of the sandbox. A server running as root sets the uid and gid
+ * itself; the usual server runs as the sandbox user, which has passwordless sudo in Berth's images, so
+ * the command is run through `sudo -n` (which fails at once, with sudo's own message, where that is not
+ * allowed).
+ */
+import { readFileSync } from 'node:fs';
+
+export interface Account {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+/** The /etc/passwd entry for a name or a numeric uid, if there is one. */
+export function findAccount(user: string): Account | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const [name, , uid, gid, , home] = line.split(':');
+    if (!name || uid === undefined || gid === undefined) continue;
+    if (name === user || uid === user) return { name, uid: Number(uid), gid: Number(gid), home: home ?? '/' };
+  }
+  return undefined;
+}
+
+export type RunAs =
+  | { kind: 'self' }
+  | { kind: 'ids'; uid: number; gid: number; home: string }
+  | { kind: 'sudo'; user: string };
+
+/** How to run as `user` from this server: as itself, by setting ids (root), or through sudo. */
+export function runAs(user: string | undefined): RunAs {
+  if (user === undefined) return { kind: 'self' };
+  const self = process.getuid?.() ?? -1;
+  const account = findAccount(user);
+  if (account?.uid === self || (account === undefined && user === String(self))) return { kind: 'self' };
+  if (self === 0) {
+    if (!account && !/^\d+$/.test(user)) throw new Error(`no such user in the sandbox: ${user}`);
+    const uid = account?.uid ?? Number(user);
+    return { kind: 'ids', uid, gid: account?.gid ?? uid, home: account?.home ?? '/' };
+  }
+  return { kind: 'sudo', user: account?.name ?? `#${user}` };
+}
+
+/** The argv that runs `argv` as `user` through sudo, with `env` set for it (sudo resets the rest). */
+export function sudoArgv(user: string, argv: readonly string[], env: Record<string, string>): string[] {
+  const assignments = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return ['sudo', '-n', '-H', '-u', user, '--', 'env', ...assignments, ...argv];
+}
