@@ -59,6 +59,13 @@ Browsers may pass the key as \`?token=<key>\` on the WebSockets.
   Client frames: \`{"type": "input", "data": "<text>"}\`, \`{"type": "resize", "cols": 2-1000, "rows": 2-500}\`.
   Server frames: \`{"type": "output", "data": "<text>"}\`, \`{"type": "exit", "code": <n>}\`,
   \`{"type": "error", "code": "<CODE>", "message": "<text>"}\`.
+- \`GET /api/sandboxes/{id}/exec\`: one fresh process per socket, like \`docker exec\` (not the agent's shell).
+  First client frame: \`{"type": "start", "argv": ["prog", "arg", ...], "cwd"?, "env"?: {...}, "user"?: "<name|uid>",
+  "pty"?: {"cols", "rows"}, "stdin"?: true, "timeout_ms"?: <n>}\`; then \`{"type": "input", "data": "<base64>"}\`,
+  \`{"type": "close_stdin"}\`, \`{"type": "signal", "signal": "SIGINT"}\`, \`{"type": "kill", "signal"?: "SIGTERM"}\`
+  (SIGKILL after a grace), \`{"type": "resize", "cols", "rows"}\`. Server frames: \`{"type": "started", "id", "pid"}\`,
+  \`{"type": "stdout"|"stderr"|"pty", "data": "<base64>"}\`, then \`{"type": "exit", "exit_code", "signal",
+  "timed_out"}\` and the close. Closing the socket before the exit ends the process.
 
 ## The runtime pass-through
 

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import WebSocket from 'ws';
 import { loadClientConfig } from '../config/client.js';
-import type { CreateSandboxBody, Sandbox, SandboxState } from '../protocol/api.js';
+import type { CreateSandboxBody, Sandbox, SandboxEvent, SandboxState } from '../protocol/api.js';
 import { BerthClient } from '../sdk/client.js';
 import { age, printJson, printTable, spinner } from './output.js';
 
@@ -56,6 +56,19 @@ function parseUser(spec: string): NonNullable<CreateSandboxBody['user']> {
 function toUid(text: string, spec: string): number {
   if (!/^\d{1,10}$/.test(text)) throw new Error(`--user ${spec}: the uid must be a number`);
   return Number(text);
+}
+
+/** One event as a line: seq, time, kind, and what it says. */
+function eventLine(e: SandboxEvent): string {
+  const p = e.payload as Record<string, unknown> & {
+    action?: string;
+    event?: string;
+    observation?: string;
+    reason?: string;
+  };
+  const what = p.event ?? p.action ?? p.observation ?? '';
+  const detail = typeof p.reason === 'string' ? p.reason : '';
+  return `${String(e.seq).padStart(6)}  ${e.at}  ${e.kind.padEnd(11)} ${what}${detail ? `: ${detail}` : ''}`;
 }
 
 function row(s: Sandbox): string[] {
@@ -153,6 +166,16 @@ export function registerSandboxCommands(program: Command): void {
   }
 
   sandbox
+    .command('get <id>')
+    .description('Show one sandbox')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts, cmd: Command) => {
+      const s = await client(cmd).sandboxes.get(id);
+      if (opts.json) printJson(s);
+      else printTable([row(s)], ['ID', 'STATE', 'IMAGE', 'AGE', 'ACTIVE', 'WORKSPACE']);
+    });
+
+  sandbox
     .command('rm <id...>')
     .description('Delete sandboxes (removes their containers)')
     .option('--keep', 'leave the container in place')
@@ -184,7 +207,53 @@ export function registerSandboxCommands(program: Command): void {
     )
     .passThroughOptions()
     .action(async (id: string, argv: string[], opts, cmd: Command) => {
-      await runExec(client(cmd), id, argv, opts);
+      // `exec ID -- CMD ...`: with options passed through, the `--` itself arrives as the first word.
+      const words = argv[0] === '--' ? argv.slice(1) : argv;
+      if (words.length === 0) throw new Error('exec needs a command to run: berth exec ID [--] CMD [ARG...]');
+      await runExec(client(cmd), id, words, opts);
+    });
+
+  program
+    .command('logs <id>')
+    .description("Print a sandbox container's output (its runtime server's log)")
+    .option('-n, --tail <lines>', 'lines from the end', Number, 200)
+    .option('-f, --follow', 'keep printing new output until the container stops (Ctrl-C to leave)')
+    .action(async (id: string, opts: { tail: number; follow?: boolean }, cmd: Command) => {
+      const sb = client(cmd).sandbox(id);
+      if (!opts.follow) {
+        process.stdout.write(await sb.logs(opts.tail));
+        return;
+      }
+      const follow = sb.followLogs((t) => process.stdout.write(t), opts.tail);
+      process.once('SIGINT', () => follow.stop());
+      await follow.done;
+    });
+
+  program
+    .command('events <id>')
+    .description("Print a sandbox's event log (actions, observations, lifecycle)")
+    .option('--after <seq>', 'only events after this sequence number', Number, 0)
+    .option('-f, --follow', 'keep printing new events as they are recorded (Ctrl-C to leave)')
+    .option('--json', 'one JSON object per line')
+    .action(async (id: string, opts: { after: number; follow?: boolean; json?: boolean }, cmd: Command) => {
+      const sb = client(cmd).sandbox(id);
+      const print = (e: SandboxEvent) =>
+        process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${eventLine(e)}\n`);
+      let after = opts.after;
+      for (;;) {
+        const page = await sb.events(after, 1000);
+        for (const e of page.events) print(e);
+        if (page.events.length === 0) break;
+        after = page.next_after;
+      }
+      if (!opts.follow) return;
+      const stop = sb.followEvents(print, after);
+      await new Promise<void>((resolve) =>
+        process.once('SIGINT', () => {
+          stop();
+          resolve();
+        }),
+      );
     });
 
   program
@@ -253,6 +322,8 @@ const EXIT_TIMED_OUT = 124;
 async function runExec(c: BerthClient, id: string, argv: string[], opts: ExecFlags): Promise<void> {
   if (opts.timeout !== undefined && !(opts.timeout > 0))
     throw new Error('--timeout must be a positive number of seconds');
+  // Over REST first: a missing sandbox or a wrong key gets the same clear error as every command.
+  await c.sandboxes.get(id);
   const tty = opts.tty === true;
   const stdinIn = opts.interactive === true;
   const out = (stream: NodeJS.WriteStream) => (opts.json ? undefined : (b: Uint8Array) => stream.write(b));

@@ -2,6 +2,7 @@
  * Container and network operations on the Docker Engine, for sandboxes. Like images.ts, only the engine
  * constructs these; the rest of Berth sees the interfaces.
  */
+import { PassThrough, Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { BerthError } from '../protocol/errors.js';
 import { engineName } from './names.js';
@@ -46,6 +47,8 @@ export interface ContainerClient {
   list(labels: Record<string, string | true>): Promise<ContainerSummary[]>;
   /** The last lines of stdout and stderr. */
   logs(id: string, tail: number): Promise<string>;
+  /** stdout and stderr as one text stream: the last `tail` lines, then (with follow) new ones as they come. */
+  logStream(id: string, opts: { tail: number; follow: boolean }): Promise<Readable>;
   /** Runs a command in the container and returns its exit code and output (for tests and diagnostics). */
   exec(id: string, cmd: string[], user?: string): Promise<{ exitCode: number; output: string }>;
   /** Streams container state events ("die", "oom", ...) for the given container until the signal aborts. */
@@ -195,6 +198,24 @@ export class DockerContainerClient implements ContainerClient {
         .getContainer(engineName('container', id))
         .logs({ stdout: true, stderr: true, tail, follow: false })) as Buffer;
       return demux(buf);
+    } catch (err) {
+      throw this.toError(err, `logs of container ${id}`);
+    }
+  }
+
+  async logStream(id: string, opts: { tail: number; follow: boolean }): Promise<Readable> {
+    if (!opts.follow) return Readable.from([await this.logs(id, opts.tail)]);
+    try {
+      const raw = (await this.docker
+        .getContainer(engineName('container', id))
+        .logs({ stdout: true, stderr: true, tail: opts.tail, follow: true })) as unknown as Readable;
+      const out = new PassThrough();
+      // Frames of both streams into one, in the order the engine sent them.
+      this.docker.modem.demuxStream(raw, out, out);
+      raw.once('end', () => out.end());
+      raw.once('error', (err) => out.destroy(err));
+      out.once('close', () => raw.destroy());
+      return out;
     } catch (err) {
       throw this.toError(err, `logs of container ${id}`);
     }

@@ -6,6 +6,7 @@
 
 import { statSync } from 'node:fs';
 import { BlockList, isIPv6 } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { waitUntilAlive } from '../sandboxes/readiness.js';
@@ -439,6 +440,10 @@ export class DockerSandboxRuntime implements SandboxRuntime {
     const ep = await this.attach(id);
     await waitUntilAlive({ url: ep.url, timeoutMs: startTimeoutMs, check: () => this.failIfExited(name) });
     return ep;
+  }
+
+  logs(id: string, opts: { tail: number; follow: boolean }): Promise<Readable> {
+    return this.engine.containers.logStream(containerName(id), opts);
   }
 
   async remove(id: string): Promise<void> {

@@ -3,9 +3,11 @@
  * them in the store, proxies actions while recording every action and observation, enforces
  * lifetimes and idle limits, and reconciles its records with the engine after a restart.
  */
+
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import {
   type CreateSandboxBody,
@@ -446,6 +448,14 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     await this.addEnvVars(rec, env);
     this.lifecycle(id, 'env_added', Object.keys(env).join(', '));
     return this.changed(id);
+  }
+
+  /** The container's own output (its runtime server's log): the last `tail` lines, then live with `follow`. */
+  async logs(id: string, opts: { tail: number; follow: boolean }): Promise<Readable> {
+    const rec = this.get(id);
+    if (!rec.container_id)
+      throw new BerthError(ErrorCode.CONFLICT, `Sandbox ${id} has no container (it is ${rec.state})`);
+    return this.runtime.logs(id, opts);
   }
 
   extendTimeout(id: string, seconds: number): SandboxRecord {

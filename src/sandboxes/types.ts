@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 /**
  * The sandbox lifecycle contract that the control plane and the CLI use. The Docker backend
  * (src/docker/sandbox-runtime.ts over src/docker/) implements it; a Kubernetes or Swarm backend
@@ -96,6 +97,11 @@ export interface SandboxRuntime {
    * server and entrypoint. Not found: 404.
    */
   checkRuntimeImage?(image: string): Promise<void>;
+  /**
+   * The container's own output (the runtime server's log), as text: the last `tail` lines, then with
+   * `follow` new lines until the container stops or the stream is destroyed.
+   */
+  logs(id: string, opts: { tail: number; follow: boolean }): Promise<Readable>;
   /** Removes labelled containers whose id is not in `keep`; returns the ids removed. */
   reap(keep: Set<string>): Promise<string[]>;
   /**

@@ -278,6 +278,38 @@ export class SandboxApi {
     return this.client.request('GET', `${this.base}/stats`, undefined, undefined, signal);
   }
 
+  /** The container's own output (the runtime server's log): its last `tail` lines. */
+  async logs(tail = 200): Promise<string> {
+    return (await this.client.send('GET', `${this.base}/logs?tail=${tail}`)).text();
+  }
+
+  /**
+   * The container's output as it is written: `onText` gets the last `tail` lines, then every new chunk.
+   * `done` settles when the container stops (or `stop()` is called, which resolves it).
+   */
+  followLogs(onText: (text: string) => void, tail = 200): { stop(): void; done: Promise<void> } {
+    const abort = new AbortController();
+    const done = (async () => {
+      const res = await this.client.send('GET', `${this.base}/logs?tail=${tail}&follow=true`, {
+        timeoutMs: null,
+        signal: abort.signal,
+      });
+      const decoder = new TextDecoder();
+      const reader = res.body?.getReader();
+      if (!reader) return;
+      for (;;) {
+        const { value, done: end } = await reader.read();
+        if (end) break;
+        onText(decoder.decode(value, { stream: true }));
+      }
+      const rest = decoder.decode();
+      if (rest) onText(rest);
+    })().catch((err: unknown) => {
+      if (!abort.signal.aborted) throw err;
+    });
+    return { stop: () => abort.abort(), done };
+  }
+
   events(after = 0, limit = 200): Promise<z.infer<typeof EventPage>> {
     return this.client.request('GET', `${this.base}/events?after=${after}&limit=${limit}`);
   }

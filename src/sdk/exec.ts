@@ -82,7 +82,7 @@ export class ExecProcess {
       resolveStarted = res;
       rejectStarted = rej;
     });
-    // Nobody may await `started`; its failure is also the failure of `done`.
+    // Nobody may await `started` (or `done`, with callbacks only); a failure is still theirs to see.
     this.started.catch(() => undefined);
     let exit: Extract<ExecServerMessage, { type: 'exit' }> | undefined;
     let error: Error | undefined;
@@ -90,6 +90,7 @@ export class ExecProcess {
     this.done = new Promise((resolve, reject) => {
       settle = { resolve, reject };
     });
+    this.done.catch(() => undefined);
     this.socket = openSocket(wsUrl, authorization, {
       onMessage: (raw) => {
         const m = JSON.parse(raw) as ExecServerMessage;
@@ -117,6 +118,7 @@ export class ExecProcess {
         }
         const failure =
           error ??
+          (err instanceof BerthApiError ? err : undefined) ??
           new NetworkError(
             `exec in the sandbox ended without an exit status${err ? `: ${err.message}` : ' (the connection closed)'}`,
             err,

@@ -4,6 +4,8 @@
  * WebSocket cannot send headers, as `?token=`.
  */
 
+import { errorFromResponse } from './errors.js';
+
 export interface ClientSocket {
   send(text: string): void;
   close(): void;
@@ -57,6 +59,16 @@ export function openSocket(
         const ws = new WebSocket(wsUrl, { headers: authorization ? { authorization } : {} });
         socket = ws;
         ws.on('open', opened);
+        // Refused at the upgrade (a wrong key, no such sandbox): the answer's own error.
+        ws.on('unexpected-response', (_req, res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => {
+            body += d;
+          });
+          res.on('end', () => finish(errorFromResponse(res.statusCode ?? 500, body)));
+          res.on('error', (err) => finish(err));
+        });
         ws.on('message', (raw) => handlers.onMessage(raw.toString()));
         ws.on('close', () => finish());
         ws.on('error', (err) => finish(err));

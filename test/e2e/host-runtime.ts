@@ -4,10 +4,12 @@
  * tests drive the real control plane (routes, auth, event log, terminal relay, file proxy) and the real
  * runtime server without Docker or a runtime image. Pause and resume are SIGSTOP and SIGCONT.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import type {
   ContainerState,
   SandboxEndpoint,
@@ -25,6 +27,8 @@ interface HostSandbox {
   endpoint: SandboxEndpoint;
   paused: boolean;
   labels: Record<string, string>;
+  /** What the server printed (its log), as a container's logs would hold it. */
+  output: string[];
 }
 
 export class HostProcessRuntime implements SandboxRuntime {
@@ -58,12 +62,21 @@ export class HostProcessRuntime implements SandboxRuntime {
       sessionApiKey: spec.sessionApiKey,
       ports: { runtime: Number(new URL(url).port), app: [] },
     };
-    this.sandboxes.set(spec.id, { child, endpoint, paused: false, labels: spec.labels });
+    const output: string[] = [];
+    child.stdout?.on('data', (d: Buffer) => output.push(d.toString('utf8')));
+    child.stderr?.on('data', (d: Buffer) => output.push(d.toString('utf8')));
+    this.sandboxes.set(spec.id, { child, endpoint, paused: false, labels: spec.labels, output });
     child.once('exit', () => {
       const s = this.sandboxes.get(spec.id);
       if (s?.child === child) this.sandboxes.delete(spec.id);
     });
     return endpoint;
+  }
+
+  /** The server's output so far (following is not needed by the tests that use this runtime). */
+  async logs(id: string, opts: { tail: number }): Promise<Readable> {
+    const lines = (this.sandboxes.get(id)?.output ?? []).join('').split('\n');
+    return Readable.from([lines.slice(-opts.tail - 1).join('\n')]);
   }
 
   async attach(id: string): Promise<SandboxEndpoint> {

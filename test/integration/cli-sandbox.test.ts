@@ -1,6 +1,6 @@
 /** The `berth` CLI against a real control plane: create --json, ls, exec exit codes, pause, rm. */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -49,12 +49,13 @@ describe.skipIf(unavailable !== undefined)('berth CLI', () => {
     expect(s.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(typeof s.session_api_key).toBe('string');
 
-    const hello = await berth('exec', s.id, '--', 'echo', 'hello', '$WHO');
+    const hello = await berth('exec', s.id, '--', 'sh', '-c', 'echo hello $WHO');
     expect(hello.code).toBe(0);
     expect(hello.stdout).toBe('hello cli\n');
-    const failing = await berth('exec', s.id, '--', 'sh', '-c', "'echo oops >&2; exit 3'");
+    const failing = await berth('exec', s.id, '--', 'sh', '-c', 'echo oops >&2; exit 3');
     expect(failing.code).toBe(3);
-    expect(failing.stdout).toContain('oops');
+    expect(failing.stderr).toBe('oops\n');
+    expect(failing.stdout).toBe('');
 
     const ls = await berth('sandbox', 'ls', '--json', '--label', 'cli=yes');
     expect(JSON.parse(ls.stdout).map((x: { id: string }) => x.id)).toEqual([s.id]);
@@ -88,13 +89,99 @@ describe.skipIf(unavailable !== undefined)('berth CLI', () => {
     expect(made.code, made.stderr).toBe(0);
     const s = JSON.parse(made.stdout);
     expect(s.workspace).toBe(join(tmp, 'ws'));
-    const who = await berth('exec', s.id, '--', 'sh', '-c', "'whoami; pwd'");
+    const who = await berth('exec', s.id, '--', 'sh', '-c', 'whoami; pwd');
     expect(who.stdout).toBe('agent\n/workspace\n');
     await berth('sandbox', 'rm', s.id);
     writeFileSync(join(tmp, 'a-file'), '');
     const notDir = await berthIn(tmp, 'sandbox', 'create', '--workspace', 'a-file');
     expect(notDir.code).toBe(1);
     expect(notDir.stderr).toContain('is not a directory');
+  });
+
+  it('exec is docker exec: argv as given, streams apart, whole output, flags, Ctrl-C 130, --timeout 124', async () => {
+    const s = JSON.parse((await berth('sandbox', 'create', '--json')).stdout) as { id: string };
+    // Words are not joined into a shell line: quotes, $ and * reach the program as they are.
+    const words = await berth('exec', s.id, 'printf', '%s|', 'a b', "'q'", '$HOME', '*');
+    expect(words.stdout).toBe("a b|'q'|$HOME|*|");
+    // Options after the command are the command's (ls -la, not berth's -l).
+    expect((await berth('exec', s.id, 'sh', '-c', 'echo "$0 $1"', '-x', '--json')).stdout).toBe(
+      '-x --json\n',
+    );
+    const long = await berth('exec', s.id, 'seq', '1', '30000');
+    expect(long.stdout).toBe(`${Array.from({ length: 30000 }, (_, i) => i + 1).join('\n')}\n`);
+    const flags = await berth(
+      'exec',
+      '-w',
+      '/tmp',
+      '-e',
+      'A=1',
+      '-e',
+      'B=two words',
+      s.id,
+      'sh',
+      '-c',
+      'pwd; echo "$A $B"',
+    );
+    expect(flags.stdout).toBe('/tmp\n1 two words\n');
+    const root = await berth('exec', '-u', 'root', s.id, 'id', '-u');
+    expect(root.stdout, root.stderr).toBe('0\n');
+    // The agent's shell does not see an exec's cd or export, nor an exec the shell's.
+    await berth('exec', s.id, 'sh', '-c', 'cd /; export LEAK=1');
+    expect((await berth('exec', s.id, 'sh', '-c', 'pwd; echo "[$LEAK]"')).stdout).toBe('/workspace\n[]\n');
+    const json = await berth('exec', '--json', s.id, 'sh', '-c', 'echo o; echo e >&2; exit 4');
+    expect(json.code).toBe(4);
+    expect(JSON.parse(json.stdout)).toEqual({
+      exit_code: 4,
+      signal: null,
+      timed_out: false,
+      stdout: 'o\n',
+      stderr: 'e\n',
+    });
+
+    const timed = await berth('exec', '--timeout', '1', s.id, 'sleep', '30');
+    expect(timed.code).toBe(124);
+    expect(timed.stderr).toContain('did not finish in 1 s');
+
+    // -i: this process's stdin reaches the command, and its end is EOF there.
+    const tsx = pathToFileURL(resolve(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+    const cli = (args: string[]) =>
+      spawn(process.execPath, ['--import', tsx, resolve(ROOT, 'src/cli/main.ts'), ...args], {
+        env: { ...process.env, BERTH_URL: cp.url, BERTH_API_KEY: cp.apiKey },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+    const cat = cli(['exec', '-i', s.id, 'wc', '-c']);
+    cat.stdin.end('twelve bytes');
+    let catOut = '';
+    cat.stdout.on('data', (d) => {
+      catOut += d;
+    });
+    expect(await new Promise((r) => cat.once('close', r))).toBe(0);
+    expect(catOut.trim()).toBe('12');
+
+    // Ctrl-C: the remote process group gets SIGINT, the CLI exits 130, and nothing is left running.
+    const marker = `berth-cli-${Date.now()}`;
+    const sleeper = cli(['exec', s.id, 'sh', '-c', `echo started; sleep 60 # ${marker}`]);
+    let started = '';
+    sleeper.stdout.on('data', (d) => {
+      started += d;
+    });
+    for (let i = 0; i < 200 && !started.includes('started'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(started).toContain('started');
+    sleeper.kill('SIGINT');
+    expect(await new Promise((r) => sleeper.once('close', r))).toBe(130);
+    const left = await berth(
+      'exec',
+      s.id,
+      'sh',
+      '-c',
+      `pgrep -f "[${marker[0]}]${marker.slice(1)}" || echo none`,
+    );
+    expect(left.stdout).toBe('none\n');
+
+    expect((await berth('--version')).stdout).toBe(
+      `${JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')).version}\n`,
+    );
+    await berth('sandbox', 'rm', s.id);
   });
 
   it('errors say what to do and exit non-zero', async () => {

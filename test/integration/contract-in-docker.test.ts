@@ -16,4 +16,5 @@ if (unavailable) {
   await import('../contract/protocol.test.js');
   await import('../contract/files.test.js');
   await import('../contract/terminal.test.js');
+  await import('../contract/exec.test.js');
 }

@@ -46,6 +46,9 @@ class LoopbackRuntime implements SandboxRuntime {
     throw new Error('not used');
   }
   async remove() {}
+  async logs(): Promise<never> {
+    throw new Error('not used');
+  }
   async list() {
     return [];
   }

@@ -14,6 +14,15 @@ import type { SandboxManager } from '../../sandboxes/manager.js';
 import { toApiSandbox } from '../../store/sandboxes.js';
 import { errorResponses, IdParams, NoContent } from '../schemas.js';
 
+/** The logs route's query: how many lines back, and whether to keep following. */
+const LogsQuery = z.object({
+  tail: z.coerce.number().int().min(0).max(100_000).default(200),
+  follow: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
+});
+
 export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
   return async (app) => {
     app.post(
@@ -160,6 +169,31 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
         },
       },
       async (req) => toApiSandbox(await manager.setEnv(req.params.id, req.body.env)),
+    );
+
+    app.get(
+      '/api/sandboxes/:id/logs',
+      {
+        schema: {
+          operationId: 'getSandboxLogs',
+          tags: ['sandboxes'],
+          summary:
+            "The container's own output (the runtime server's log), as text; with follow=true, streamed until the container stops",
+          params: IdParams,
+          querystring: LogsQuery,
+          response: {
+            200: z.string().describe('text/plain: stdout and stderr of the container, in order'),
+            ...errorResponses(404, 409, 503),
+          },
+        },
+      },
+      async (req, reply) => {
+        const stream = await manager.logs(req.params.id, { tail: req.query.tail, follow: req.query.follow });
+        // The client going away ends the engine's stream too.
+        req.raw.once('close', () => stream.destroy());
+        // A stream is sent as it is (Fastify does not serialise it); the schema documents its text.
+        return reply.type('text/plain; charset=utf-8').send(stream as unknown as string);
+      },
     );
 
     app.post(
