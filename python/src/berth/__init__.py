@@ -6,9 +6,11 @@
         with berth.sandboxes.create() as sb:    # deleted on exit
             r = sb.run("python3 --version", timeout=30)
             print(r.exit_code, r.output)
+            e = sb.exec(["printf", "%s", "argv, exactly"])   # a process of its own, like docker exec
+            print(e.exit_code, e.stdout, e.stderr)
 """
 
-from ._async import AsyncBerth, AsyncEvents, AsyncFiles, AsyncSandbox, AsyncSandboxes
+from ._async import AsyncBerth, AsyncEvents, AsyncExecProcess, AsyncFiles, AsyncSandbox, AsyncSandboxes
 from ._errors import (
     ACTION_FAILED,
     ERROR_CLASS_BY_CODE,
@@ -34,15 +36,19 @@ from ._errors import (
     UnavailableError,
     error_from_response,
 )
-from ._sync import Berth, Events, Files, Sandbox, Sandboxes
+from ._sync import Berth, Events, ExecProcess, Files, Sandbox, Sandboxes
 from ._types import (
     CommandResult,
     EditResult,
     Event,
     EventPage,
+    ExecResult,
+    ExecSignal,
+    ExecStream,
     IPythonResult,
     Limits,
     Observation,
+    PtySize,
     SandboxInfo,
     SandboxUser,
     UploadResult,
@@ -65,6 +71,7 @@ __all__ = [
     "ActionError",
     "AsyncBerth",
     "AsyncEvents",
+    "AsyncExecProcess",
     "AsyncFiles",
     "AsyncSandbox",
     "AsyncSandboxes",
@@ -80,6 +87,10 @@ __all__ = [
     "Event",
     "EventPage",
     "Events",
+    "ExecProcess",
+    "ExecResult",
+    "ExecSignal",
+    "ExecStream",
     "Files",
     "IPythonResult",
     "InvalidRequestError",
@@ -90,6 +101,7 @@ __all__ = [
     "Observation",
     "PayloadTooLargeError",
     "PermissionDeniedError",
+    "PtySize",
     "Sandbox",
     "SandboxFileNotFoundError",
     "SandboxInfo",

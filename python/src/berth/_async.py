@@ -4,26 +4,49 @@ The same surface as the sync client (_sync.py), every call awaited."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+from collections import deque
 from pathlib import Path
 from types import TracebackType
-from typing import Any, AsyncGenerator, Dict, List, Mapping, Optional, Sequence, Type, TypeVar, Union
+from typing import (
+    Any,
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Deque,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 import httpx
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
 from . import _core as core
-from ._errors import BerthError, NetworkError, error_from_response
+from ._errors import BerthError
 from ._types import (
     CommandResult,
     EditCommand,
     EditResult,
     Event,
     EventPage,
+    ExecResult,
+    ExecSignal,
+    ExecStream,
     IPythonResult,
     Limits,
     Observation,
+    PtySize,
     SandboxInfo,
     SandboxUser,
     UploadResult,
@@ -31,6 +54,8 @@ from ._types import (
 
 T = TypeVar("T")
 PathLike = Union[str, "os.PathLike[str]"]
+#: A callback of exec's output: each chunk's bytes as they arrive (a coroutine function is awaited).
+AsyncOutputCallback = Callable[[bytes], Optional[Awaitable[None]]]
 
 
 class AsyncBerth:
@@ -84,6 +109,15 @@ class AsyncBerth:
             if follow is not None:
                 await self._call(follow)
         return result
+
+    async def _ws(self, url: str) -> ClientConnection:
+        """A WebSocket to the control plane, with the key; a refusal raised as its typed error."""
+        try:
+            return await ws_connect(url, additional_headers=core.auth_headers(self._api_key), open_timeout=30)
+        except InvalidStatus as exc:
+            raise core.ws_handshake_error(exc.response.status_code, exc.response.body or b"", url) from exc
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise core.ws_connect_error(exc, self.url) from exc
 
     async def aclose(self) -> None:
         if self._own_http:
@@ -305,6 +339,199 @@ class AsyncSandbox:
         }
         return await self._c._call(core.edit(self.id, command, path, args))
 
+    async def exec_start(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Optional[str] = None,
+        env: Optional[Mapping[str, str]] = None,
+        user: Optional[str] = None,
+        pty: Optional[PtySize] = None,
+        stdin: bool = False,
+        timeout: Optional[float] = None,
+    ) -> AsyncExecProcess:
+        """Starts a command on its own in the sandbox, like ``docker exec`` (not in the agent's shell:
+        its cwd, variables and jobs neither leak in nor out), and returns once it runs.
+
+        ``argv`` is passed exactly (no shell). ``cwd``: default the sandbox's working directory.
+        ``user``: a name or uid (default the sandbox user). ``pty``: a PTY of ``{"cols", "rows"}``
+        instead of pipes (output is then one ``pty`` stream). ``stdin``: keep stdin open for
+        ``write`` (else it is /dev/null). ``timeout``: seconds, after which the process is ended and
+        the result says ``timed_out``. A missing sandbox raises NotFoundError.
+
+            async with await sb.exec_start(["cat"], stdin=True) as p:
+                await p.write("hi")
+                await p.close_stdin()
+                print((await p.wait()).stdout)
+        """
+        start = core.exec_start_frame(argv, cwd=cwd, env=env, user=user, pty=pty, stdin=stdin, timeout=timeout)
+        ws = await self._c._ws(core.exec_ws_url(self._c.url, self.id))
+        proc = AsyncExecProcess(ws)
+        try:
+            await proc._send(start)
+            await proc._await_start()
+        except BaseException:
+            await proc.aclose()
+            raise
+        return proc
+
+    async def exec(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Optional[str] = None,
+        env: Optional[Mapping[str, str]] = None,
+        user: Optional[str] = None,
+        pty: Optional[PtySize] = None,
+        stdin: bool = False,
+        timeout: Optional[float] = None,
+        on_stdout: Optional[AsyncOutputCallback] = None,
+        on_stderr: Optional[AsyncOutputCallback] = None,
+    ) -> ExecResult:
+        """Runs a command on its own in the sandbox (as ``exec_start``) to its end: the exit code and
+        stdout and stderr apart. ``on_stdout`` / ``on_stderr`` get each chunk's bytes as it arrives (a
+        PTY's output goes to ``on_stdout``; an awaitable they return is awaited). A non-zero exit is
+        returned, not raised.
+
+            r = await sb.exec(["python3", "-c", "print(1)"])
+            assert (r.exit_code, r.stdout) == (0, "1\n")
+        """
+        p = await self.exec_start(argv, cwd=cwd, env=env, user=user, pty=pty, stdin=stdin, timeout=timeout)
+        async with p:
+            async for stream, chunk in p:
+                callback = on_stderr if stream == "stderr" else on_stdout
+                if callback is not None:
+                    ret = callback(chunk)
+                    if inspect.isawaitable(ret):
+                        await ret
+            return await p.wait()
+
+
+class AsyncExecProcess:
+    """A command running on its own in a sandbox (``sandbox.exec_start``), over its exec WebSocket.
+    ``async for stream, chunk in p`` gives its output as it arrives; ``await p.wait()`` its ExecResult.
+    An async context manager: leaving it closes the link, which ends a process still running. Sending
+    (``write``, ``signal``...) may happen from another task than the one iterating."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        self._reader = core.ExecReader()
+        self._pending: Deque[Tuple[ExecStream, bytes]] = deque()
+        self._finished = False
+        self._closed_by: Optional[BaseException] = None
+
+    def __repr__(self) -> str:
+        return f"AsyncExecProcess(id={self.id!r}, pid={self.pid!r}, exited={self.exited})"
+
+    @property
+    def id(self) -> Optional[str]:
+        """The process's id in the sandbox's process table (None if the program could not start)."""
+        return self._reader.id
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._reader.pid
+
+    @property
+    def exited(self) -> bool:
+        return self._reader.exit is not None
+
+    # -- frames
+
+    async def _send(self, frame: str) -> None:
+        if self._reader.exit is not None:
+            return  # the process is gone: nothing to signal or feed
+        try:
+            await self._ws.send(frame)
+        except ConnectionClosed as exc:
+            # Closed by the server (a refusal can come before the start frame is out): what it sent
+            # first says why.
+            while not self._finished:
+                await self._read()
+            if self._reader.exit is None:
+                raise self._reader.failure(self._closed_by or exc) from exc
+
+    async def _read(self) -> None:
+        """One frame from the server; the end once the exit came or the link closed."""
+        try:
+            raw = await self._ws.recv()
+        except ConnectionClosed as exc:
+            self._finished, self._closed_by = True, exc
+            return
+        chunk = self._reader.feed(raw)
+        if chunk is not None:
+            self._pending.append(chunk)
+        if self._reader.exit is not None:
+            self._finished = True
+            await self._ws.close()
+
+    async def _await_start(self) -> None:
+        """Reads until the process runs (output before that is kept for the iteration); raises what
+        the server refused it with."""
+        while not self._reader.started and not self._finished:
+            await self._read()
+        if self._finished and self._reader.exit is None:
+            raise self._reader.failure(self._closed_by)
+
+    # -- output
+
+    def __aiter__(self) -> AsyncIterator[Tuple[ExecStream, bytes]]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncGenerator[Tuple[ExecStream, bytes], None]:
+        """The output chunks as they arrive, to the process's exit; raises if the link ends before
+        the exit status (the server's error, or a NetworkError)."""
+        while True:
+            while self._pending:
+                yield self._pending.popleft()
+            if self._finished:
+                if self._reader.exit is None:
+                    raise self._reader.failure(self._closed_by)
+                return
+            await self._read()
+
+    async def wait(self) -> ExecResult:
+        """Waits for the exit (reading whatever output is left) and returns the ExecResult."""
+        async for _ in self:
+            pass
+        return self._reader.result(self._closed_by)
+
+    # -- input and control
+
+    async def write(self, data: Union[bytes, str]) -> None:
+        """Input for the process: its stdin (``stdin=True``) or its PTY; text is sent as UTF-8."""
+        await self._send(core.exec_input_frame(data))
+
+    async def close_stdin(self) -> None:
+        """End of input: the process reads EOF."""
+        await self._send(core.EXEC_CLOSE_STDIN_FRAME)
+
+    async def signal(self, name: ExecSignal) -> None:
+        """One signal to the process's group, as is (``"SIGINT"``: a Ctrl-C)."""
+        await self._send(core.exec_signal_frame(name))
+
+    async def kill(self, name: Optional[ExecSignal] = None) -> None:
+        """Ends the process: ``name`` (default SIGTERM) to its group, SIGKILL after a grace if it is
+        still there."""
+        await self._send(core.exec_kill_frame(name))
+
+    async def resize(self, cols: int, rows: int) -> None:
+        """A new size for the PTY."""
+        await self._send(core.exec_resize_frame(cols, rows))
+
+    async def aclose(self) -> None:
+        """Closes the link; a process still running is ended on the sandbox's side."""
+        self._finished = True
+        await self._ws.close()
+
+    async def __aenter__(self) -> AsyncExecProcess:
+        return self
+
+    async def __aexit__(
+        self, t: Optional[Type[BaseException]], e: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> None:
+        await self.aclose()
+
 
 class AsyncFiles:
     """``sandbox.files``: text and bytes, listings, uploads and downloads."""
@@ -360,13 +587,7 @@ class AsyncEvents:
         """Every event after ``after`` (replayed), then live ones as they are recorded, over the
         WebSocket: ``async for e in sb.events.follow(): ...``. Ends when ``idle_timeout`` seconds pass
         without one (None: never) or the server closes; break out of the loop to stop."""
-        url = core.events_ws_url(self._c.url, self._id, after)
-        try:
-            ws = await ws_connect(url, additional_headers=core.auth_headers(self._c._api_key), open_timeout=30)
-        except InvalidStatus as exc:
-            raise error_from_response(exc.response.status_code, exc.response.body.decode("utf-8", "replace")) from exc
-        except (OSError, asyncio.TimeoutError) as exc:
-            raise NetworkError(f"Cannot reach the control plane at {self._c.url} ({type(exc).__name__}: {exc})") from exc
+        ws = await self._c._ws(core.events_ws_url(self._c.url, self._id, after))
         try:
             while True:
                 try:
@@ -380,4 +601,4 @@ class AsyncEvents:
             await ws.close()
 
 
-__all__ = ["AsyncBerth", "AsyncSandboxes", "AsyncSandbox", "AsyncFiles", "AsyncEvents", "BerthError"]
+__all__ = ["AsyncBerth", "AsyncSandboxes", "AsyncSandbox", "AsyncExecProcess", "AsyncFiles", "AsyncEvents", "BerthError"]

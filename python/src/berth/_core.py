@@ -3,8 +3,11 @@ answer (no I/O here), the shaping of observations into results, zips, and the tr
 
 from __future__ import annotations
 
+import base64
+import codecs
 import io
 import json
+import math
 import os
 import posixpath
 import re
@@ -17,6 +20,7 @@ from urllib.parse import quote
 import httpx
 
 from ._errors import (
+    ERROR_CLASS_BY_CODE,
     ActionError,
     BerthError,
     CommandError,
@@ -33,9 +37,13 @@ from ._types import (
     EditResult,
     Event,
     EventPage,
+    ExecResult,
+    ExecSignal,
+    ExecStream,
     IPythonResult,
     Limits,
     Observation,
+    PtySize,
     SandboxInfo,
     SandboxUser,
     UploadResult,
@@ -469,5 +477,146 @@ def parse_ws_message(raw: Union[str, bytes], sandbox_id: str) -> Event:
 
 
 def ws_handshake_error(status: int, body: bytes, url: str) -> BerthError:
+    """A WebSocket refused at the upgrade (a wrong key, ...): the answer's own error."""
     err = error_from_response(status, body.decode("utf-8", "replace"))
     return err
+
+
+def ws_connect_error(exc: BaseException, url: str) -> BerthError:
+    """A WebSocket that could not be opened at all (refused, DNS, no answer in time)."""
+    return NetworkError(f"Cannot reach the control plane at {url} ({type(exc).__name__}: {exc})")
+
+
+# ---- exec ---------------------------------------------------------------------------------------
+
+#: ExecSignal's values, to refuse a wrong name here rather than as a frame the server reports.
+EXEC_SIGNALS: Tuple[str, ...] = (
+    "SIGINT", "SIGTERM", "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGSTOP", "SIGCONT", "SIGWINCH"
+)
+
+
+def exec_ws_url(base: str, sandbox_id: str) -> str:
+    return re.sub(r"^http", "ws", base) + f"{sid(sandbox_id)}/exec"
+
+
+def exec_start_frame(
+    argv: Sequence[str],
+    *,
+    cwd: Optional[str] = None,
+    env: Optional[Mapping[str, str]] = None,
+    user: Optional[str] = None,
+    pty: Optional[PtySize] = None,
+    stdin: bool = False,
+    timeout: Optional[float] = None,
+) -> str:
+    """The first client frame (ExecStart in src/protocol/api.ts), the fields not given left out."""
+    if isinstance(argv, (str, bytes)):
+        raise TypeError("argv is the program and its arguments as a list of strings, not one string")
+    args = list(argv)
+    if not args or not all(isinstance(a, str) for a in args):
+        raise TypeError("argv must be a non-empty sequence of strings")
+    frame: Dict[str, Any] = {"type": "start", "argv": args}
+    if cwd is not None:
+        frame["cwd"] = cwd
+    if env is not None:
+        frame["env"] = dict(env)
+    if user is not None:
+        frame["user"] = user
+    if pty is not None:
+        frame["pty"] = {"cols": int(pty["cols"]), "rows": int(pty["rows"])}
+    if stdin:
+        frame["stdin"] = True
+    if timeout is not None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        frame["timeout_ms"] = max(1, math.ceil(timeout * 1000))
+    return json.dumps(frame)
+
+
+def exec_input_frame(data: Union[str, bytes]) -> str:
+    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    return json.dumps({"type": "input", "data": base64.b64encode(raw).decode("ascii")})
+
+
+def _signal_name(name: str) -> str:
+    if name not in EXEC_SIGNALS:
+        raise ValueError(f"not a signal an exec can be sent: {name!r} (one of {', '.join(EXEC_SIGNALS)})")
+    return name
+
+
+def exec_signal_frame(name: ExecSignal) -> str:
+    return json.dumps({"type": "signal", "signal": _signal_name(name)})
+
+
+def exec_kill_frame(name: Optional[ExecSignal] = None) -> str:
+    return json.dumps({"type": "kill", **({} if name is None else {"signal": _signal_name(name)})})
+
+
+def exec_resize_frame(cols: int, rows: int) -> str:
+    return json.dumps({"type": "resize", "cols": int(cols), "rows": int(rows)})
+
+
+EXEC_CLOSE_STDIN_FRAME = json.dumps({"type": "close_stdin"})
+
+
+def socket_error(code: str, message: str) -> BerthError:
+    """The typed error for an error frame's code (status 0: it came over a socket, not as a response)."""
+    cls = ERROR_CLASS_BY_CODE.get(code, BerthError)
+    return cls(0, code, message)
+
+
+class ExecReader:
+    """The server's frames of one exec (ExecServerMessage), parsed: the process's id and pid once
+    ``started``, each output chunk, the ``exit``, an ``error``; the output kept as text for the result."""
+
+    def __init__(self) -> None:
+        self.id: Optional[str] = None
+        self.pid: Optional[int] = None
+        self.exit: Optional[Dict[str, Any]] = None
+        self.error: Optional[BerthError] = None
+        self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in ("stdout", "stderr", "pty")}
+        self._text: Dict[str, List[str]] = {"stdout": [], "stderr": [], "pty": []}
+
+    @property
+    def started(self) -> bool:
+        return self.id is not None
+
+    def feed(self, raw: Union[str, bytes]) -> Optional[Tuple[ExecStream, bytes]]:
+        """One frame; an output frame's (stream, bytes), else None."""
+        m = json.loads(raw)
+        kind = m.get("type") if isinstance(m, dict) else None
+        if kind == "started":
+            self.id, self.pid = str(m["id"]), int(m["pid"])
+        elif kind == "exit":
+            self.exit = m
+        elif kind == "error":
+            if self.error is None:
+                self.error = socket_error(str(m.get("code") or "INTERNAL"), str(m.get("message") or "exec failed"))
+        elif kind in ("stdout", "stderr", "pty"):
+            data = base64.b64decode(m.get("data") or "")
+            stream: ExecStream = kind
+            self._text[stream].append(self._decoders[stream].decode(data))
+            return stream, data
+        return None
+
+    def failure(self, closed: Optional[BaseException] = None) -> BerthError:
+        """Why the exec ended without an exit status: the server's error, else a NetworkError."""
+        if self.error is not None:
+            return self.error
+        why = f": {closed}" if closed is not None and str(closed) else " (the connection closed)"
+        return NetworkError(f"exec in the sandbox ended without an exit status{why}")
+
+    def result(self, closed: Optional[BaseException] = None) -> ExecResult:
+        """The ExecResult once the exit came; the failure raised otherwise."""
+        if self.exit is None:
+            raise self.failure(closed)
+        text = {s: "".join(parts) + self._decoders[s].decode(b"", True) for s, parts in self._text.items()}
+        self._text = {s: [t] for s, t in text.items()}
+        signal = self.exit.get("signal")
+        return ExecResult(
+            exit_code=int(self.exit.get("exit_code", -1)),
+            signal=str(signal) if signal is not None else None,
+            timed_out=bool(self.exit.get("timed_out", False)),
+            stdout=text["stdout"] + text["pty"],
+            stderr=text["stderr"],
+        )

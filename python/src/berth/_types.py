@@ -163,3 +163,36 @@ class Event:
 class EventPage:
     events: List[Event]
     next_after: int
+
+
+#: The signals an exec's process can be sent (EXEC_SIGNALS in src/protocol/api.ts).
+ExecSignal = Literal[
+    "SIGINT", "SIGTERM", "SIGKILL", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGSTOP", "SIGCONT", "SIGWINCH"
+]
+#: Which output a chunk of an exec is: stdout and stderr apart, or ``pty`` (one stream) with a PTY.
+ExecStream = Literal["stdout", "stderr", "pty"]
+
+
+class PtySize(TypedDict):
+    """The size of an exec's PTY (ExecStart.pty): 2-1000 columns, 2-500 rows."""
+
+    cols: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What ``exec`` (or an ExecProcess's ``wait``) answers: how the process ended, and its whole
+    output as UTF-8 text (a PTY's output is in ``stdout``; invalid UTF-8 is replaced)."""
+
+    exit_code: int
+    #: The signal that ended the process, if one did (``exit_code`` is then 128 + its number).
+    signal: Optional[str]
+    #: The process was ended because it ran past its ``timeout``.
+    timed_out: bool
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
