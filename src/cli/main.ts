@@ -3,9 +3,10 @@ import { Command } from 'commander';
 import { loadRuntimeServerConfig } from '../config/runtime-server.js';
 import { VERSION } from '../protocol/version.js';
 import { registerControlPlaneImageCommand } from './control-plane-image-command.js';
+import { registerCpCommand } from './cp-command.js';
 import { registerGcCommand, registerImageCommands } from './image-commands.js';
 import { explain } from './output.js';
-import { registerSandboxCommands } from './sandbox-commands.js';
+import { cliClient, registerSandboxCommands } from './sandbox-commands.js';
 import { registerUpCommand } from './up-command.js';
 
 const program = new Command();
@@ -47,6 +48,7 @@ program
 
 registerUpCommand(program);
 registerSandboxCommands(program);
+registerCpCommand(program, cliClient);
 registerImageCommands(program);
 registerGcCommand(program);
 registerControlPlaneImageCommand(program);

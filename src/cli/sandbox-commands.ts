@@ -13,7 +13,8 @@ interface GlobalFlags {
   apiKey?: string;
 }
 
-function client(cmd: Command): BerthClient {
+/** The SDK client for the global --url and --api-key flags (or their environment variables). */
+export function cliClient(cmd: Command): BerthClient {
   const g = cmd.optsWithGlobals() as GlobalFlags;
   return new BerthClient(loadClientConfig(g));
 }
@@ -123,7 +124,7 @@ export function registerSandboxCommands(program: Command): void {
       if (opts.ociRuntime) body.oci_runtime = opts.ociRuntime;
       const spin = spinner('Starting sandbox', !opts.json && process.stderr.isTTY === true);
       try {
-        const s = await client(cmd).sandboxes.create(body);
+        const s = await cliClient(cmd).sandboxes.create(body);
         spin.stop();
         if (opts.json) printJson(s);
         else process.stdout.write(`${s.id}\n`);
@@ -140,7 +141,7 @@ export function registerSandboxCommands(program: Command): void {
     .option('--label <KEY=VALUE>', 'only sandboxes with this label (repeatable)', collect, [])
     .option('--json', 'print JSON')
     .action(async (opts, cmd: Command) => {
-      const list = await client(cmd).sandboxes.list({
+      const list = await cliClient(cmd).sandboxes.list({
         state: opts.state as SandboxState | undefined,
         labels: pairs(opts.label, 'label'),
       });
@@ -159,7 +160,7 @@ export function registerSandboxCommands(program: Command): void {
       .description(desc)
       .option('--json', 'print JSON')
       .action(async (id: string, opts, cmd: Command) => {
-        const s = await client(cmd).sandboxes[name](id);
+        const s = await cliClient(cmd).sandboxes[name](id);
         if (opts.json) printJson(s);
         else process.stdout.write(`${s.id} ${s.state}\n`);
       });
@@ -170,7 +171,7 @@ export function registerSandboxCommands(program: Command): void {
     .description('Show one sandbox')
     .option('--json', 'print JSON')
     .action(async (id: string, opts, cmd: Command) => {
-      const s = await client(cmd).sandboxes.get(id);
+      const s = await cliClient(cmd).sandboxes.get(id);
       if (opts.json) printJson(s);
       else printTable([row(s)], ['ID', 'STATE', 'IMAGE', 'AGE', 'ACTIVE', 'WORKSPACE']);
     });
@@ -180,7 +181,7 @@ export function registerSandboxCommands(program: Command): void {
     .description('Delete sandboxes (removes their containers)')
     .option('--keep', 'leave the container in place')
     .action(async (ids: string[], opts, cmd: Command) => {
-      const c = client(cmd);
+      const c = cliClient(cmd);
       for (const id of ids) {
         await c.sandboxes.delete(id, { keep: opts.keep === true });
         process.stdout.write(`${id} deleted\n`);
@@ -210,7 +211,7 @@ export function registerSandboxCommands(program: Command): void {
       // `exec ID -- CMD ...`: with options passed through, the `--` itself arrives as the first word.
       const words = argv[0] === '--' ? argv.slice(1) : argv;
       if (words.length === 0) throw new Error('exec needs a command to run: berth exec ID [--] CMD [ARG...]');
-      await runExec(client(cmd), id, words, opts);
+      await runExec(cliClient(cmd), id, words, opts);
     });
 
   program
@@ -219,7 +220,7 @@ export function registerSandboxCommands(program: Command): void {
     .option('-n, --tail <lines>', 'lines from the end', Number, 200)
     .option('-f, --follow', 'keep printing new output until the container stops (Ctrl-C to leave)')
     .action(async (id: string, opts: { tail: number; follow?: boolean }, cmd: Command) => {
-      const sb = client(cmd).sandbox(id);
+      const sb = cliClient(cmd).sandbox(id);
       if (!opts.follow) {
         process.stdout.write(await sb.logs(opts.tail));
         return;
@@ -236,7 +237,7 @@ export function registerSandboxCommands(program: Command): void {
     .option('-f, --follow', 'keep printing new events as they are recorded (Ctrl-C to leave)')
     .option('--json', 'one JSON object per line')
     .action(async (id: string, opts: { after: number; follow?: boolean; json?: boolean }, cmd: Command) => {
-      const sb = client(cmd).sandbox(id);
+      const sb = cliClient(cmd).sandbox(id);
       const print = (e: SandboxEvent) =>
         process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${eventLine(e)}\n`);
       let after = opts.after;
@@ -261,7 +262,7 @@ export function registerSandboxCommands(program: Command): void {
     .description('Open an interactive terminal in a sandbox (Ctrl-] to detach)')
     .option('--session <name>', 'terminal session to attach to', 'cli')
     .action(async (id: string, opts, cmd: Command) => {
-      const c = client(cmd);
+      const c = cliClient(cmd);
       await c.sandboxes.get(id);
       const cols = process.stdout.columns ?? 120;
       const rows = process.stdout.rows ?? 32;

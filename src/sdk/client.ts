@@ -262,6 +262,13 @@ export class SandboxApi {
     return new Uint8Array(await (await this.downloadResponse(path)).arrayBuffer());
   }
 
+  /** Downloads a file or directory as a zip, as a stream (nothing held in memory). */
+  async downloadStream(path: string): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.downloadResponse(path);
+    if (!res.body) throw new BerthApiError(res.status, 'INTERNAL', 'the download answered without a body');
+    return res.body;
+  }
+
   /** Downloads a file or directory as a zip Blob (what a browser saves). */
   async downloadBlob(path: string): Promise<Blob> {
     return (await this.downloadResponse(path)).blob();

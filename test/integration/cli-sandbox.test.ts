@@ -1,6 +1,6 @@
 /** The `berth` CLI against a real control plane: create --json, ls, exec exit codes, pause, rm. */
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -181,6 +181,106 @@ describe.skipIf(unavailable !== undefined)('berth CLI', () => {
     expect((await berth('--version')).stdout).toBe(
       `${JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')).version}\n`,
     );
+    await berth('sandbox', 'rm', s.id);
+  });
+
+  it('sandbox get, logs (-n, -f) and events (--json, -f) show what the sandbox did', async () => {
+    const s = JSON.parse((await berth('sandbox', 'create', '--json')).stdout) as { id: string };
+    const got = await berth('sandbox', 'get', s.id, '--json');
+    expect(JSON.parse(got.stdout)).toMatchObject({ id: s.id, state: 'running' });
+    expect((await berth('sandbox', 'get', s.id)).stdout).toMatch(
+      new RegExp(`^ID\\s+STATE[\\s\\S]*${s.id}\\s+running`),
+    );
+
+    const logs = await berth('logs', s.id);
+    expect(logs.stdout).toContain('runtime server listening');
+    expect((await berth('logs', '-n', '1', s.id)).stdout.trim().split('\n')).toHaveLength(1);
+
+    const tsx = pathToFileURL(resolve(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+    const cli = (args: string[]) =>
+      spawn(process.execPath, ['--import', tsx, resolve(ROOT, 'src/cli/main.ts'), ...args], {
+        env: { ...process.env, BERTH_URL: cp.url, BERTH_API_KEY: cp.apiKey },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    const waitFor = async (get: () => string, text: string) => {
+      for (let i = 0; i < 300 && !get().includes(text); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(get()).toContain(text);
+    };
+    // Following: whatever the container's main process writes arrives as it is written.
+    const follow = cli(['logs', '-f', '-n', '0', s.id]);
+    let followed = '';
+    follow.stdout.on('data', (d) => {
+      followed += d;
+    });
+    const events = cli(['events', '-f', '--json', s.id]);
+    let evs = '';
+    events.stdout.on('data', (d) => {
+      evs += d;
+    });
+    await waitFor(() => evs, '"created"');
+    await berth('sandbox', 'pause', s.id);
+    await berth('sandbox', 'resume', s.id);
+    await waitFor(() => evs, '"resumed"');
+    const lines = evs
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; payload: { event?: string } });
+    expect(lines.filter((e) => e.kind === 'lifecycle').map((e) => e.payload.event)).toEqual(
+      expect.arrayContaining(['created', 'paused', 'resumed']),
+    );
+    // As root from outside: the sandbox user may not write to the (privilege-dropped) PID 1's stdout.
+    execFileSync('docker', [
+      'exec',
+      `berth-sandbox-${s.id}`,
+      'sh',
+      '-c',
+      'echo followed-line > /proc/1/fd/1',
+    ]);
+    await waitFor(() => followed, 'followed-line');
+    for (const child of [follow, events]) {
+      child.kill('SIGINT');
+      expect(await new Promise((r) => child.once('close', r))).toBe(0);
+    }
+    const plain = await berth('events', s.id);
+    expect(plain.stdout).toMatch(/^\s+1 {2}\S+ {2}lifecycle {3}created/m);
+    await berth('sandbox', 'rm', s.id);
+  });
+
+  it('cp copies files and directories both ways, like docker cp', async () => {
+    const s = JSON.parse((await berth('sandbox', 'create', '--json')).stdout) as { id: string };
+    const src = mkdtempSync(join(tmpdir(), 'berth-cp-src-'));
+    mkdirSync(join(src, 'tree', 'sub'), { recursive: true });
+    writeFileSync(join(src, 'tree', 'a.txt'), 'alpha\n');
+    writeFileSync(join(src, 'tree', 'sub', 'b.bin'), Buffer.from([0, 1, 2, 255]));
+    writeFileSync(join(src, 'one.zip'), 'not really a zip');
+    // In: a file to a new name, a file into a directory, a directory into a directory, a .zip kept as a file.
+    expect((await berth('cp', join(src, 'tree', 'a.txt'), `${s.id}:/tmp/renamed.txt`)).code).toBe(0);
+    expect((await berth('cp', join(src, 'tree', 'a.txt'), `${s.id}:/tmp/`)).code).toBe(0);
+    const dirIn = await berth('cp', join(src, 'tree'), `${s.id}:/tmp`);
+    expect(dirIn.code, dirIn.stderr).toBe(0);
+    expect((await berth('cp', join(src, 'one.zip'), `${s.id}:/tmp/one.zip`)).code).toBe(0);
+    const seen = await berth(
+      'exec',
+      s.id,
+      'sh',
+      '-c',
+      'cat /tmp/renamed.txt /tmp/a.txt /tmp/tree/a.txt; od -An -tu1 /tmp/tree/sub/b.bin; cat /tmp/one.zip',
+    );
+    expect(seen.stdout).toBe('alpha\nalpha\nalpha\n   0   1   2 255\nnot really a zip');
+    // Out: a file to a new name, a directory to a new name, a directory into an existing directory.
+    const dst = mkdtempSync(join(tmpdir(), 'berth-cp-dst-'));
+    expect((await berth('cp', `${s.id}:/tmp/renamed.txt`, join(dst, 'r.txt'))).code).toBe(0);
+    expect(readFileSync(join(dst, 'r.txt'), 'utf8')).toBe('alpha\n');
+    expect((await berth('cp', `${s.id}:/tmp/tree`, join(dst, 'copy'))).code).toBe(0);
+    expect(readFileSync(join(dst, 'copy', 'sub', 'b.bin'))).toEqual(Buffer.from([0, 1, 2, 255]));
+    expect((await berth('cp', `${s.id}:/tmp/tree`, dst)).code).toBe(0);
+    expect(readFileSync(join(dst, 'tree', 'a.txt'), 'utf8')).toBe('alpha\n');
+    const bad = await berth('cp', join(src, 'tree'), join(dst, 'x'));
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('exactly one of SRC and DST');
+    const missing = await berth('cp', `${s.id}:/no/such/file`, dst);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('NOT_FOUND');
     await berth('sandbox', 'rm', s.id);
   });
 

@@ -9,6 +9,7 @@ export const OPERATIONS = [
   'stopSandbox',
   'resetSandbox',
   'setSandboxEnv',
+  'getSandboxLogs',
   'extendSandboxTimeout',
   'executeAction',
   'listFiles',

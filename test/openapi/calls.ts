@@ -39,6 +39,11 @@ export async function everyCall(baseUrl: string, key: string): Promise<void> {
   await api.POST('/api/sandboxes/{id}/reset', id);
   await api.POST('/api/sandboxes/{id}/env', { ...id, body: { env: { K: 'v' } } });
   await api.POST('/api/sandboxes/{id}/timeout', { ...id, body: { timeout_seconds: 60 } });
+  const logs = await api.GET('/api/sandboxes/{id}/logs', {
+    params: { path: { id: 'abc' }, query: { tail: 10, follow: 'false' } },
+    parseAs: 'text',
+  });
+  void (logs.data satisfies string | undefined);
 
   const obs = await api.POST('/api/sandboxes/{id}/execute_action', {
     ...id,
