@@ -1,11 +1,12 @@
 /**
  * Runs the benchmarks one after another, prints one table set per benchmark, and writes
  * bench/results/all.json. Run: npm run bench            (all of them)
- *                         npm run bench -- docker   (only the named ones: runtime-server, docker, control-plane, load, event-log)
+ *                         npm run bench -- docker   (only the named ones: runtime-server, docker, control-plane, load, event-log, exec)
  */
 import { benchControlPlane, printControlPlane } from './control-plane.js';
 import { benchDocker, printDocker } from './docker.js';
 import { benchEventLog, printEventLog } from './event-log.js';
+import { benchExec, printExec } from './exec.js';
 import { printTable, writeJson } from './lib/stats.js';
 import { describeLoad, machineLoad } from './lib/util.js';
 import { benchLoad, printLoad } from './load.js';
@@ -35,6 +36,11 @@ const BENCHMARKS: Record<string, () => Promise<unknown>> = {
   'event-log': async () => {
     const r = await benchEventLog();
     printEventLog(r);
+    return r;
+  },
+  exec: async () => {
+    const r = await benchExec();
+    printExec(r);
     return r;
   },
 };

@@ -317,7 +317,8 @@ export const ExecStart = z.strictObject({
     .number()
     .int()
     .min(1)
-    .max(MAX_SANDBOX_SECONDS * 1000)
+    // At most what a Node.js timer holds (about 24.8 days): beyond it a timer fires at once.
+    .max(2 ** 31 - 1)
     .optional(),
 });
 export const ExecClientMessage = z.discriminatedUnion('type', [

@@ -4,6 +4,7 @@
  * in nor out. stdout and stderr stay apart (one `pty` stream with a PTY), are sent as they come, whole,
  * and the socket's close before the exit ends the process through the table's kill path.
  */
+import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { ExecClientMessage, type ExecServerMessage, type ExecStart } from '../protocol/api.js';
@@ -24,6 +25,7 @@ export function serveExec(socket: WebSocket, processes: ProcessTable, workingDir
     socket.close(1011);
   };
   let proc: ManagedProcess | undefined;
+  let exitSent = false;
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;
 
@@ -76,6 +78,7 @@ export function serveExec(socket: WebSocket, processes: ProcessTable, workingDir
         if (timer) clearTimeout(timer);
         if (status.error)
           send({ type: 'stderr', data: Buffer.from(`berth: ${status.error}\n`).toString('base64') });
+        exitSent = true;
         send({
           type: 'exit',
           exit_code: status.error ? NOT_STARTED_EXIT_CODE : status.exitCode,
@@ -84,7 +87,11 @@ export function serveExec(socket: WebSocket, processes: ProcessTable, workingDir
         });
         socket.close(1000);
       });
-      if (p.alive) send({ type: 'started', id: p.id, pid: p.pid });
+      // Only once it runs: a program that cannot start gets its exit (127) and the reason instead.
+      void p.started().then(
+        () => send({ type: 'started', id: p.id, pid: p.pid }),
+        () => undefined,
+      );
       return;
     }
     if (!proc) return send({ type: 'error', code: 'CONFLICT', message: 'send a start frame first' });
@@ -96,7 +103,12 @@ export function serveExec(socket: WebSocket, processes: ProcessTable, workingDir
         proc.closeStdin();
         break;
       case 'signal':
-        proc.signal(msg.signal);
+        if (!proc.signal(msg.signal))
+          send({
+            type: 'error',
+            code: 'CONFLICT',
+            message: `could not send ${msg.signal}: the process is gone`,
+          });
         break;
       case 'kill':
         void proc.terminate(msg.signal ?? 'SIGTERM');
@@ -110,7 +122,8 @@ export function serveExec(socket: WebSocket, processes: ProcessTable, workingDir
   socket.on('close', () => {
     if (timer) clearTimeout(timer);
     // Nobody is left to read it: the process goes, as a terminal's does when its window closes.
-    if (proc?.alive) void proc.terminate(proc.spec.io.type === 'pty' ? 'SIGHUP' : 'SIGTERM');
+    // Also after the leader's exit while its children still hold the output open (`sleep 1e6 &`).
+    if (proc && !exitSent) void proc.terminate(proc.spec.io.type === 'pty' ? 'SIGHUP' : 'SIGTERM');
   });
 
   function relay(stream: Readable | null, type: 'stdout' | 'stderr'): void {
@@ -142,15 +155,21 @@ function ended(stream: Readable | null): Promise<void> {
 function start(processes: ProcessTable, msg: ExecStart, workingDir: string): ManagedProcess {
   const env = msg.env ?? {};
   const as = runAs(msg.user);
-  const argv = as.kind === 'sudo' ? sudoArgv(as.user, msg.argv, env) : msg.argv;
+  const cwd = msg.cwd ?? workingDir;
+  // Said here: a missing cwd otherwise reads as the program's own ENOENT.
+  if (!existsSync(cwd)) throw new Error(`the working directory ${cwd} does not exist in the sandbox`);
+  // Through sudo the sandbox's variables and the request's survive sudo's reset by name.
+  const keep = [...new Set([...Object.keys(processes.environment.variables), ...Object.keys(env)])];
+  const argv = as.kind === 'sudo' ? sudoArgv(as.user, msg.argv, keep) : msg.argv;
   const [command, ...args] = argv as [string, ...string[]];
   return processes.spawn({
     kind: 'exec',
     command,
     args,
-    cwd: msg.cwd ?? workingDir,
-    env: as.kind === 'ids' ? { ...env, HOME: as.home } : env,
+    cwd,
+    env: as.kind === 'ids' ? { HOME: as.home, ...env } : env,
     ...(as.kind === 'ids' ? { uid: as.uid, gid: as.gid } : {}),
+    viaSudo: as.kind === 'sudo',
     io: msg.pty
       ? { type: 'pty', cols: msg.pty.cols, rows: msg.pty.rows, term: 'xterm-256color' }
       : { type: 'pipes', stdin: msg.stdin === true },

@@ -133,6 +133,21 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   }
 
   /** Sandboxes currently running an action (never counted as idle). */
+  /**
+   * Marks the sandbox busy (not idle-reaped) until the returned function is called: for work that runs
+   * outside actions, such as an exec socket.
+   */
+  hold(id: string): () => void {
+    this.inFlight.set(id, (this.inFlight.get(id) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.inFlight.set(id, (this.inFlight.get(id) ?? 1) - 1);
+      this.touch(id);
+    };
+  }
+
   busy(id: string): boolean {
     return (this.inFlight.get(id) ?? 0) > 0;
   }

@@ -41,6 +41,9 @@ export interface ExecResult {
   stderr: string;
 }
 
+/** Input bytes per frame (base64 makes them a third larger). */
+const INPUT_CHUNK_BYTES = 256 * 1024;
+
 function fromBase64(b64: string): Uint8Array {
   const bin = atob(b64);
   const out = new Uint8Array(bin.length);
@@ -63,7 +66,10 @@ function socketError(code: string, message: string): BerthApiError {
 export class ExecProcess {
   /** Resolves once the process runs, with its id in the sandbox's process table and its pid. */
   readonly started: Promise<{ id: string; pid: number }>;
-  /** Resolves when the process has exited; rejects if it could not be started or the link broke. */
+  /**
+   * Resolves when the process has exited (a program that could not start: exit code 127, the reason on
+   * stderr); rejects when the sandbox refused the exec or the link broke.
+   */
   readonly done: Promise<ExecResult>;
   private readonly socket: ClientSocket;
 
@@ -148,7 +154,9 @@ export class ExecProcess {
   /** Input for the process (its stdin, or its PTY). */
   write(data: string | Uint8Array): void {
     const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
-    this.frame({ type: 'input', data: toBase64(bytes) });
+    // In pieces: one frame stays far below the server's WebSocket message limit (1 MiB).
+    for (let at = 0; at < bytes.length; at += INPUT_CHUNK_BYTES)
+      this.frame({ type: 'input', data: toBase64(bytes.subarray(at, at + INPUT_CHUNK_BYTES)) });
   }
 
   closeStdin(): void {

@@ -138,6 +138,46 @@ describe('/berth/exec', () => {
     expect(left).toBe('none\n');
   });
 
+  it('survives input to a program that closed its stdin, and ends children left holding the output', async () => {
+    const closed = await exec(
+      { argv: ['sh', '-c', 'exec 0<&-; sleep 0.5; echo still-here'], stdin: true },
+      async (ws) => {
+        for (let i = 0; i < 20; i++) {
+          send(ws, { type: 'input', data: Buffer.alloc(64 * 1024, 120).toString('base64') });
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      },
+    );
+    expect(closed.stdout.toString()).toBe('still-here\n');
+    expect(closed.exit?.exit_code).toBe(0);
+    expect((await exec({ argv: ['echo', 'server-alive'] })).stdout.toString()).toBe('server-alive\n');
+
+    // The leader exits at once; its background child keeps the pipes (so no exit frame yet). Closing
+    // the socket must still end the child.
+    const marker = `berth-linger-${Date.now()}`;
+    await exec({ argv: ['sh', '-c', `sh -c 'sleep 63 # ${marker}' & echo forked`] }, async (ws, out) => {
+      await waitFor(() => out.stdout.toString().includes('forked'));
+      ws.close();
+    });
+    let left = '';
+    for (let i = 0; i < 100; i++) {
+      left = (
+        await exec({ argv: ['sh', '-c', `pgrep -f "[${marker[0]}]${marker.slice(1)}" || echo none`] })
+      ).stdout.toString();
+      if (left === 'none\n') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(left).toBe('none\n');
+  });
+
+  it('a missing working directory is said as such, and a too-long timeout is refused', async () => {
+    const o = await exec({ argv: ['true'], cwd: '/no/such/dir' });
+    expect(o.errors[0]?.message).toContain('the working directory /no/such/dir does not exist');
+    expect(o.started).toBeUndefined();
+    const long = await exec({ argv: ['true'], timeout_ms: 2 ** 31 });
+    expect(long.errors[0]).toMatchObject({ code: 'VALIDATION_FAILED' });
+  });
+
   it('runs on a PTY of the size asked for, with resize', async () => {
     const o = await exec(
       { argv: ['sh', '-c', 'stty size; read x; stty size; tty'], pty: { cols: 100, rows: 40 } },
@@ -155,6 +195,7 @@ describe('/berth/exec', () => {
     const o = await exec({ argv: ['/no/such/program'] });
     expect(o.exit?.exit_code).toBe(127);
     expect(o.stderr.toString()).toMatch(/ENOENT/);
+    expect(o.started).toBeUndefined();
     const bad = await exec({ argv: [] });
     expect(bad.errors[0]).toMatchObject({ code: 'VALIDATION_FAILED' });
     expect(bad.exit).toBeUndefined();

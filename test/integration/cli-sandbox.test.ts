@@ -125,6 +125,41 @@ describe.skipIf(unavailable !== undefined)('berth CLI', () => {
     expect(flags.stdout).toBe('/tmp\n1 two words\n');
     const root = await berth('exec', '-u', 'root', s.id, 'id', '-u');
     expect(root.stdout, root.stderr).toBe('0\n');
+    // Through sudo the group is root's: a timeout still ends it (signals go through sudo too).
+    const rootMarker = `berth-root-${Date.now()}`;
+    const rootTimed = await berth(
+      'exec',
+      '-u',
+      'root',
+      '--timeout',
+      '1',
+      s.id,
+      'sh',
+      '-c',
+      `sleep 64 # ${rootMarker}`,
+    );
+    expect(rootTimed.code).toBe(124);
+    const rootLeft = await berth(
+      'exec',
+      s.id,
+      'sh',
+      '-c',
+      `pgrep -f "[${rootMarker[0]}]${rootMarker.slice(1)}" || echo none`,
+    );
+    expect(rootLeft.stdout).toBe('none\n');
+    const secret = await berth(
+      'exec',
+      '-u',
+      'root',
+      '-e',
+      'TOKEN=s3cret',
+      s.id,
+      'sh',
+      '-c',
+      'echo "$TOKEN"; ps -eo args',
+    );
+    expect(secret.stdout.split('\n')[0]).toBe('s3cret');
+    expect(secret.stdout.split('\n').slice(1).join('\n')).not.toContain('s3cret');
     // The agent's shell does not see an exec's cd or export, nor an exec the shell's.
     await berth('exec', s.id, 'sh', '-c', 'cd /; export LEAK=1');
     expect((await berth('exec', s.id, 'sh', '-c', 'pwd; echo "[$LEAK]"')).stdout).toBe('/workspace\n[]\n');
@@ -182,7 +217,7 @@ describe.skipIf(unavailable !== undefined)('berth CLI', () => {
       `${JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')).version}\n`,
     );
     await berth('sandbox', 'rm', s.id);
-  });
+  }, 180_000);
 
   it('sandbox get, logs (-n, -f) and events (--json, -f) show what the sandbox did', async () => {
     const s = JSON.parse((await berth('sandbox', 'create', '--json')).stdout) as { id: string };
@@ -242,7 +277,7 @@ describe.skipIf(unavailable !== undefined)('berth CLI', () => {
       expect(await new Promise((r) => child.once('close', r))).toBe(0);
     }
     const plain = await berth('events', s.id);
-    expect(plain.stdout).toMatch(/^\s+1 {2}\S+ {2}lifecycle {3}created/m);
+    expect(plain.stdout).toMatch(/^\s+\d+ {2}\S+ {2}lifecycle {3}created/m);
     await berth('sandbox', 'rm', s.id);
   });
 

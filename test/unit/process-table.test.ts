@@ -210,7 +210,7 @@ describe('SandboxEnvironment', () => {
       });
       expect(env.forProcess({}, ['KEEP', 'MISSING'])).toEqual({ KEEP: 'base' });
       const rc = readFileSync(join(home, '.bashrc'), 'utf8');
-      expect(rc).toBe(`export OTHER='x'\nexport GREETING='second'\n`);
+      expect(rc).toBe(`export OTHER=$'x'\nexport GREETING=$'second'\n`);
       const sourced = execFileSync(
         '/bin/bash',
         ['-c', `. ${join(home, '.bashrc')}; echo "$GREETING $OTHER"`],
@@ -223,6 +223,17 @@ describe('SandboxEnvironment', () => {
         GREETING: 'second',
         OTHER: 'x',
       });
+      // A value with newlines and quotes stays on one .bashrc line, and replacing it leaves nothing behind.
+      const tricky = "two\nlines 'q' \\ $x\t!";
+      env.set({ MULTI: tricky });
+      env.set({ MULTI: 'plain' });
+      env.set({ MULTI: tricky });
+      const lines = readFileSync(join(home, '.bashrc'), 'utf8').trimEnd().split('\n');
+      expect(lines).toHaveLength(3);
+      const back = execFileSync('/bin/bash', ['-c', `. ${join(home, '.bashrc')}; printf %s "$MULTI"`], {
+        encoding: 'utf8',
+      });
+      expect(back).toBe(tricky);
       const table = new ProcessTable(env);
       const p = table.spawn({
         kind: 'exec',

@@ -118,10 +118,17 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
     app.get<IdReq>('/api/sandboxes/:id/exec', { websocket: true }, (socket, req) => {
       const target = runningTarget(socket, req.params.id);
       if (!target) return;
+      // A long exec sends few frames: the sandbox is held busy (never idle-reaped) while it runs.
+      const release = manager.hold(req.params.id);
+      socket.once('close', release);
       relaySocket(socket, target, '/berth/exec', 'exec', () => manager.touch(req.params.id));
     });
   };
 }
+
+/** Bytes queued towards a slow client before the relay stops reading from the runtime server. */
+const MAX_RELAY_UNSENT_BYTES = 4 * 1024 * 1024;
+const RELAY_DRAIN_POLL_MS = 10;
 
 function failSocket(socket: WebSocket, code: string, message: string): void {
   if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ type: 'error', code, message }));
@@ -147,7 +154,18 @@ function relaySocket(
     for (const m of pending.splice(0)) upstream.send(m);
   });
   upstream.on('message', (data) => {
-    if (socket.readyState === socket.OPEN) socket.send(data.toString());
+    if (socket.readyState !== socket.OPEN) return;
+    socket.send(data.toString());
+    // A slow client holds the upstream back (and so the process's output) instead of this memory.
+    if (socket.bufferedAmount > MAX_RELAY_UNSENT_BYTES && !upstream.isPaused) {
+      upstream.pause();
+      const resume = setInterval(() => {
+        if (socket.bufferedAmount <= MAX_RELAY_UNSENT_BYTES / 2 || socket.readyState !== socket.OPEN) {
+          clearInterval(resume);
+          upstream.resume();
+        }
+      }, RELAY_DRAIN_POLL_MS);
+    }
   });
   upstream.on('close', () => socket.close());
   upstream.on('error', (err) => failSocket(socket, 'UNAVAILABLE', `${what} unavailable: ${err.message}`));

@@ -13,7 +13,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { type JSONRPCMessage, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
-import type { ManagedProcess, ProcessTable } from '../core/process/table.js';
+import { KILL_GRACE_MS, type ManagedProcess, type ProcessTable } from '../core/process/table.js';
 
 /** Variables passed on from the server's environment, as the MCP SDKs' stdio clients do on POSIX. */
 const INHERITED_ENV = ['HOME', 'LOGNAME', 'PATH', 'SHELL', 'TERM', 'USER'];
@@ -41,6 +41,7 @@ export class StdioChild implements Transport {
   private buffer: Buffer[] = [];
   private buffered = 0;
   private stderrTail = '';
+  private stdoutClosed: Promise<void> = Promise.resolve();
   private closedNotified = false;
   private running = false;
 
@@ -72,13 +73,19 @@ export class StdioChild implements Transport {
       io: { type: 'pipes', stdin: true },
     });
     this.child = child;
+    const stdout = child.stdout as Readable;
+    this.stdoutClosed = new Promise((resolve) => stdout.once('close', () => resolve()));
     child.once('exit', ({ error }) => {
       this.running = false;
-      if (error) this.onerror?.(new Error(error));
-      this.notifyClosed();
+      if (error) {
+        this.onerror?.(new Error(error));
+        this.notifyClosed();
+      }
     });
+    // Closed once its last JSON-RPC lines have been read, not at the exit, which may come first.
+    void this.stdoutClosed.then(() => this.notifyClosed());
     (child.stdin as Writable).on('error', (err) => this.onerror?.(err));
-    (child.stdout as Readable).on('data', (chunk: Buffer) => this.onStdout(chunk));
+    stdout.on('data', (chunk: Buffer) => this.onStdout(chunk));
     (child.stderr as Readable).setEncoding('utf8').on('data', (s: string) => this.onStderrData(s));
     await child.started();
     this.running = child.alive;
@@ -99,6 +106,8 @@ export class StdioChild implements Transport {
     if (!child) return;
     child.closeStdin();
     await child.terminate('SIGTERM');
+    // The group is gone (terminate ends it), so the pipe closes; bounded all the same.
+    await Promise.race([this.stdoutClosed, new Promise((r) => setTimeout(r, KILL_GRACE_MS).unref())]);
     this.notifyClosed();
   }
 

@@ -5,7 +5,7 @@
  * in a file of their own beside it, so processes that read no .bashrc (one-off shells, execs) have
  * them too.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, ErrorCode } from '../../../protocol/errors.js';
 
@@ -17,6 +17,22 @@ const SAVED_ENV_FILE = '.berth-env.json';
 /** The value quoted for bash: single quotes, with each ' written as '\''. */
 export function shellQuote(value: string): string {
   return `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * The value quoted for bash on one line (ANSI-C quoting, $'...'): a newline in a value cannot split its
+ * .bashrc line, so replacing the line later replaces all of it.
+ */
+export function oneLineQuote(value: string): string {
+  let out = '';
+  for (const ch of value) {
+    const code = ch.codePointAt(0) as number;
+    if (ch === '\\' || ch === "'") out += `\\${ch}`;
+    else if (ch === '\n') out += '\\n';
+    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, '0')}`;
+    else out += ch;
+  }
+  return `$'${out}'`;
 }
 
 export function validateVariables(vars: Record<string, unknown>): Record<string, string> {
@@ -103,8 +119,11 @@ export class SandboxEnvironment {
     if (lines.at(-1) === '') lines.pop();
     const names = new Set(Object.keys(vars));
     const kept = lines.filter((l) => !names.has(/^export ([A-Za-z_][A-Za-z0-9_]*)=/.exec(l)?.[1] ?? ''));
-    for (const [k, v] of Object.entries(vars)) kept.push(`export ${k}=${shellQuote(v)}`);
-    writeFileSync(rc, `${kept.join('\n')}\n`);
+    for (const [k, v] of Object.entries(vars)) kept.push(`export ${k}=${oneLineQuote(v)}`);
+    // Whole or not at all: a crash mid-write must not leave the user's .bashrc cut short.
+    const temp = `${rc}.berth-${process.pid}`;
+    writeFileSync(temp, `${kept.join('\n')}\n`);
+    renameSync(temp, rc);
   }
 
   /** The bash commands that export `vars` into a running shell. */

@@ -8,14 +8,15 @@
  * signal to the group reaches whatever the process started in it, and the server's own group is never
  * hit.
  */
-import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
+import { type ChildProcess, spawn as spawnChild, spawnSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { constants, userInfo } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import * as pty from '@lydell/node-pty';
 import { SandboxEnvironment } from './environment.js';
 import { OutputBuffer, type OutputPolicy } from './output-buffer.js';
+import { findAccount } from './users.js';
 
 /**
  * Time a process gets between the polite signal (SIGTERM, or SIGHUP for a terminal) and SIGKILL: enough
@@ -23,6 +24,9 @@ import { OutputBuffer, type OutputPolicy } from './output-buffer.js';
  * a reset) waits on it, and a process that ignores the signal is killed anyway.
  */
 export const KILL_GRACE_MS = 2000;
+
+/** How long a `sudo kill` for another user's process may take. */
+const SUDO_KILL_TIMEOUT_MS = 5000;
 
 /** What started a process; shown in listings and used to find the agent's shell among the others. */
 export type ProcessKind = 'shell' | 'terminal' | 'command' | 'kernel' | 'mcp' | 'exec';
@@ -50,6 +54,11 @@ export interface SpawnSpec {
   /** Run as this uid (and gid); only a root server can. Default: the server's own user. */
   uid?: number;
   gid?: number;
+  /**
+   * The command is `sudo ... -- argv` (another user, from an unprivileged server): the group is then
+   * root's, so signals go through `sudo -n kill` (sudo passes them on to the command).
+   */
+  viaSudo?: boolean;
   /** A caller's name for the process, unique among the running ones (E2B's tag, a terminal's id). */
   tag?: string;
   /**
@@ -89,15 +98,7 @@ function userName(uid: number): string {
       // no passwd entry for this uid (an arbitrary SANDBOX_USER_ID)
     }
   }
-  try {
-    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-      const [name, , id] = line.split(':');
-      if (Number(id) === uid && name) return name;
-    }
-  } catch {
-    // no /etc/passwd
-  }
-  return String(uid);
+  return findAccount(String(uid))?.name ?? String(uid);
 }
 
 export class ManagedProcess extends EventEmitter<ProcessEvents> {
@@ -155,6 +156,9 @@ export class ManagedProcess extends EventEmitter<ProcessEvents> {
         ...ids,
       });
       this.pid = this.child.pid ?? -1;
+      // A program that closes its stdin while input is still coming (`yes | head -1`) makes the next
+      // write fail with EPIPE; that, or a stream torn down at exit, must not take the server down.
+      for (const stream of this.child.stdio) stream?.on('error', () => undefined);
       if (this.output) {
         this.child.stdout?.setEncoding('utf8').on('data', (d: string) => this.onData('stdout', d));
         this.child.stderr?.setEncoding('utf8').on('data', (d: string) => this.onData('stderr', d));
@@ -240,13 +244,20 @@ export class ManagedProcess extends EventEmitter<ProcessEvents> {
     if (this.term && this.alive) this.term.resize(cols, rows);
   }
 
-  /** Sends a signal to the process group (falling back to the process); false if neither is there. */
+  /**
+   * Sends a signal to the process group (falling back to the process); false if neither is there.
+   * After the leader's exit only its lingering group members are signalled, and only while its pid is
+   * free: a reused pid could lead another group.
+   */
   signal(signal: NodeJS.Signals): boolean {
     if (this.pid <= 0) return false;
+    if (!this.alive) return this.signalLingeringGroup(signal);
     try {
       process.kill(-this.pid, signal);
       return true;
-    } catch {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPERM' && this.spec.viaSudo)
+        return this.signalWithSudo(signal);
       try {
         process.kill(this.pid, signal);
         return true;
@@ -268,17 +279,31 @@ export class ManagedProcess extends EventEmitter<ProcessEvents> {
       await this.exited;
       if (timer) clearTimeout(timer);
     }
-    this.signalGroupQuietly('SIGKILL');
+    this.signalLingeringGroup('SIGKILL');
     return this.exited;
   }
 
-  private signalGroupQuietly(signal: NodeJS.Signals): void {
-    if (this.pid <= 0) return;
+  private signalLingeringGroup(signal: NodeJS.Signals): boolean {
+    // The leader is gone; while no process has its pid, no other group can have that id.
+    if (this.pid <= 0 || existsSync(`/proc/${this.pid}`)) return false;
     try {
       process.kill(-this.pid, signal);
-    } catch {
-      // the group is gone
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPERM' && this.spec.viaSudo)
+        return this.signalWithSudo(signal);
+      return false;
     }
+  }
+
+  private signalWithSudo(signal: NodeJS.Signals): boolean {
+    // This server's own Node.js as root, not kill(1): procps' kill takes no negative pid (a group).
+    const script = 'process.kill(-Number(process.argv[1]), process.argv[2])';
+    const r = spawnSync('sudo', ['-n', process.execPath, '-e', script, String(this.pid), signal], {
+      stdio: 'ignore',
+      timeout: SUDO_KILL_TIMEOUT_MS,
+    });
+    return r.status === 0;
   }
 
   private onData(stream: OutputStream, data: string): void {

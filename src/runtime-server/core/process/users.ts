@@ -41,15 +41,26 @@ export function runAs(user: string | undefined): RunAs {
   const account = findAccount(user);
   if (account?.uid === self || (account === undefined && user === String(self))) return { kind: 'self' };
   if (self === 0) {
-    if (!account && !/^\d+$/.test(user)) throw new Error(`no such user in the sandbox: ${user}`);
     const uid = account?.uid ?? Number(user);
     return { kind: 'ids', uid, gid: account?.gid ?? uid, home: account?.home ?? '/' };
   }
+  if (!account && !/^\d+$/.test(user)) throw new Error(`no such user in the sandbox: ${user}`);
   return { kind: 'sudo', user: account?.name ?? `#${user}` };
 }
 
-/** The argv that runs `argv` as `user` through sudo, with `env` set for it (sudo resets the rest). */
-export function sudoArgv(user: string, argv: readonly string[], env: Record<string, string>): string[] {
-  const assignments = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-  return ['sudo', '-n', '-H', '-u', user, '--', 'env', ...assignments, ...argv];
+/**
+ * The argv that runs `argv` as `user` through sudo. The variables named in `keep` pass through sudo's
+ * reset from the spawn's own environment (never on the command line, where /proc shows them to all).
+ */
+export function sudoArgv(user: string, argv: readonly string[], keep: readonly string[]): string[] {
+  return [
+    'sudo',
+    '-n',
+    '-H',
+    '-u',
+    user,
+    ...(keep.length ? [`--preserve-env=${keep.join(',')}`] : []),
+    '--',
+    ...argv,
+  ];
 }
