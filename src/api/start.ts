@@ -122,12 +122,10 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
   };
   // After reconcile, which answered the actions a crash left open.
   prune();
-  const reaper = setInterval(() => {
-    cp.manager.reap().catch((err) => logger.warn({ err }, 'reap failed'));
+  cp.manager.reaper.start(config.sandbox.reaper_interval_seconds * 1000, () => {
     prune();
     cp.manager.refill().catch((err) => logger.warn({ err }, 'pool refill failed'));
-  }, config.sandbox.reaper_interval_seconds * 1000);
-  reaper.unref();
+  });
   cp.manager.refill().catch((err) => logger.warn({ err }, 'pool refill failed'));
 
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
@@ -137,7 +135,7 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
     port,
     logger,
     async close() {
-      clearInterval(reaper);
+      cp.manager.reaper.stop();
       await cp.close();
       store.close();
     },

@@ -26,6 +26,7 @@ import { toApiSandbox } from '../store/sandboxes.js';
 import type { Store } from '../store/store.js';
 import { checkCreateRequest, type SandboxPolicy } from './policy.js';
 import { waitUntilAlive } from './readiness.js';
+import { Reaper } from './reaper.js';
 import type {
   MountSpec,
   NetworkSpec,
@@ -98,6 +99,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   private unwatch: (() => void) | undefined;
   private readonly refilling = new Set<string>();
   private disposed = false;
+  /** Lifetimes, idle limits and unowned containers, on its own timer (started by whoever runs Berth). */
+  readonly reaper: Reaper;
 
   constructor(
     private readonly store: Store,
@@ -106,6 +109,14 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     private readonly logger: Logger,
   ) {
     super();
+    this.reaper = new Reaper({
+      store,
+      runtime,
+      logger,
+      isStarting: (id) => this.starting.has(id),
+      isBusy: (id) => this.busy(id),
+      delete: (id, reason) => this.delete(id, { reason }),
+    });
   }
 
   // ---- queries -------------------------------------------------------------------------------
@@ -792,32 +803,9 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     }
   }
 
-  /** One pass of the reaper: lifetimes, idle limits, and containers no record owns. */
-  async reap(): Promise<void> {
-    // The store's indexed queries decide what is due (one place for the rules; pool members never).
-    const now = new Date();
-    for (const rec of this.store.sandboxes.listExpired(now)) {
-      // A start under way finishes first (its create answers 201); a later pass reaps it. Removing
-      // the container mid-start would fail the create with a 503 for a lifetime it asked for.
-      if (this.starting.has(rec.id)) continue;
-      // Extended while this pass awaited earlier deletes: the query's answer is out of date.
-      if (this.store.sandboxes.get(rec.id).expires_at !== rec.expires_at) continue;
-      await this.delete(rec.id, { reason: 'lifetime ended' }).catch(() => undefined);
-    }
-    for (const rec of this.store.sandboxes.listIdle(now)) {
-      // An action in flight is activity, however long it runs; so is one that ended while this pass
-      // awaited earlier deletes (its record's last activity moved on since the query).
-      if (this.starting.has(rec.id) || this.busy(rec.id)) continue;
-      if (this.store.sandboxes.get(rec.id).last_activity_at !== rec.last_activity_at) continue;
-      await this.delete(rec.id, { reason: 'idle' }).catch(() => undefined);
-    }
-    // A container is owned while its record is live, and for good when it was deleted with keep_alive
-    // (the caller asked for it to stay).
-    const owned = new Set(this.store.sandboxes.list({ state: [...STATES_WITH_CONTAINER] }).map((r) => r.id));
-    for (const r of this.store.sandboxes.list({ state: ['deleted'] })) if (r.keep_alive) owned.add(r.id);
-    for (const removed of await this.runtime.reap(owned).catch(() => [] as string[])) {
-      this.logger.info({ id: removed }, 'reaped an unowned sandbox container');
-    }
+  /** One pass of the reaper (see reaper.ts). */
+  reap(): Promise<void> {
+    return this.reaper.pass();
   }
 
   /** Keeps `poolSize` started sandboxes for the default image. */
@@ -878,6 +866,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
 
   async dispose(): Promise<void> {
     this.disposed = true;
+    this.reaper.stop();
     this.unwatch?.();
     this.unwatch = undefined;
     for (const c of this.clients.values()) c.close();
