@@ -25,6 +25,7 @@ import type { SandboxRecord } from '../store/sandboxes.js';
 import { toApiSandbox } from '../store/sandboxes.js';
 import type { Store } from '../store/store.js';
 import { checkCreateRequest, type SandboxPolicy } from './policy.js';
+import { WarmPool } from './pool.js';
 import { waitUntilAlive } from './readiness.js';
 import { Reaper } from './reaper.js';
 import type {
@@ -97,10 +98,9 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   /** Sandboxes the engine reported OOM-killed, until their exit is recorded. */
   private readonly oomKilled = new Set<string>();
   private unwatch: (() => void) | undefined;
-  private readonly refilling = new Set<string>();
-  private disposed = false;
   /** Lifetimes, idle limits and unowned containers, on its own timer (started by whoever runs Berth). */
   readonly reaper: Reaper;
+  private readonly pool: WarmPool;
 
   constructor(
     private readonly store: Store,
@@ -116,6 +116,17 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       isStarting: (id) => this.starting.has(id),
       isBusy: (id) => this.busy(id),
       delete: (id, reason) => this.delete(id, { reason }),
+    });
+    this.pool = new WarmPool({
+      store,
+      runtime,
+      logger,
+      size: settings.poolSize,
+      defaultImage: () => settings.defaultImage(),
+      usable: () => this.poolable({}),
+      newId: newSandboxId,
+      specFor: (id, image, key) => this.buildSpec(id, image, key, {}, null, true),
+      onStarted: (id, ep) => this.remember(id, ep),
     });
   }
 
@@ -198,12 +209,12 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
         last_activity_at: new Date(),
       });
       if (claimed) {
-        this.refillSoon(image);
+        this.pool.refillSoon(image);
         if (body.env && Object.keys(body.env).length > 0) await this.addEnvVars(claimed, body.env);
         this.lifecycle(claimed.id, 'created', 'claimed from the warm pool');
         return this.changed(claimed.id);
       }
-      this.refillSoon(image);
+      this.pool.refillSoon(image);
     }
     const id = newSandboxId();
     const key = randomBytes(24).toString('base64url');
@@ -808,65 +819,18 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     return this.reaper.pass();
   }
 
-  /** Keeps `poolSize` started sandboxes for the default image. */
-  async refill(image?: string): Promise<void> {
-    // With a workspace or volumes configured for every sandbox, no create could use a pooled one.
-    if (this.settings.poolSize <= 0 || this.disposed || !this.poolable({})) return;
-    const img = image ?? (await this.settings.defaultImage());
-    if (this.refilling.has(img)) return;
-    this.refilling.add(img);
-    try {
-      while (!this.disposed && this.store.sandboxes.countPooled(img) < this.settings.poolSize) {
-        const id = newSandboxId();
-        const key = randomBytes(24).toString('base64url');
-        this.store.sandboxes.insert({
-          id,
-          state: 'starting',
-          image: img,
-          session_api_key: key,
-          spec: {},
-          pool_image: img,
-          from_pool: true,
-        });
-        try {
-          const ep = await this.runtime.start(this.buildSpec(id, img, key, {}, null, true));
-          if (this.disposed) {
-            await this.runtime.remove(id).catch(() => undefined);
-            return;
-          }
-          this.remember(id, ep);
-          this.store.sandboxes.update(id, { state: 'running', url: ep.url, container_id: ep.containerId });
-        } catch (err) {
-          if (this.disposed) return;
-          this.logger.warn({ err }, 'warm pool start failed');
-          this.store.sandboxes.update(id, {
-            state: 'error',
-            error: (err as Error).message,
-            pool_image: null,
-          });
-          this.store.sandboxes.markDeleted(id);
-          await this.runtime.remove(id).catch(() => undefined);
-          break;
-        }
-      }
-    } finally {
-      this.refilling.delete(img);
-    }
-  }
-
-  private refillSoon(image: string): void {
-    setImmediate(() => {
-      this.refill(image).catch((err) => this.logger.warn({ err }, 'warm pool refill failed'));
-    });
+  /** Keeps `poolSize` started sandboxes for the default image (see pool.ts). */
+  refill(image?: string): Promise<void> {
+    return this.pool.refill(image);
   }
 
   poolSize(): number {
-    return this.store.sandboxes.list({ pooled: true, state: ['running'] }).length;
+    return this.pool.size();
   }
 
   async dispose(): Promise<void> {
-    this.disposed = true;
     this.reaper.stop();
+    this.pool.dispose();
     this.unwatch?.();
     this.unwatch = undefined;
     for (const c of this.clients.values()) c.close();
