@@ -56,6 +56,18 @@ function exec(
   });
 }
 
+/** Whether, within a few seconds, no process in the sandbox has `marker` in its command line. */
+async function noneLeft(marker: string): Promise<boolean> {
+  // [b]erth: the pattern does not match the command line of the sh that runs pgrep.
+  const pattern = `[${marker[0]}]${marker.slice(1)}`;
+  for (let i = 0; i < 100; i++) {
+    const out = (await exec({ argv: ['sh', '-c', `pgrep -f "${pattern}" || echo none`] })).stdout.toString();
+    if (out === 'none\n') return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
 const send = (ws: WebSocket, m: Record<string, unknown>) => ws.send(JSON.stringify(m));
 const waitFor = async (cond: () => boolean) => {
   for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
@@ -114,11 +126,7 @@ describe('/berth/exec', () => {
     expect(o.exit).toMatchObject({ exit_code: 130, signal: 'SIGINT', timed_out: false });
     const timed = await exec({ argv: ['sleep', '30'], timeout_ms: 300 });
     expect(timed.exit).toMatchObject({ signal: 'SIGTERM', timed_out: true });
-    // [b]erth: the pattern does not match the command line of the sh that runs pgrep.
-    const left = await exec({
-      argv: ['sh', '-c', `pgrep -f "[${marker[0]}]${marker.slice(1)}" || echo none`],
-    });
-    expect(left.stdout.toString()).toBe('none\n');
+    expect(await noneLeft(marker)).toBe(true);
   });
 
   it('closing the socket before the exit ends the process', async () => {
@@ -127,15 +135,7 @@ describe('/berth/exec', () => {
       await waitFor(() => out.stdout.toString().includes('up'));
       ws.close();
     });
-    let left = '';
-    for (let i = 0; i < 100; i++) {
-      left = (
-        await exec({ argv: ['sh', '-c', `pgrep -f "[${marker[0]}]${marker.slice(1)}" || echo none`] })
-      ).stdout.toString();
-      if (left === 'none\n') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(left).toBe('none\n');
+    expect(await noneLeft(marker)).toBe(true);
   });
 
   it('survives input to a program that closed its stdin, and ends children left holding the output', async () => {
@@ -159,15 +159,7 @@ describe('/berth/exec', () => {
       await waitFor(() => out.stdout.toString().includes('forked'));
       ws.close();
     });
-    let left = '';
-    for (let i = 0; i < 100; i++) {
-      left = (
-        await exec({ argv: ['sh', '-c', `pgrep -f "[${marker[0]}]${marker.slice(1)}" || echo none`] })
-      ).stdout.toString();
-      if (left === 'none\n') break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(left).toBe('none\n');
+    expect(await noneLeft(marker)).toBe(true);
   });
 
   it('a missing working directory is said as such, and a too-long timeout is refused', async () => {

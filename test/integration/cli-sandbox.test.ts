@@ -16,11 +16,17 @@ const unavailable = await engineAvailable();
 
 describe.skipIf(unavailable !== undefined)('berth CLI', () => {
   let cp: ChildControlPlane;
+  // tsx by its path: the working directory may be outside this checkout.
+  const tsx = pathToFileURL(resolve(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
+  /** The CLI as a child process of its own (for stdin, signals and commands that keep running). */
+  const cli = (args: string[]) =>
+    spawn(process.execPath, ['--import', tsx, resolve(ROOT, 'src/cli/main.ts'), ...args], {
+      env: { ...process.env, BERTH_URL: cp.url, BERTH_API_KEY: cp.apiKey },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
   const berth = (...args: string[]) => berthIn(ROOT, ...args);
   const berthIn = async (cwd: string, ...args: string[]) => {
     try {
-      // tsx by its path: the working directory may be outside this checkout.
-      const tsx = pathToFileURL(resolve(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
       const r = await run(process.execPath, ['--import', tsx, resolve(ROOT, 'src/cli/main.ts'), ...args], {
         cwd,
         env: { ...process.env, BERTH_URL: cp.url, BERTH_API_KEY: cp.apiKey },
@@ -178,12 +184,6 @@ describe.skipIf(unavailable !== undefined)('berth CLI', () => {
     expect(timed.stderr).toContain('did not finish in 1 s');
 
     // -i: this process's stdin reaches the command, and its end is EOF there.
-    const tsx = pathToFileURL(resolve(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
-    const cli = (args: string[]) =>
-      spawn(process.execPath, ['--import', tsx, resolve(ROOT, 'src/cli/main.ts'), ...args], {
-        env: { ...process.env, BERTH_URL: cp.url, BERTH_API_KEY: cp.apiKey },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
     const cat = cli(['exec', '-i', s.id, 'wc', '-c']);
     cat.stdin.end('twelve bytes');
     let catOut = '';
@@ -231,12 +231,6 @@ describe.skipIf(unavailable !== undefined)('berth CLI', () => {
     expect(logs.stdout).toContain('runtime server listening');
     expect((await berth('logs', '-n', '1', s.id)).stdout.trim().split('\n')).toHaveLength(1);
 
-    const tsx = pathToFileURL(resolve(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
-    const cli = (args: string[]) =>
-      spawn(process.execPath, ['--import', tsx, resolve(ROOT, 'src/cli/main.ts'), ...args], {
-        env: { ...process.env, BERTH_URL: cp.url, BERTH_API_KEY: cp.apiKey },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
     const waitFor = async (get: () => string, text: string) => {
       for (let i = 0; i < 300 && !get().includes(text); i++) await new Promise((r) => setTimeout(r, 50));
       expect(get()).toContain(text);
