@@ -13,8 +13,9 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { COMMAND_OUTPUT } from '../../src/runtime-server/core/process/output-buffer.js';
 import { ProcessTable } from '../../src/runtime-server/core/process/table.js';
-import { PythonKernel, stripAnsi } from '../../src/runtime-server/core/python/kernel.js';
+import { PythonKernel } from '../../src/runtime-server/core/python/kernel.js';
 import type { CellRequest } from '../../src/runtime-server/core/python/types.js';
+import { stripEscapes } from '../../src/runtime-server/core/shell/terminal-text.js';
 
 /** A 1x1 PNG. */
 const PNG_BASE64 =
@@ -389,8 +390,8 @@ describe('PythonKernel start-up', () => {
   });
 });
 
-describe('stripAnsi', () => {
+describe('stripEscapes', () => {
   it('removes colour, cursor and OSC sequences', () => {
-    expect(stripAnsi('\x1b[1;31mred\x1b[0m \x1b[2K\x1b]0;title\x07done')).toBe('red done');
+    expect(stripEscapes('\x1b[1;31mred\x1b[0m \x1b[2K\x1b]0;title\x07done')).toBe('red done');
   });
 });

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { COMMAND_OUTPUT, OutputBuffer } from '../process/output-buffer.js';
 import type { ManagedProcess, ProcessTable } from '../process/table.js';
+import { stripEscapes } from '../shell/terminal-text.js';
 import { KERNEL_DRIVER_SOURCE } from './driver-source.js';
 import { type HostCalls, serveHostCalls } from './host-calls.js';
 import type { CellRequest, CellResult } from './types.js';
@@ -120,7 +121,7 @@ export class PythonKernel {
 
     // CRLF comes from IPython running shell escapes on a pty; agents read plain newlines.
     const raw = cell.capture.text();
-    let text = stripAnsi(raw).replaceAll('\r\n', '\n').trimEnd();
+    let text = stripEscapes(raw).replaceAll('\r\n', '\n').trimEnd();
     if (end.kind === 'exited') {
       if (this.process === proc) this.process = undefined;
       let note: string;
@@ -182,7 +183,7 @@ export class PythonKernel {
     const cell = proc.execute(startup.code, startup.cwd);
     const end = await cell.end;
     proc.forgetCwd();
-    const text = stripAnsi(cell.capture.text()).trim();
+    const text = stripEscapes(cell.capture.text()).trim();
     if (end.kind === 'exited') throw new Error(`the startup cell ended the kernel (${end.reason}): ${text}`);
     if (text) this.logger.warn('python kernel: the startup cell printed', text.slice(0, 2000));
   }
@@ -203,12 +204,6 @@ function findPython(env: NodeJS.ProcessEnv): string {
     }
   }
   throw new Error(`No ${PYTHON_CANDIDATES.join(' or ')} found on PATH`);
-}
-
-const ANSI_PATTERN = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]/g;
-
-export function stripAnsi(text: string): string {
-  return text.replace(ANSI_PATTERN, '');
 }
 
 interface ReadyInfo {

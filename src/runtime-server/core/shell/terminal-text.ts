@@ -10,6 +10,7 @@ const ESCAPE_SEQUENCE =
 // Other control characters that have no place in text (keep \t and \n; \r and \b are handled below).
 const STRAY_CONTROLS = /[\x00-\x07\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]/g;
 
+/** Removes terminal escape sequences only (the shell's screen text and the Python kernel's cell output). */
 export function stripEscapes(text: string): string {
   return text.replace(ESCAPE_SEQUENCE, '');
 }
