@@ -243,13 +243,6 @@ export class PortAllocator {
     this.state.bad.set(port, this.now() + BAD_PORT_QUARANTINE_MS);
   }
 
-  /** The ports this process holds, by owner (for diagnostics and tests). */
-  heldPorts(): Map<string, number[]> {
-    const out = new Map<string, number[]>();
-    for (const [port, h] of this.state.held) out.set(h.owner, [...(out.get(h.owner) ?? []), port]);
-    return out;
-  }
-
   private ensureDir(): Promise<void> {
     this.dirReady ??= mkdir(this.lockDir, { recursive: true, mode: 0o700 })
       .then(() => undefined)

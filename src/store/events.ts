@@ -115,7 +115,6 @@ export class EventRepo {
   private readonly touch: Statement<[number, string]>;
   private readonly after: Statement<[string, number, number], EventRow>;
   private readonly last: Statement<[string, number], EventRow>;
-  private readonly latest: Statement<[string], number>;
   private readonly open: Statement<[], { sandbox_id: string; open: number; last_at: number | null }>;
   private readonly appendTx: (e: NewEvent) => SandboxEvent;
   private readonly maxPayloadBytes: number;
@@ -150,9 +149,6 @@ export class EventRepo {
     this.last = db.prepare(
       `SELECT * FROM (SELECT ${COLUMNS} FROM events WHERE sandbox_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq`,
     );
-    this.latest = db
-      .prepare<[string], number>('SELECT coalesce(max(seq), 0) FROM events WHERE sandbox_id = ?')
-      .pluck();
     // From the per-sandbox counts (kept by triggers), so a start does not read the whole log.
     this.open = db.prepare(
       `SELECT t.sandbox_id, t.open,
@@ -218,14 +214,6 @@ export class EventRepo {
       const size = Math.min(checkSeq(limit, 'limit'), MAX_EVENT_PAGE);
       this.requireSandbox(sandboxId);
       return this.last.all(sandboxId, size).map(toEvent);
-    });
-  }
-
-  /** The seq of the sandbox's newest event; 0 when it has none. */
-  latestSeq(sandboxId: string): number {
-    return guard(`read events of sandbox ${sandboxId}`, () => {
-      this.requireSandbox(sandboxId);
-      return this.latest.get(sandboxId) as number;
     });
   }
 
