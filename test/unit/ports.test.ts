@@ -146,7 +146,9 @@ describe('PortAllocator in one process', () => {
     expect(lockFiles()).toHaveLength(2);
     // Only 'first' holds ports: the two 'second' had taken are free for the next reservation.
     const third = await allocator.reserve('third', 2);
-    expect([...first.ports, ...third.ports].sort((x, y) => x - y)).toEqual([0, 1, 2, 3].map((i) => range.min + i));
+    expect([...first.ports, ...third.ports].sort((x, y) => x - y)).toEqual(
+      [0, 1, 2, 3].map((i) => range.min + i),
+    );
   });
 
   it('rejects bad ranges and counts', async () => {
