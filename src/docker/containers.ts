@@ -4,7 +4,7 @@
  */
 import { PassThrough, Readable } from 'node:stream';
 import type Dockerode from 'dockerode';
-import type { BerthError } from '../protocol/errors.js';
+import { type BerthError, ErrorCode } from '../protocol/errors.js';
 import { engineName } from './names.js';
 
 export type ToError = (err: unknown, what: string) => BerthError;
@@ -133,7 +133,7 @@ export class DockerContainerClient implements ContainerClient {
     try {
       return await this.inspect(idOrName);
     } catch (err) {
-      if ((err as BerthError).code === 'NOT_FOUND') return undefined;
+      if ((err as BerthError).code === ErrorCode.NOT_FOUND) return undefined;
       throw err;
     }
   }

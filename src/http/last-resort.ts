@@ -4,6 +4,8 @@
  * keeps serving. A request in progress still ends through its own error handler as a JSON 500; a
  * server that dies on one stray error would take every sandbox's API down with it.
  */
+import { ErrorCode } from '../protocol/errors.js';
+
 export interface LastResortLogger {
   error(obj: object, msg: string): void;
 }
@@ -14,9 +16,12 @@ export function keepServingOnStrayErrors(logger: LastResortLogger): void {
   if (installed) return;
   installed = true;
   process.on('uncaughtException', (err, origin) => {
-    logger.error({ err, origin, code: 'INTERNAL' }, 'stray exception outside any request (kept serving)');
+    logger.error(
+      { err, origin, code: ErrorCode.INTERNAL },
+      'stray exception outside any request (kept serving)',
+    );
   });
   process.on('unhandledRejection', (reason) => {
-    logger.error({ err: reason, code: 'INTERNAL' }, 'unhandled promise rejection (kept serving)');
+    logger.error({ err: reason, code: ErrorCode.INTERNAL }, 'unhandled promise rejection (kept serving)');
   });
 }

@@ -4,6 +4,7 @@
  */
 import type { WebSocket } from 'ws';
 import { TerminalClientMessage, type TerminalServerMessage } from '../protocol/api.js';
+import { ErrorCode } from '../protocol/errors.js';
 import type { TerminalManager } from './core/terminal/terminals.js';
 
 export function serveTerminal(
@@ -18,7 +19,7 @@ export function serveTerminal(
   try {
     terminal = terminals.open(id, cols, rows);
   } catch (err) {
-    send({ type: 'error', code: 'CONFLICT', message: (err as Error).message });
+    send({ type: 'error', code: ErrorCode.CONFLICT, message: (err as Error).message });
     socket.close(1011);
     return;
   }
@@ -40,7 +41,7 @@ export function serveTerminal(
     } catch {
       send({
         type: 'error',
-        code: 'VALIDATION_FAILED',
+        code: ErrorCode.VALIDATION_FAILED,
         message: 'expected {type:"input",data} or {type:"resize",cols,rows}',
       });
       return;

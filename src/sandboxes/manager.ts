@@ -535,7 +535,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       this.appendEvent(
         id,
         'observation',
-        { error: { code: e.code ?? 'INTERNAL', message: e.message } },
+        { error: { code: e.code ?? ErrorCode.INTERNAL, message: e.message } },
         performance.now() - started,
       );
       await this.afterProxyFailure(id, err);

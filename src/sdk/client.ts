@@ -9,6 +9,7 @@
  */
 import type * as z from 'zod';
 import type { CreateSandboxBody, EventPage, Sandbox, SandboxEvent, SandboxState } from '../protocol/api.js';
+import { ErrorCode } from '../protocol/errors.js';
 import type { Observation } from '../protocol/openhands.js';
 import { BerthApiError, errorFromResponse, NetworkError } from './errors.js';
 import { type ExecOptions, ExecProcess } from './exec.js';
@@ -265,7 +266,8 @@ export class SandboxApi {
   /** Downloads a file or directory as a zip, as a stream (nothing held in memory). */
   async downloadStream(path: string): Promise<ReadableStream<Uint8Array>> {
     const res = await this.downloadResponse(path);
-    if (!res.body) throw new BerthApiError(res.status, 'INTERNAL', 'the download answered without a body');
+    if (!res.body)
+      throw new BerthApiError(res.status, ErrorCode.INTERNAL, 'the download answered without a body');
     return res.body;
   }
 
@@ -340,7 +342,8 @@ export class SandboxApi {
    * output streams through the callbacks, and `done` gives the exit code and the whole output.
    */
   exec(argv: readonly string[], opts: ExecOptions = {}): ExecProcess {
-    if (argv.length === 0) throw new BerthApiError(0, 'VALIDATION_FAILED', 'exec needs a program to run');
+    if (argv.length === 0)
+      throw new BerthApiError(0, ErrorCode.VALIDATION_FAILED, 'exec needs a program to run');
     const wsUrl = `${this.client.url.replace(/^http/, 'ws')}${this.base}/exec`;
     return new ExecProcess(wsUrl, this.client.authHeader().authorization, argv, opts);
   }

@@ -4,7 +4,7 @@
  * `details`, and one subclass per kind of failure, mapped from the `{code, message, details}` body.
  * Browser-safe: no Node.js module is imported here.
  */
-import type { ErrorCode } from '../protocol/errors.js';
+import { ErrorCode } from '../protocol/errors.js';
 
 /** The code of a NetworkError: the server was not reached at all (no HTTP status). */
 export const NETWORK = 'NETWORK';
@@ -96,7 +96,8 @@ export const errorClassByCode: Readonly<Record<ErrorCode, BerthApiErrorClass>> =
 
 /** Builds the right error class from an HTTP status and a (possibly non-JSON) body. */
 export function errorFromResponse(status: number, bodyText: string): BerthApiError {
-  let code = status === 401 ? 'UNAUTHORIZED' : status === 404 ? 'NOT_FOUND' : 'INTERNAL';
+  let code: string =
+    status === 401 ? ErrorCode.UNAUTHORIZED : status === 404 ? ErrorCode.NOT_FOUND : ErrorCode.INTERNAL;
   let message = bodyText.slice(0, 500) || `HTTP ${status}`;
   let details: unknown;
   try {

@@ -5,6 +5,7 @@
  */
 import { Agent, type IncomingMessage, request } from 'node:http';
 import type { Readable } from 'node:stream';
+import { ErrorCode } from '../protocol/errors.js';
 import type { Observation } from '../protocol/openhands.js';
 import { BerthApiError, errorFromResponse } from './errors.js';
 
@@ -48,13 +49,19 @@ export class RuntimeServerClient {
         resolve,
       );
       r.on('timeout', () =>
-        r.destroy(new BerthApiError(504, 'TIMEOUT', `runtime server did not answer ${req.path} in time`)),
+        r.destroy(
+          new BerthApiError(504, ErrorCode.TIMEOUT, `runtime server did not answer ${req.path} in time`),
+        ),
       );
       r.on('error', (err) =>
         reject(
           err instanceof BerthApiError
             ? err
-            : new BerthApiError(503, 'UNAVAILABLE', `runtime server unreachable: ${(err as Error).message}`),
+            : new BerthApiError(
+                503,
+                ErrorCode.UNAVAILABLE,
+                `runtime server unreachable: ${(err as Error).message}`,
+              ),
         ),
       );
       const body = req.body;

@@ -56,7 +56,9 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
         const id = req.params.id;
         const rec = store.sandboxes.find(id);
         if (!rec) {
-          socket.send(JSON.stringify({ type: 'error', code: 'NOT_FOUND', message: `No sandbox ${id}` }));
+          socket.send(
+            JSON.stringify({ type: 'error', code: ErrorCode.NOT_FOUND, message: `No sandbox ${id}` }),
+          );
           socket.close(4404);
           return;
         }
@@ -95,7 +97,7 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
         return { url: rec.url, key: rec.session_api_key };
       } catch (err) {
         const e = err as BerthError;
-        failSocket(socket, e.code ?? 'INTERNAL', e.message);
+        failSocket(socket, e.code ?? ErrorCode.INTERNAL, e.message);
         return undefined;
       }
     };
@@ -168,7 +170,9 @@ function relaySocket(
     }
   });
   upstream.on('close', () => socket.close());
-  upstream.on('error', (err) => failSocket(socket, 'UNAVAILABLE', `${what} unavailable: ${err.message}`));
+  upstream.on('error', (err) =>
+    failSocket(socket, ErrorCode.UNAVAILABLE, `${what} unavailable: ${err.message}`),
+  );
   socket.on('message', (data: Buffer) => {
     onClientFrame();
     const text = data.toString('utf8');
