@@ -45,6 +45,10 @@ const PORT_RETRIES = 5;
 export const MAX_CONCURRENT_STARTS = 4;
 /** Container log lines quoted when a sandbox fails to start. */
 const FAILURE_LOG_LINES = 30;
+/** The runtime server's own port, leased before the app ports (the first port of a lease). */
+const RUNTIME_PORT_COUNT = 1;
+/** How a dual-stack socket reports an IPv4 peer (::ffff:a.b.c.d); the networks are matched on a.b.c.d. */
+const IPV4_MAPPED_PREFIX = '::ffff:';
 
 export interface DockerRuntimeOptions {
   engine: DockerodeEngine;
@@ -113,7 +117,7 @@ export class DockerSandboxRuntime implements SandboxRuntime {
   /** Whether a connection from this address comes from inside a sandbox (not from a gateway: the host). */
   isSandboxAddress(address: string | undefined): boolean {
     if (!address) return false;
-    const ip = address.startsWith('::ffff:') ? address.slice(7) : address;
+    const ip = address.startsWith(IPV4_MAPPED_PREFIX) ? address.slice(IPV4_MAPPED_PREFIX.length) : address;
     for (const n of this.guarded.values()) {
       if (n.gateways.has(ip)) continue;
       if (n.blocks.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4')) return true;
@@ -231,7 +235,7 @@ export class DockerSandboxRuntime implements SandboxRuntime {
   ): Promise<SandboxEndpoint> {
     let lastError: unknown;
     for (let attempt = 0; attempt < PORT_RETRIES; attempt++) {
-      const lease = await this.opts.ports.reserve(spec.id, 1 + APP_PORT_COUNT);
+      const lease = await this.opts.ports.reserve(spec.id, RUNTIME_PORT_COUNT + APP_PORT_COUNT);
       const [runtime, ...app] = lease.ports as [number, ...number[]];
       const options = containerCreateOptions(spec, { runtime, app }, view);
       options.Labels = { ...options.Labels, [SANDBOX_LABELS.owner]: this.opts.owner };

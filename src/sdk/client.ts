@@ -15,6 +15,21 @@ import { BerthApiError, errorFromResponse, NetworkError } from './errors.js';
 import { type ExecOptions, ExecProcess } from './exec.js';
 import { openSocket } from './socket.js';
 
+/** Where `berth up` listens by default. */
+const DEFAULT_URL = 'http://127.0.0.1:3000';
+/** Calls that are not actions answer quickly; one that takes a minute is stuck. */
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+/** A create may pull or build the runtime image and wait for the new runtime server to be ready. */
+const CREATE_TIMEOUT_MS = 300_000;
+/** Resume, stop and reset start or stop a container and wait for its runtime server. */
+const LIFECYCLE_TIMEOUT_MS = 120_000;
+/** An action without a timeout gets the runtime server's default deadline (DEFAULT_ACTION_DEADLINE_SECONDS). */
+const DEFAULT_ACTION_TIMEOUT_SECONDS = 120;
+/** Beyond an action's own timeout, as long as the control plane's proxy waits (PROXY_GRACE_SECONDS), so its answer arrives. */
+const ACTION_GRACE_SECONDS = 30;
+/** Log lines and events fetched when the caller names no count (the control plane's default page). */
+const DEFAULT_TAIL = 200;
+
 export interface BerthClientOptions {
   /** Control plane base URL. @default "http://127.0.0.1:3000" (the CLI reads BERTH_URL) */
   url?: string;
@@ -65,9 +80,9 @@ export class BerthClient {
   private readonly requestTimeoutMs: number;
 
   constructor(options: BerthClientOptions = {}) {
-    this.url = (options.url ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
+    this.url = (options.url ?? DEFAULT_URL).replace(/\/+$/, '');
     this.apiKey = options.apiKey;
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   }
 
   /**
@@ -133,7 +148,7 @@ export class BerthClient {
   }
 
   readonly sandboxes = {
-    create: (body: CreateSandboxBody = {}, timeoutMs = 300_000) =>
+    create: (body: CreateSandboxBody = {}, timeoutMs = CREATE_TIMEOUT_MS) =>
       this.request<Sandbox>('POST', '/api/sandboxes', body, timeoutMs),
     list: (filter: { state?: SandboxState; labels?: Record<string, string> } = {}) => {
       const q = new URLSearchParams();
@@ -152,12 +167,27 @@ export class BerthClient {
       ),
     pause: (id: string) => this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/pause`),
     resume: (id: string) =>
-      this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/resume`, undefined, 120_000),
+      this.request<Sandbox>(
+        'POST',
+        `/api/sandboxes/${encodeURIComponent(id)}/resume`,
+        undefined,
+        LIFECYCLE_TIMEOUT_MS,
+      ),
     stop: (id: string) =>
-      this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/stop`, undefined, 120_000),
+      this.request<Sandbox>(
+        'POST',
+        `/api/sandboxes/${encodeURIComponent(id)}/stop`,
+        undefined,
+        LIFECYCLE_TIMEOUT_MS,
+      ),
     /** Ends every process of the sandbox user and starts a fresh shell (after a fork bomb, say). */
     reset: (id: string) =>
-      this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/reset`, undefined, 120_000),
+      this.request<Sandbox>(
+        'POST',
+        `/api/sandboxes/${encodeURIComponent(id)}/reset`,
+        undefined,
+        LIFECYCLE_TIMEOUT_MS,
+      ),
     setEnv: (id: string, env: Record<string, string>) =>
       this.request<Sandbox>('POST', `/api/sandboxes/${encodeURIComponent(id)}/env`, { env }),
     extendTimeout: (id: string, timeoutSeconds: number) =>
@@ -194,7 +224,7 @@ export class SandboxApi {
     timeoutSeconds?: number,
   ): Promise<Observation> {
     const body = { action: { action, args, ...(timeoutSeconds ? { timeout: timeoutSeconds } : {}) } };
-    const httpTimeout = ((timeoutSeconds ?? 120) + 30) * 1000;
+    const httpTimeout = ((timeoutSeconds ?? DEFAULT_ACTION_TIMEOUT_SECONDS) + ACTION_GRACE_SECONDS) * 1000;
     return this.client.request<Observation>('POST', `${this.base}/execute_action`, body, httpTimeout);
   }
 
@@ -288,7 +318,7 @@ export class SandboxApi {
   }
 
   /** The container's own output (the runtime server's log): its last `tail` lines. */
-  async logs(tail = 200): Promise<string> {
+  async logs(tail = DEFAULT_TAIL): Promise<string> {
     return (await this.client.send('GET', `${this.base}/logs?tail=${tail}`)).text();
   }
 
@@ -296,7 +326,7 @@ export class SandboxApi {
    * The container's output as it is written: `onText` gets the last `tail` lines, then every new chunk.
    * `done` settles when the container stops (or `stop()` is called, which resolves it).
    */
-  followLogs(onText: (text: string) => void, tail = 200): { stop(): void; done: Promise<void> } {
+  followLogs(onText: (text: string) => void, tail = DEFAULT_TAIL): { stop(): void; done: Promise<void> } {
     const abort = new AbortController();
     const done = (async () => {
       const res = await this.client.send('GET', `${this.base}/logs?tail=${tail}&follow=true`, {
@@ -319,7 +349,7 @@ export class SandboxApi {
     return { stop: () => abort.abort(), done };
   }
 
-  events(after = 0, limit = 200): Promise<z.infer<typeof EventPage>> {
+  events(after = 0, limit = DEFAULT_TAIL): Promise<z.infer<typeof EventPage>> {
     return this.client.request('GET', `${this.base}/events?after=${after}&limit=${limit}`);
   }
 

@@ -9,6 +9,7 @@ import type { SandboxEvent } from '../../protocol/api.js';
 import { EventPage, EventsQuery } from '../../protocol/api.js';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import type { SandboxManager } from '../../sandboxes/manager.js';
+import { MAX_EVENT_PAGE } from '../../store/index.js';
 import type { Store } from '../../store/store.js';
 import { errorResponses, IdParams } from '../schemas.js';
 
@@ -59,7 +60,7 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
           socket.send(
             JSON.stringify({ type: 'error', code: ErrorCode.NOT_FOUND, message: `No sandbox ${id}` }),
           );
-          socket.close(4404);
+          socket.close(WS_CLOSE_NOT_FOUND);
           return;
         }
         // Subscribe first, then replay, then drop live duplicates by seq: no gap, no repeat.
@@ -79,9 +80,9 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
         manager.on('event', onEvent);
         socket.on('close', () => manager.off('event', onEvent));
         for (;;) {
-          const page = store.events.page(id, lastSent, 1000);
+          const page = store.events.page(id, lastSent, MAX_EVENT_PAGE);
           for (const e of page.events) send(e);
-          if (page.events.length < 1000) break;
+          if (page.events.length < MAX_EVENT_PAGE) break;
         }
         replaying = false;
         for (const e of queue) send(e);
@@ -108,8 +109,13 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
       (socket, req) => {
         const target = runningTarget(socket, req.params.id);
         if (!target) return;
-        const session = (req.query.session ?? 'main').replace(/[^A-Za-z0-9_-]/g, '').slice(0, 64) || 'main';
-        const q = new URLSearchParams({ cols: req.query.cols ?? '120', rows: req.query.rows ?? '32' });
+        const session =
+          (req.query.session ?? 'main').replace(/[^A-Za-z0-9_-]/g, '').slice(0, MAX_TERMINAL_SESSION_CHARS) ||
+          'main';
+        const q = new URLSearchParams({
+          cols: req.query.cols ?? DEFAULT_TERMINAL_COLS,
+          rows: req.query.rows ?? DEFAULT_TERMINAL_ROWS,
+        });
         relaySocket(socket, target, `/berth/terminals/${session}?${q}`, 'terminal', () =>
           manager.touch(req.params.id),
         );
@@ -130,11 +136,21 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
 
 /** Bytes queued towards a slow client before the relay stops reading from the runtime server. */
 const MAX_RELAY_UNSENT_BYTES = 4 * 1024 * 1024;
+/** How often a paused relay looks whether the slow client has caught up (short: it is only a buffer check). */
 const RELAY_DRAIN_POLL_MS = 10;
+/** Close code for an unknown sandbox: the application range (4000-4999), 4000 + the HTTP status. */
+const WS_CLOSE_NOT_FOUND = 4404;
+/** RFC 6455 close code 1011: the server met a condition that prevents it from serving the socket. */
+const WS_CLOSE_INTERNAL_ERROR = 1011;
+/** Characters kept of a terminal session name (it becomes part of the runtime server's URL path). */
+const MAX_TERMINAL_SESSION_CHARS = 64;
+/** Terminal size when the client gives none: the runtime server's own default (berth-routes.ts). */
+const DEFAULT_TERMINAL_COLS = '120';
+const DEFAULT_TERMINAL_ROWS = '32';
 
 function failSocket(socket: WebSocket, code: string, message: string): void {
   if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ type: 'error', code, message }));
-  socket.close(1011);
+  socket.close(WS_CLOSE_INTERNAL_ERROR);
 }
 
 /**
