@@ -1,4 +1,5 @@
 /** Prometheus text exposition for /metrics, written by hand: a few gauges and one histogram. */
+import { SandboxState } from '../protocol/api.js';
 
 /** Upper bounds (seconds) of the action latency histogram's buckets. */
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -38,7 +39,8 @@ export function renderMetrics(input: {
     '# HELP berth_sandboxes Sandboxes by state (pooled: warm, not yet handed out).',
     '# TYPE berth_sandboxes gauge',
   ];
-  const states = ['starting', 'running', 'paused', 'stopped', 'exited', 'error', 'vanished', 'pooled'];
+  // Every state a record can be in (a deleted one is gone from the count), then the warm pool.
+  const states = [...SandboxState.options.filter((s) => s !== 'deleted'), 'pooled'];
   for (const s of states) lines.push(`berth_sandboxes{state="${s}"} ${input.sandboxesByState[s] ?? 0}`);
   lines.push('# HELP berth_pool_size Ready sandboxes in the warm pool.', '# TYPE berth_pool_size gauge');
   lines.push(`berth_pool_size ${input.poolSize}`);

@@ -19,6 +19,7 @@ import { parse as parseToml } from 'smol-toml';
 import * as z from 'zod';
 import { booleanWord } from '../protocol/booleans.js';
 import { BerthError, ErrorCode, fromSystemError } from '../protocol/errors.js';
+import { isVolumeSpec } from '../protocol/volumes.js';
 import { DEFAULT_BASE_IMAGE } from './docker.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -67,16 +68,6 @@ const HOST_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
 const IMAGE_REF = /^[^\s]+$/;
 const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-
-/** host:container[:ro|rw], where host is an absolute path or a volume name (optionally volume:<name>). */
-function isVolumeSpec(spec: string): boolean {
-  const parts = spec.split(':');
-  if (parts[0] === 'volume') parts.shift();
-  if (parts.length < 2 || parts.length > 3) return false;
-  const [host, container, mode] = parts;
-  if (!host || !container?.startsWith('/')) return false;
-  return mode === undefined || mode === 'ro' || mode === 'rw';
-}
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
 const bool = () => z.boolean();

@@ -20,6 +20,7 @@ import {
 } from '../protocol/api.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import type { Observation } from '../protocol/openhands.js';
+import { parseVolume } from '../protocol/volumes.js';
 import { RuntimeServerClient } from '../sdk/runtime-client.js';
 import type { SandboxRecord } from '../store/sandboxes.js';
 import { toApiSandbox } from '../store/sandboxes.js';
@@ -28,14 +29,7 @@ import { checkCreateRequest, type SandboxPolicy } from './policy.js';
 import { WarmPool } from './pool.js';
 import { waitUntilAlive } from './readiness.js';
 import { Reaper } from './reaper.js';
-import type {
-  MountSpec,
-  NetworkSpec,
-  SandboxChange,
-  SandboxEndpoint,
-  SandboxRuntime,
-  SandboxSpec,
-} from './types.js';
+import type { NetworkSpec, SandboxChange, SandboxEndpoint, SandboxRuntime, SandboxSpec } from './types.js';
 
 /** What the manager needs from the configuration (mapped from the config file and environment). */
 export interface ManagerSettings {
@@ -905,34 +899,4 @@ function idleLimit(seconds: number): number | null {
 
 export function newSandboxId(): string {
   return randomBytes(6).toString('hex');
-}
-
-/** host:container[:ro|rw] (bind, when host is a path) or name:container[:mode] (named volume). */
-export function parseVolume(spec: string): MountSpec {
-  const parts = spec.split(':');
-  if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) {
-    throw new BerthError(
-      ErrorCode.VALIDATION_FAILED,
-      `Invalid volume "${spec}": expected host:container[:ro|rw]`,
-    );
-  }
-  const mode = parts[2] ?? 'rw';
-  if (mode !== 'ro' && mode !== 'rw') {
-    throw new BerthError(
-      ErrorCode.VALIDATION_FAILED,
-      `Invalid volume mode "${mode}" in "${spec}": use ro or rw`,
-    );
-  }
-  if (!parts[1].startsWith('/')) {
-    throw new BerthError(
-      ErrorCode.VALIDATION_FAILED,
-      `Invalid volume "${spec}": the container path must be absolute`,
-    );
-  }
-  return {
-    source: parts[0],
-    target: parts[1],
-    readOnly: mode === 'ro',
-    kind: parts[0].startsWith('/') || parts[0].startsWith('.') ? 'bind' : 'volume',
-  };
 }

@@ -1,18 +1,13 @@
 import type { Readable } from 'node:stream';
+import type { VolumeMount } from '../protocol/volumes.js';
 /**
  * The sandbox lifecycle contract that the control plane and the CLI use. The Docker backend
  * (src/docker/sandbox-runtime.ts over src/docker/) implements it; a Kubernetes or Swarm backend
  * would implement the same interface beside it.
  */
 
-export interface MountSpec {
-  /** Host path (bind mount) or volume name (named volume). */
-  source: string;
-  /** Path inside the sandbox. */
-  target: string;
-  readOnly: boolean;
-  kind: 'bind' | 'volume';
-}
+/** One mount of a sandbox, as parseVolume (protocol/volumes.ts) reads it. */
+export type MountSpec = VolumeMount;
 
 export type NetworkSpec =
   | { mode: 'isolated' } // Berth's bridge network, inter-container traffic disabled
