@@ -329,7 +329,7 @@ export class SandboxApi {
   followLogs(onText: (text: string) => void, tail = DEFAULT_TAIL): { stop(): void; done: Promise<void> } {
     const abort = new AbortController();
     const done = (async () => {
-      const res = await this.client.send('GET', `${this.base}/logs?tail=${tail}&follow=true`, {
+      const res = await this.client.send('GET', `${this.base}/logs/stream?tail=${tail}`, {
         timeoutMs: null,
         signal: abort.signal,
       });

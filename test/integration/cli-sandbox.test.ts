@@ -129,6 +129,9 @@ describe.skipIf(unavailable !== undefined)('berth CLI', () => {
       'pwd; echo "$A $B"',
     );
     expect(flags.stdout).toBe('/tmp\n1 two words\n');
+    // -t: a PTY in the sandbox (its output one stream), without a terminal here.
+    const tty = await berth('exec', '-t', s.id, 'sh', '-c', 'tty; echo err >&2');
+    expect(tty.stdout).toMatch(/^\/dev\/pts\/\d+\r?\nerr\r?\n$/);
     const root = await berth('exec', '-u', 'root', s.id, 'id', '-u');
     expect(root.stdout, root.stderr).toBe('0\n');
     // Through sudo the group is root's: a timeout still ends it (signals go through sudo too).

@@ -10,6 +10,7 @@ export const OPERATIONS = [
   'resetSandbox',
   'setSandboxEnv',
   'getSandboxLogs',
+  'followSandboxLogs',
   'extendSandboxTimeout',
   'executeAction',
   'listFiles',

@@ -40,10 +40,14 @@ export async function everyCall(baseUrl: string, key: string): Promise<void> {
   await api.POST('/api/sandboxes/{id}/env', { ...id, body: { env: { K: 'v' } } });
   await api.POST('/api/sandboxes/{id}/timeout', { ...id, body: { timeout_seconds: 60 } });
   const logs = await api.GET('/api/sandboxes/{id}/logs', {
-    params: { path: { id: 'abc' }, query: { tail: 10, follow: 'false' } },
+    params: { path: { id: 'abc' }, query: { tail: 10 } },
     parseAs: 'text',
   });
-  void (logs.data satisfies string | undefined);
+  void logs.data;
+  await api.GET('/api/sandboxes/{id}/logs/stream', {
+    params: { path: { id: 'abc' }, query: { tail: 0 } },
+    parseAs: 'stream',
+  });
 
   const obs = await api.POST('/api/sandboxes/{id}/execute_action', {
     ...id,

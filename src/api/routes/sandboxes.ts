@@ -1,4 +1,5 @@
 /** Sandbox records: create, list, get, delete, pause, resume, extend. Handlers call the manager only. */
+import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import * as z from 'zod';
 import {
@@ -12,16 +13,10 @@ import {
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import type { SandboxManager } from '../../sandboxes/manager.js';
 import { toApiSandbox } from '../../store/sandboxes.js';
-import { errorResponses, IdParams, NoContent } from '../schemas.js';
+import { binaryBody, errorResponses, IdParams, NoContent } from '../schemas.js';
 
-/** The logs route's query: how many lines back, and whether to keep following. */
-const LogsQuery = z.object({
-  tail: z.coerce.number().int().min(0).max(100_000).default(200),
-  follow: z
-    .enum(['true', 'false', '1', '0'])
-    .default('false')
-    .transform((v) => v === 'true' || v === '1'),
-});
+/** The logs routes' query: how many lines back. */
+const LogsQuery = z.object({ tail: z.coerce.number().int().min(0).max(100_000).default(200) });
 
 export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
   return async (app) => {
@@ -171,29 +166,54 @@ export function sandboxRoutes(manager: SandboxManager): FastifyPluginAsyncZod {
       async (req) => toApiSandbox(await manager.setEnv(req.params.id, req.body.env)),
     );
 
+    const sendLogs = async (
+      id: string,
+      opts: { tail: number; follow: boolean },
+      req: { raw: { once(e: 'close', f: () => void): unknown } },
+      reply: FastifyReply,
+    ) => {
+      const stream = await manager.logs(id, opts);
+      // The client going away ends the engine's stream too.
+      req.raw.once('close', () => stream.destroy());
+      // A stream is sent as it is (Fastify does not serialise it); the schema documents its text.
+      return reply.type('text/plain; charset=utf-8').send(stream as unknown as string);
+    };
+
     app.get(
       '/api/sandboxes/:id/logs',
       {
         schema: {
           operationId: 'getSandboxLogs',
           tags: ['sandboxes'],
-          summary:
-            "The container's own output (the runtime server's log), as text; with follow=true, streamed until the container stops",
+          summary: "The container's own output (the runtime server's log): its last `tail` lines, as text",
           params: IdParams,
           querystring: LogsQuery,
           response: {
-            200: z.string().describe('text/plain: stdout and stderr of the container, in order'),
+            200: binaryBody('text/plain', 'stdout and stderr of the container, in order'),
             ...errorResponses(404, 409, 503),
           },
         },
       },
-      async (req, reply) => {
-        const stream = await manager.logs(req.params.id, { tail: req.query.tail, follow: req.query.follow });
-        // The client going away ends the engine's stream too.
-        req.raw.once('close', () => stream.destroy());
-        // A stream is sent as it is (Fastify does not serialise it); the schema documents its text.
-        return reply.type('text/plain; charset=utf-8').send(stream as unknown as string);
+      (req, reply) => sendLogs(req.params.id, { tail: req.query.tail, follow: false }, req, reply),
+    );
+
+    app.get(
+      '/api/sandboxes/:id/logs/stream',
+      {
+        schema: {
+          operationId: 'followSandboxLogs',
+          tags: ['sandboxes'],
+          summary:
+            "The container's output as it is written: the last `tail` lines, then new ones until the container stops or the client goes (a response that does not end by itself)",
+          params: IdParams,
+          querystring: LogsQuery,
+          response: {
+            200: binaryBody('text/plain', 'stdout and stderr of the container, streamed'),
+            ...errorResponses(404, 409, 503),
+          },
+        },
       },
+      (req, reply) => sendLogs(req.params.id, { tail: req.query.tail, follow: true }, req, reply),
     );
 
     app.post(
