@@ -417,7 +417,14 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
         const failures = (this.failedStarts.get(id) ?? 0) + 1;
         this.failedStarts.set(id, failures);
         const message = (err as Error).message;
-        if (failures >= MAX_FAILED_STARTS || (err as BerthError).code === ErrorCode.NOT_FOUND) {
+        if ((err as BerthError).code === ErrorCode.NOT_FOUND) {
+          // Removed outside Berth (the engine's destroy event may still be on its way): what the
+          // event would have recorded, not a start failure.
+          this.failedStarts.delete(id);
+          this.store.sandboxes.update(id, { state: 'vanished', error: 'container no longer exists' });
+          this.lifecycle(id, 'vanished', 'container no longer exists');
+          this.changed(id);
+        } else if (failures >= MAX_FAILED_STARTS) {
           this.failedStarts.delete(id);
           this.store.sandboxes.update(id, { state: 'error', error: `failed to start again: ${message}` });
           this.lifecycle(id, 'failed', `did not start again ${failures} time(s) in a row: ${message}`);
