@@ -21,8 +21,6 @@ import { age, printBuildResult, printJson, printTable, spinner } from './output.
 
 /** The control plane's database file inside its data directory. */
 const STORE_FILE = 'berth.db';
-/** Sandbox states whose record owns its container: everything that may still be used or resumed. */
-const LIVE_STATES = ['starting', 'running', 'paused', 'stopped'] as const;
 /** Longest progress line shown next to the spinner, so it stays on one terminal line. */
 const SPINNER_TEXT_MAX = 70;
 
@@ -221,7 +219,8 @@ function readOwnership(dataDir: string, keepImage: string | null): GcOwnership {
   if (existsSync(file)) {
     const store = Store.open(file);
     try {
-      for (const s of store.sandboxes.list({ state: [...LIVE_STATES] })) {
+      // The reaper's rule: an exited sandbox (resumable) and one deleted with keep_alive keep theirs.
+      for (const s of store.sandboxes.owningContainers()) {
         sandboxIds.add(s.id);
         if (s.container_id) containerIds.add(s.container_id);
       }

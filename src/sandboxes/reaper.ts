@@ -4,7 +4,6 @@
  * plane's other periodic upkeep (event-log retention, warm-pool refill) that it is given.
  */
 import type { Logger } from 'pino';
-import { STATES_WITH_CONTAINER } from '../protocol/api.js';
 import type { Store } from '../store/store.js';
 import type { SandboxRuntime } from './types.js';
 
@@ -42,10 +41,7 @@ export class Reaper {
       if (store.sandboxes.get(rec.id).last_activity_at !== rec.last_activity_at) continue;
       await this.deps.delete(rec.id, 'idle').catch(() => undefined);
     }
-    // A container is owned while its record is live, and for good when it was deleted with keep_alive
-    // (the caller asked for it to stay).
-    const owned = new Set(store.sandboxes.list({ state: [...STATES_WITH_CONTAINER] }).map((r) => r.id));
-    for (const r of store.sandboxes.list({ state: ['deleted'] })) if (r.keep_alive) owned.add(r.id);
+    const owned = new Set(store.sandboxes.owningContainers().map((r) => r.id));
     for (const removed of await runtime.reap(owned).catch(() => [] as string[])) {
       logger.info({ id: removed }, 'reaped an unowned sandbox container');
     }

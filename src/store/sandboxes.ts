@@ -4,7 +4,7 @@
  */
 import type { Database, Statement } from 'better-sqlite3';
 import type { CreateSandboxBody, Sandbox } from '../protocol/api.js';
-import { SandboxState } from '../protocol/api.js';
+import { SandboxState, STATES_WITH_CONTAINER } from '../protocol/api.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { guard } from './errors.js';
 import { checkLabels, type Timestamp, toIso, toJson, toMs } from './values.js';
@@ -353,6 +353,18 @@ export class SandboxRepo {
         .pluck()
         .get(image, ...POOL_LIVE_STATES) as number;
     });
+  }
+
+  /**
+   * The records whose container Berth must keep: every live one (a state that has a container, pool
+   * members included), and those deleted with keep_alive (the caller asked for the container to stay).
+   * The reaper and `berth gc` remove only containers outside this.
+   */
+  owningContainers(): SandboxRecord[] {
+    return [
+      ...this.list({ state: [...STATES_WITH_CONTAINER] }),
+      ...this.list({ state: ['deleted'] }).filter((r) => r.keep_alive),
+    ];
   }
 
   /** Sandboxes (not pool members) whose lifetime ended at or before `now`, in any state but 'deleted'. */

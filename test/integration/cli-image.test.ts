@@ -169,6 +169,9 @@ describe.skipIf(skip)('berth gc', () => {
   const orphanId = `gc-orphan-${suffix}`;
   const ownedOrphanId = `gc-owned-${suffix}`;
   const liveId = `gc-live-${suffix}`;
+  // Owned too: an exited sandbox resumes on its next action; keep_alive asked for the container to stay.
+  const exitedId = `gc-exited-${suffix}`;
+  const keptId = `gc-kept-${suffix}`;
   const foreignId = `gc-foreign-${suffix}`;
   const fakeBase = `berth-test-gc-base:${suffix}`;
   const fake: string[] = [];
@@ -204,6 +207,16 @@ describe.skipIf(skip)('berth gc', () => {
     const store = Store.open(join(dataDir, 'berth.db'));
     try {
       store.sandboxes.insert({ id: liveId, state: 'running', image: 'x', session_api_key: 'k', spec: {} });
+      store.sandboxes.insert({ id: exitedId, state: 'exited', image: 'x', session_api_key: 'k', spec: {} });
+      store.sandboxes.insert({
+        id: keptId,
+        state: 'running',
+        image: 'x',
+        session_api_key: 'k',
+        spec: {},
+        keep_alive: true,
+      });
+      store.sandboxes.markDeleted(keptId);
       store.sandboxes.insert({
         id: `gc-deleted-${suffix}`,
         state: 'deleted',
@@ -219,6 +232,8 @@ describe.skipIf(skip)('berth gc', () => {
     await sandboxContainer(`gc-deleted-${suffix}`, BASE, instanceOwner(dataDir));
     // The live sandbox uses the oldest fake image, so that one must stay.
     await sandboxContainer(liveId, fake[0]!, instanceOwner(dataDir));
+    await sandboxContainer(exitedId, fake[0]!, instanceOwner(dataDir));
+    await sandboxContainer(keptId, fake[0]!, instanceOwner(dataDir));
     await sandboxContainer(foreignId, BASE, 'another-berth-instance');
   }, 120_000);
 
@@ -258,6 +273,8 @@ describe.skipIf(skip)('berth gc', () => {
     expect(await engine.containers.find(byName[orphanId]!)).toBeUndefined();
     expect(await engine.containers.find(byName[ownedOrphanId]!)).toBeUndefined();
     expect(await engine.containers.find(byName[liveId]!)).toBeDefined();
+    expect(await engine.containers.find(byName[exitedId]!)).toBeDefined();
+    expect(await engine.containers.find(byName[keptId]!)).toBeDefined();
     expect(await engine.containers.find(byName[foreignId]!)).toBeDefined();
     expect(result.images.map((i) => i.id)).not.toContain(fake[1]);
     expect(await engine.images.exists(fake[1]!)).toBe(true);

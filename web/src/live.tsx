@@ -51,6 +51,10 @@ export function LiveSandboxesProvider({ children }: { children: ReactNode }) {
 
   const upsert = useCallback((s: Sandbox) => {
     setSandboxes((prev) => {
+      // A REST reply can arrive after the live frame that already moved the sandbox on (a create
+      // answered 'starting' while the stream said 'running'): 'starting' never replaces a later state.
+      const known = prev.get(s.id);
+      if (s.state === 'starting' && known && known.state !== 'starting') return prev;
       const next = new Map(prev);
       if (s.state === 'deleted') next.delete(s.id);
       else next.set(s.id, s);
