@@ -272,10 +272,8 @@ export class DockerNetworkClient implements NetworkClient {
 
   private async create(options: NetworkOptions): Promise<string> {
     try {
-      const existing = await this.docker.listNetworks({ filters: { name: [options.name] } });
-      const exact = existing.find((n) => n.Name === options.name);
-      if (exact) return exact.Id;
-      const n = await this.docker.createNetwork({
+      if (await this.named(options.name)) return await this.settle(options.name);
+      await this.docker.createNetwork({
         Name: options.name,
         Driver: 'bridge',
         Internal: options.internal,
@@ -283,16 +281,39 @@ export class DockerNetworkClient implements NetworkClient {
         Labels: options.labels,
         Options: { 'com.docker.network.bridge.enable_icc': String(options.interContainer) },
       });
-      return n.id;
     } catch (err) {
       // Another process created it between our list and create.
-      if ((err as { statusCode?: number }).statusCode === 409) {
-        const again = await this.docker.listNetworks({ filters: { name: [options.name] } });
-        const exact = again.find((n) => n.Name === options.name);
-        if (exact) return exact.Id;
-      }
-      throw this.toError(err, `create network ${options.name}`);
+      if ((err as { statusCode?: number }).statusCode !== 409)
+        throw this.toError(err, `create network ${options.name}`);
     }
+    return await this.settle(options.name).catch((err: unknown) => {
+      throw this.toError(err, `create network ${options.name}`);
+    });
+  }
+
+  private async named(name: string): Promise<Dockerode.NetworkInspectInfo[]> {
+    const list = await this.docker.listNetworks({ filters: { name: [name] } });
+    return list.filter((n) => n.Name === name);
+  }
+
+  /**
+   * The one network of this name. The engine's duplicate check is not atomic: two processes creating
+   * the same name at once can both succeed, and then every use of the name is "ambiguous". Every caller
+   * picks the same survivor (oldest, then lowest id) and removes the others it can (the engine refuses
+   * while a container is attached), so racers, and leftovers of an earlier race, converge on one.
+   */
+  private async settle(name: string): Promise<string> {
+    const found = await this.named(name);
+    const time = (n: Dockerode.NetworkInspectInfo) => Date.parse(n.Created ?? '') || 0;
+    found.sort((a, b) => time(a) - time(b) || a.Id.localeCompare(b.Id));
+    const [keep, ...extra] = found;
+    if (!keep) throw new Error(`network ${name} vanished while it was being created`);
+    for (const n of extra)
+      await this.docker
+        .getNetwork(n.Id)
+        .remove()
+        .catch(() => undefined);
+    return keep.Id;
   }
 
   async exists(name: string): Promise<boolean> {

@@ -1,5 +1,7 @@
 /** The Docker runtime on the real engine: ownership, ports, isolation, egress, pause, failures. */
+import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
+import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SandboxEndpoint, SandboxSpec } from '../../src/sandboxes/types.js';
 import { RuntimeServerClient } from '../../src/sdk/runtime-client.js';
@@ -173,5 +175,39 @@ describe.skipIf(unavailable !== undefined)('Docker runtime', () => {
     const removed = await runtime.reap(keep);
     expect(removed).toContain(spec.id);
     expect(await runtime.state(spec.id)).toBe('missing');
+  });
+
+  it('networks made twice by a create race (or left so by one) converge on one', async () => {
+    // The engine's duplicate check is not atomic; without it, the race is made on purpose here.
+    const name = `berth-test-dup-${process.pid}`;
+    const raw = new Dockerode();
+    const made = [];
+    for (let i = 0; i < 3; i++)
+      made.push((await raw.createNetwork({ Name: name, CheckDuplicate: false })).id);
+    try {
+      const ids = () =>
+        execFileSync('docker', ['network', 'ls', '-q', '--no-trunc', '--filter', `name=^${name}$`], {
+          encoding: 'utf8',
+        })
+          .trim()
+          .split('\n')
+          .filter(Boolean);
+      expect(ids()).toHaveLength(3);
+      const kept = await Promise.all(
+        [1, 2].map(() =>
+          engine.networks.ensure({ name, internal: false, interContainer: false, labels: {} }),
+        ),
+      );
+      expect(kept[0]).toBe(kept[1]);
+      expect(made).toContain(kept[0]);
+      expect(ids()).toEqual([kept[0]]);
+      expect(await engine.networks.exists(name)).toBe(true);
+    } finally {
+      for (const id of made)
+        await raw
+          .getNetwork(id)
+          .remove()
+          .catch(() => undefined);
+    }
   });
 });
