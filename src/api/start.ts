@@ -70,7 +70,7 @@ export async function startControlPlane(options: StartOptions): Promise<RunningC
     maxEventPayloadBytes: config.events.max_payload_bytes,
   });
   const ports = new PortAllocator({
-    lockDir: join(config.data_dir, 'ports'),
+    lockDir: config.sandbox.port_lock_dir,
     bindHost: config.sandbox.runtime_binding_address,
   });
   const self = config.control_plane_container;

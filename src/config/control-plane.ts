@@ -211,6 +211,21 @@ export const ControlPlaneConfigSchema = z.strictObject({
         description: "Host address the sandboxes' ports are published on.",
       },
     ),
+    port_lock_dir: opt(filePath(), {
+      kind: 'path',
+      env: 'BERTH_PORT_LOCK_DIR',
+      default:
+        'root: /var/lib/berth/ports; others: $XDG_STATE_HOME/berth/ports, else ~/.local/state/berth/ports',
+      // Host-wide, not per data_dir: a stopped sandbox binds no port, so only a lock every control plane
+      // on this host sees keeps another one from publishing that port before the sandbox resumes.
+      compute: ({ env, home, uid }) =>
+        uid === 0
+          ? '/var/lib/berth/ports'
+          : path.join(env.XDG_STATE_HOME || path.join(home, '.local', 'state'), 'berth', 'ports'),
+      expected: 'a directory path',
+      description:
+        "Where sandboxes' host ports are locked. Share it between every control plane and CLI on one host (the default does, per user), so a stopped sandbox's ports are not given to another while it is stopped.",
+    }),
     runtime_container_image: opt(text(IMAGE_REF).nullable(), {
       kind: 'string',
       env: 'SANDBOX_RUNTIME_CONTAINER_IMAGE',

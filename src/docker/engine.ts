@@ -177,6 +177,16 @@ export class DockerodeEngine implements DockerEngine {
       return this.unavailable(e.code === 'EACCES' ? 'permission denied on the socket' : e.code);
     }
     const message = engineMessage(err);
+    const taken = takenHostPorts(message);
+    if (taken) {
+      // Not Berth's fault nor the request's: a host port the container publishes is in use by another
+      // process or container. Retryable once it is free, so 503, naming the port.
+      return new BerthError(
+        ErrorCode.UNAVAILABLE,
+        `${what}: ${taken.length ? `host port ${taken.join(', ')}` : 'a host port'} is in use by another process or container: ${message}`,
+        { ports: taken },
+      );
+    }
     switch (e?.statusCode) {
       case 404:
         return new BerthError(ErrorCode.NOT_FOUND, `${what}: ${message}`);
@@ -224,4 +234,15 @@ export function engineMessage(err: unknown): string {
   const message = e?.message ?? String(err);
   // dockerode prefixes "(HTTP code N) unexpected - "; keep the engine's words.
   return message.replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
+}
+
+/**
+ * The host ports an engine error says are taken ("Bind for 127.0.0.1:31000 failed: port is already
+ * allocated", "... listen tcp4 127.0.0.1:31000: bind: address already in use"), or undefined when the
+ * error is not about a taken port. An empty list: taken, but the message names no port.
+ */
+export function takenHostPorts(message: string): number[] | undefined {
+  if (!/port is already allocated|address already in use/i.test(message)) return undefined;
+  const ports = [...message.matchAll(/:(\d{2,5})\b/g)].map((m) => Number(m[1]));
+  return [...new Set(ports)].filter((p) => p >= 1 && p <= 65535);
 }

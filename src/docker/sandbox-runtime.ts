@@ -26,7 +26,7 @@ import {
 } from './container-spec.js';
 import type { ContainerInfo } from './containers.js';
 import { type DiskLimitMode, DiskLimits } from './disk-limit.js';
-import type { DockerodeEngine } from './engine.js';
+import { type DockerodeEngine, takenHostPorts } from './engine.js';
 import { bridgeInterface, HostFirewall } from './host-firewall.js';
 import { containerMountIsIdmapped, type IdmappedMounts } from './idmapped-mounts.js';
 import { RUNTIME_IMAGE_KIND, RUNTIME_IMAGE_LABELS } from './image-builder.js';
@@ -266,12 +266,9 @@ export class DockerSandboxRuntime implements SandboxRuntime {
           attempt--;
           continue;
         }
-        const message = (err as Error).message;
-        const taken = /port is already allocated|address already in use/i.test(message);
+        const taken = takenHostPorts((err as Error).message);
         // Keep the port Docker named out of the next try, then try again with fresh ones.
-        // Docker names it as "Bind for <address>:<port> failed".
-        for (const m of taken ? message.matchAll(/:(\d{2,5})\b/g) : []) {
-          const port = Number(m[1]);
+        for (const port of taken ?? []) {
           if (lease.ports.includes(port)) this.opts.ports.markBad(spec.id, port);
         }
         await lease.release();
@@ -540,7 +537,14 @@ export class DockerSandboxRuntime implements SandboxRuntime {
     }
     // Workspace views whose sandbox is gone (a crash between the container's removal and the view's).
     await this.opts.workspaceIdmap?.mounts.sweep(keep).catch(() => []);
-    await this.opts.ports.sweep(keep).catch(() => 0);
+    // The lock dir is host-wide: another control plane's sandboxes (it may be down right now) keep their
+    // ports while their containers exist, stopped ones included, so they can start again on them.
+    const existing = await this.engine.containers
+      .list({ [SANDBOX_LABELS.managed]: 'true', [SANDBOX_LABELS.kind]: 'sandbox' })
+      .then((all) => all.map((c) => c.labels[SANDBOX_LABELS.id] ?? c.name))
+      .catch(() => undefined);
+    // Not knowing which containers exist, drop no lock at all.
+    if (existing) await this.opts.ports.sweep(new Set([...keep, ...existing])).catch(() => 0);
     return removed;
   }
 }

@@ -414,10 +414,18 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
         ep = await this.runtime.restart(id, this.settings.startTimeoutMs);
       } catch (err) {
         // A container that will not start again, time after time, is broken: say so and stop trying.
+        // UNAVAILABLE is the host's trouble, not the sandbox's (a host port taken by another process
+        // while it was stopped, an engine that does not answer): it does not count, and the sandbox
+        // stays resumable for when the host is well again.
+        const message = (err as Error).message;
+        const code = (err as BerthError).code;
+        if (code === ErrorCode.UNAVAILABLE) {
+          this.lifecycle(id, 'start_failed', `not counted (the host cannot start it now): ${message}`);
+          throw err;
+        }
         const failures = (this.failedStarts.get(id) ?? 0) + 1;
         this.failedStarts.set(id, failures);
-        const message = (err as Error).message;
-        if ((err as BerthError).code === ErrorCode.NOT_FOUND) {
+        if (code === ErrorCode.NOT_FOUND) {
           // Removed outside Berth (the engine's destroy event may still be on its way): what the
           // event would have recorded, not a start failure.
           this.failedStarts.delete(id);

@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { RunningControlPlane } from '../../src/api/start.js';
+import { loadControlPlaneConfig } from '../../src/config/control-plane.js';
 import { BerthClient } from '../../src/sdk/client.js';
 import { NotFoundError } from '../../src/sdk/errors.js';
 import { RuntimeServerClient } from '../../src/sdk/runtime-client.js';
@@ -342,7 +343,7 @@ describe.skipIf(unavailable !== undefined)('control plane restart', () => {
       const { pino } = await import('pino');
       await new DockerSandboxRuntime({
         engine,
-        ports: new PortAllocator({ lockDir: `${first.dataDir}/ports` }),
+        ports: new PortAllocator({ lockDir: loadControlPlaneConfig().sandbox.port_lock_dir }),
         logger: pino({ level: 'silent' }),
         owner: instanceOwner(first.dataDir),
         reach: { kind: 'host-ports' },

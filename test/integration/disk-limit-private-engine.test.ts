@@ -33,7 +33,7 @@ import { containerName } from '../../src/docker/container-spec.js';
 import { connectEngine, type DockerodeEngine } from '../../src/docker/engine.js';
 import { PortAllocator } from '../../src/docker/ports.js';
 import { DockerSandboxRuntime } from '../../src/docker/sandbox-runtime.js';
-import { engineAvailable, hostWorkspace, runtimeImage, specFor } from './docker-target.js';
+import { engineAvailable, hostWorkspace, portLockDir, runtimeImage, specFor } from './docker-target.js';
 
 const run = promisify(execFile);
 const MiB = 2 ** 20;
@@ -212,7 +212,7 @@ for (const backend of BACKENDS) {
         );
         runtime = new DockerSandboxRuntime({
           engine,
-          ports: new PortAllocator({ lockDir: join(root, 'ports'), bindHost: '127.0.0.1' }),
+          ports: new PortAllocator({ lockDir: portLockDir, bindHost: '127.0.0.1' }),
           logger: pino({ level: 'warn' }),
           owner: 'test-disk-private',
           reach: { kind: 'host-ports' },

@@ -5,16 +5,13 @@
  * (a private dockerd on xfs+pquota or btrfs) is in disk-limit-private-engine.test.ts.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerName } from '../../src/docker/container-spec.js';
 import type { DockerodeEngine } from '../../src/docker/engine.js';
 import { PortAllocator } from '../../src/docker/ports.js';
 import { DockerSandboxRuntime } from '../../src/docker/sandbox-runtime.js';
-import { engine, engineAvailable, specFor } from './docker-target.js';
+import { engine, engineAvailable, portLockDir, specFor } from './docker-target.js';
 
 const unavailable = await engineAvailable();
 const storage = unavailable ? undefined : await engine.storage();
@@ -41,7 +38,7 @@ function runtimeWith(mode: 'auto' | 'require', withEngine: DockerodeEngine = eng
   const runtime = new DockerSandboxRuntime({
     engine: withEngine,
     ports: new PortAllocator({
-      lockDir: mkdtempSync(join(tmpdir(), 'berth-disk-ports-')),
+      lockDir: portLockDir,
       bindHost: '127.0.0.1',
     }),
     logger,

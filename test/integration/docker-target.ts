@@ -7,6 +7,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { loadControlPlaneConfig } from '../../src/config/control-plane.js';
 import { loadDockerConfig } from '../../src/config/docker.js';
 import { connectEngine, type DockerodeEngine } from '../../src/docker/engine.js';
 import { IdmappedMounts } from '../../src/docker/idmapped-mounts.js';
@@ -34,12 +35,16 @@ export function runtimeImage(): Promise<string> {
   return imagePromise;
 }
 
-const lockDir = mkdtempSync(join(tmpdir(), 'berth-it-ports-'));
+/**
+ * The host-wide port locks every control plane on this host uses: a test's runtime that locked its ports
+ * anywhere else could publish a port a stopped sandbox of another suite holds.
+ */
+export const portLockDir = loadControlPlaneConfig().sandbox.port_lock_dir;
 /** Idmapped workspace views, as a control plane makes them (when this process is root). */
 export const workspaceViews = new IdmappedMounts({ dir: mkdtempSync(join(tmpdir(), 'berth-it-idmap-')) });
 export const runtime = new DockerSandboxRuntime({
   engine,
-  ports: new PortAllocator({ lockDir, bindHost: '127.0.0.1' }),
+  ports: new PortAllocator({ lockDir: portLockDir, bindHost: '127.0.0.1' }),
   logger: pino({ level: 'warn' }),
   // Each test file has its own owner, so one file's reaper never touches another's sandboxes.
   owner: `test-${randomBytes(4).toString('hex')}`,

@@ -22,7 +22,7 @@ import { PortAllocator } from '../../src/docker/ports.js';
 import { DockerSandboxRuntime } from '../../src/docker/sandbox-runtime.js';
 import type { SandboxRuntime } from '../../src/sandboxes/types.js';
 import { RuntimeServerClient } from '../../src/sdk/runtime-client.js';
-import { engine, engineAvailable, runtime, specFor, workspaceViews } from './docker-target.js';
+import { engine, engineAvailable, portLockDir, runtime, specFor, workspaceViews } from './docker-target.js';
 
 const unavailable = await engineAvailable();
 const idmapUnavailable = unavailable ?? (await workspaceViews.probe());
@@ -34,7 +34,7 @@ const x64 = process.arch === 'x64';
 const plainRuntime = new DockerSandboxRuntime({
   engine,
   ports: new PortAllocator({
-    lockDir: mkdtempSync(join(tmpdir(), 'berth-it-ports-')),
+    lockDir: portLockDir,
     bindHost: '127.0.0.1',
   }),
   logger: pino({ level: 'warn' }),
@@ -542,7 +542,7 @@ describe.skipIf(idmapUnavailable !== undefined)(
         const strict = new DockerSandboxRuntime({
           engine,
           ports: new PortAllocator({
-            lockDir: mkdtempSync(join(tmpdir(), 'berth-it-ports-')),
+            lockDir: portLockDir,
             bindHost: '127.0.0.1',
           }),
           logger: pino({ level: 'silent' }),

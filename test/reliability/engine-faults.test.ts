@@ -6,6 +6,7 @@
  * with its files kept.
  */
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/api/start.js';
 import { api, startInProcess } from '../integration/control-plane-helpers.js';
@@ -127,6 +128,40 @@ describe.skipIf(unavailable !== undefined)('faults done outside Berth', () => {
     const events = await lifecycle(id);
     expect(events.filter((e: string) => e.startsWith('start_failed'))).toHaveLength(2);
     expect(events.at(-1)).toMatch(/^failed: did not start again 3 time\(s\) in a row/);
+  });
+
+  it('a stopped sandbox whose host port another process took: resume is a 503 naming the port, never "broken"', async () => {
+    const id = await create();
+    expect((await call('POST', `/api/sandboxes/${id}/stop`)).status).toBe(200);
+    await waitFor(id, 'stopped');
+    // A stopped container binds nothing, so a process of our own can listen on its published port.
+    const bindings = JSON.parse(
+      docker('inspect', '--format', '{{json .HostConfig.PortBindings}}', `berth-sandbox-${id}`),
+    );
+    const port = Number((Object.values(bindings)[0] as { HostPort: string }[] | undefined)?.[0]?.HostPort);
+    expect(port).toBeGreaterThan(0);
+    const squatter = createServer();
+    await new Promise<void>((resolve, reject) => {
+      squatter.once('error', reject);
+      squatter.listen(port, '127.0.0.1', resolve);
+    });
+    try {
+      // More tries than it takes to count a container as broken: the host's trouble is not counted.
+      for (let i = 1; i <= 4; i++) {
+        const res = await call('POST', `/api/sandboxes/${id}/resume`);
+        expect(res.status, `attempt ${i}`).toBe(503);
+        expect(res.json.code).toBe('UNAVAILABLE');
+        expect(res.json.message).toContain(`host port ${port} is in use`);
+      }
+      expect((await stateOf(id)).state).toBe('stopped');
+    } finally {
+      await new Promise((r) => squatter.close(r));
+    }
+    const resumed = await call('POST', `/api/sandboxes/${id}/resume`);
+    expect(resumed.status).toBe(200);
+    expect(resumed.json.state).toBe('running');
+    expect((await run(id, 'echo back')).json.content).toBe('back');
+    expect(await lifecycle(id)).toContainEqual(expect.stringMatching(/^start_failed: not counted/));
   });
 
   it('docker rm -f: vanished, and actions say so with 404', async () => {

@@ -464,6 +464,7 @@ describe('the option table', () => {
     'sandbox.user_name': ['dev', 'dev'],
     'sandbox.workspace_idmap': ['require', 'require'],
     'sandbox.runtime_binding_address': ['0.0.0.0', '0.0.0.0'],
+    'sandbox.port_lock_dir': ['/run/berth-ports', '/run/berth-ports'],
     'sandbox.runtime_container_image': ['my/runtime:1', 'my/runtime:1'],
     'sandbox.base_container_image': ['python:3.12', 'python:3.12'],
     'sandbox.timeout': ['30', 30],

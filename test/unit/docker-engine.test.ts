@@ -5,7 +5,7 @@ import {
   describeBuildFailure,
   type ImageProgressEvent,
 } from '../../src/docker/build-stream.js';
-import { connectEngine, engineMessage, parseDockerHost } from '../../src/docker/engine.js';
+import { connectEngine, engineMessage, parseDockerHost, takenHostPorts } from '../../src/docker/engine.js';
 import { splitTag } from '../../src/docker/images.js';
 import { BerthError } from '../../src/protocol/errors.js';
 
@@ -133,5 +133,32 @@ describe('helpers', () => {
       engineMessage({ json: { message: 'No such image: x' }, message: '(HTTP code 404) no such image - ' }),
     ).toBe('No such image: x');
     expect(engineMessage(new Error('(HTTP code 500) server error - boom'))).toBe('boom');
+  });
+});
+
+describe('a host port taken by someone else', () => {
+  const engine = connectEngine({ dockerHost: 'unix:///nonexistent/berth-test.sock' });
+  const allocated =
+    'driver failed programming external connectivity on endpoint berth-sandbox-ab12 (4f0e): Bind for 127.0.0.1:31007 failed: port is already allocated';
+  const inUse =
+    'driver failed programming external connectivity on endpoint berth-sandbox-ab12 (4f0e): failed to bind port 127.0.0.1:31008/tcp: Error starting userland proxy: listen tcp4 127.0.0.1:31008: bind: address already in use';
+
+  it('reads the ports out of both ways the engine says it', () => {
+    expect(takenHostPorts(allocated)).toEqual([31007]);
+    expect(takenHostPorts(inUse)).toEqual([31008]);
+    expect(takenHostPorts('port is already allocated')).toEqual([]);
+    expect(takenHostPorts('No such container: berth-sandbox-ab12')).toBeUndefined();
+  });
+
+  it('is a retryable 503 naming the port, not an internal error', () => {
+    const err = engine.toError(
+      { statusCode: 500, json: { message: inUse }, message: inUse },
+      'start berth-sandbox-ab12',
+    );
+    expect(err.code).toBe('UNAVAILABLE');
+    expect(err.message).toContain('host port 31008 is in use by another process or container');
+    expect(err.details).toEqual({ ports: [31008] });
+    const other = engine.toError({ statusCode: 500, json: { message: 'boom' }, message: 'boom' }, 'start x');
+    expect(other.code).toBe('INTERNAL');
   });
 });
