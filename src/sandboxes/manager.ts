@@ -110,6 +110,13 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       isStarting: (id) => this.starting.has(id),
       isBusy: (id) => this.busy(id),
       delete: (id, reason) => this.delete(id, { reason }),
+      pause: async (id, reason) => {
+        const rec = this.get(id);
+        // Paused or stopped already (its lifetime ended while it was): only the lifetime goes.
+        if (rec.state === 'running') await this.pause(id, reason);
+        this.store.sandboxes.update(id, { expires_at: null });
+        this.changed(id);
+      },
     });
     this.pool = new WarmPool({
       store,
@@ -203,6 +210,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
         last_activity_at: new Date(),
       });
       if (claimed) {
+        this.reaper.lifetimesChanged();
         this.pool.refillSoon(image);
         if (body.env && Object.keys(body.env).length > 0) await this.addEnvVars(claimed, body.env);
         this.lifecycle(claimed.id, 'created', 'claimed from the warm pool');
@@ -227,6 +235,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       keep_alive: body.keep_alive ?? this.settings.keepRuntimeAlive,
     });
     this.lifecycle(id, 'created', 'requested');
+    this.reaper.lifetimesChanged();
     this.changed(id);
     const spec = this.buildSpec(id, image, key, { ...body, labels }, workspace);
     return this.own(id, () => this.startContainer(id, spec));
@@ -507,6 +516,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   extendTimeout(id: string, seconds: number): SandboxRecord {
     this.get(id);
     this.store.sandboxes.update(id, { expires_at: new Date(Date.now() + seconds * 1000) });
+    this.reaper.lifetimesChanged();
     this.lifecycle(id, 'timeout_extended', `expires in ${seconds} s`);
     return this.changed(id);
   }

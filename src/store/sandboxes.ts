@@ -380,6 +380,18 @@ export class SandboxRepo {
     });
   }
 
+  /** When the next lifetime ends (of the sandboxes listExpired would list then), if any does. */
+  nextExpiry(): Date | undefined {
+    return guard('find the next expiry', () => {
+      const marks = EXPIRABLE_STATES.map(() => '?').join(', ');
+      const row = this.statement(
+        `SELECT min(expires_at) AS at FROM sandboxes
+         WHERE expires_at IS NOT NULL AND pool_image IS NULL AND state IN (${marks})`,
+      ).get(...EXPIRABLE_STATES) as { at: number | null };
+      return row.at === null ? undefined : new Date(row.at);
+    });
+  }
+
   /** Running sandboxes (not pool members) idle for at least their idle timeout at `now`. */
   listIdle(now: Timestamp = new Date(this.now())): SandboxRecord[] {
     return guard('list idle sandboxes', () => {

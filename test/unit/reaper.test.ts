@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Reaper, type ReaperDeps } from '../../src/sandboxes/reaper.js';
+import { ON_TIMEOUT_LABEL, Reaper, type ReaperDeps } from '../../src/sandboxes/reaper.js';
 import { type NewSandbox, Store } from '../../src/store/index.js';
 import { eventually } from '../support/eventually.js';
 
@@ -36,6 +36,7 @@ const sandbox = (id: string, extra: Partial<NewSandbox> = {}): NewSandbox => ({
 /** A fake backend and manager: records what the reaper asked for; deletes mark the record deleted. */
 function fake(over: Partial<ReaperDeps> = {}) {
   const deleted: Array<[string, string]> = [];
+  const paused: Array<[string, string]> = [];
   const reapedWith: Set<string>[] = [];
   const deps: ReaperDeps = {
     store,
@@ -52,9 +53,13 @@ function fake(over: Partial<ReaperDeps> = {}) {
       deleted.push([id, reason]);
       store.sandboxes.markDeleted(id);
     },
+    pause: async (id, reason) => {
+      paused.push([id, reason]);
+      store.sandboxes.update(id, { state: 'paused', expires_at: null });
+    },
     ...over,
   };
-  return { reaper: new Reaper(deps), deleted, reapedWith };
+  return { reaper: new Reaper(deps), deleted, paused, reapedWith };
 }
 
 describe('Reaper', () => {
@@ -149,5 +154,40 @@ describe('Reaper', () => {
     const after = ticks;
     await new Promise((r) => setTimeout(r, 100));
     expect(ticks).toBe(after);
+  });
+
+  it('pauses, not deletes, a sandbox that asked for it when its lifetime ends', async () => {
+    store.sandboxes.insert(
+      sandbox('pause-me', { expires_at: ago(1), labels: { [ON_TIMEOUT_LABEL]: 'pause' } }),
+    );
+    store.sandboxes.insert(sandbox('delete-me', { expires_at: ago(1) }));
+    const { reaper, deleted, paused } = fake();
+    await reaper.pass();
+    expect(paused).toEqual([['pause-me', 'lifetime ended (on_timeout: pause)']]);
+    expect(deleted).toEqual([['delete-me', 'lifetime ended']]);
+    // Its lifetime is over: a later pass leaves it paused.
+    await reaper.pass();
+    expect(paused).toHaveLength(1);
+  });
+
+  it('ends a lifetime at its moment, not at the next tick of a slow timer', async () => {
+    const { reaper, deleted } = fake();
+    // A tick every 10 minutes: only the lifetime timer can end this one within the test.
+    reaper.start(600_000);
+    try {
+      const at = Date.now() + 300;
+      store.sandboxes.insert(sandbox('short', { expires_at: new Date(at) }));
+      reaper.lifetimesChanged();
+      expect(await eventually(() => deleted.length === 1, 5_000)).toBe(true);
+      expect(deleted[0]).toEqual(['short', 'lifetime ended']);
+      // An extension moves the moment: the next one waits for its new end.
+      store.sandboxes.insert(sandbox('moved', { expires_at: new Date(Date.now() + 200) }));
+      store.sandboxes.update('moved', { expires_at: new Date(Date.now() + 3_600_000) });
+      reaper.lifetimesChanged();
+      await new Promise((r) => setTimeout(r, 400));
+      expect(deleted).toHaveLength(1);
+    } finally {
+      reaper.stop();
+    }
   });
 });
