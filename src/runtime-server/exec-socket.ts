@@ -69,12 +69,9 @@ export function serveExec(socket: WebSocket, processes: ProcessTable, workingDir
         relay(p.stdout, 'stdout');
         relay(p.stderr, 'stderr');
       }
-      // The exit is sent after the last output: a pipe's end comes after the process's exit (and, as
-      // with `docker exec`, waits for whatever the process left holding the pipes).
-      const drained = msg.pty ? [] : [ended(p.stdout), ended(p.stderr)];
-      // (A process that never started has no output to wait for.)
-      const finished = p.exited.then((st) => (st.error ? st : Promise.all(drained).then(() => st)));
-      void finished.then((status) => {
+      // The exit is sent after the last output (as with `docker exec`, that waits for whatever the
+      // process left holding the pipes).
+      void p.finished().then((status) => {
         if (timer) clearTimeout(timer);
         if (status.error)
           send({ type: 'stderr', data: Buffer.from(`berth: ${status.error}\n`).toString('base64') });
@@ -141,15 +138,6 @@ export function serveExec(socket: WebSocket, processes: ProcessTable, workingDir
       }
     });
   }
-}
-
-function ended(stream: Readable | null): Promise<void> {
-  if (!stream || stream.destroyed || stream.readableEnded) return Promise.resolve();
-  return new Promise((resolve) => {
-    stream.once('end', resolve);
-    stream.once('close', resolve);
-    stream.once('error', resolve);
-  });
 }
 
 function start(processes: ProcessTable, msg: ExecStart, workingDir: string): ManagedProcess {

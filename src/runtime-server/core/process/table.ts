@@ -216,6 +216,17 @@ export class ManagedProcess extends EventEmitter<ProcessEvents> {
     return this.child?.stderr ?? null;
   }
 
+  /**
+   * Resolves once the process has exited and its stdout and stderr pipes have ended (every chunk was
+   * read): a pipe's end comes after the exit, and waits for whatever the process left holding it.
+   */
+  async finished(): Promise<ExitStatus> {
+    const status = await this.exited;
+    // A process that never started has no output to wait for.
+    if (!status.error) await Promise.all([ended(this.child?.stdout), ended(this.child?.stderr)]);
+    return status;
+  }
+
   /** Resolves once the process runs; rejects if it could not be started. */
   started(): Promise<void> {
     if (!this.child) return Promise.resolve();
@@ -317,6 +328,15 @@ export class ManagedProcess extends EventEmitter<ProcessEvents> {
     this.emit('exit', status);
     this.resolveExited(status);
   }
+}
+
+function ended(stream: Readable | null | undefined): Promise<void> {
+  if (!stream || stream.destroyed || stream.readableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once('end', resolve);
+    stream.once('close', resolve);
+    stream.once('error', resolve);
+  });
 }
 
 function signalName(n: number): NodeJS.Signals | null {
