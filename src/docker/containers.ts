@@ -272,7 +272,7 @@ export class DockerNetworkClient implements NetworkClient {
 
   private async create(options: NetworkOptions): Promise<string> {
     try {
-      if (await this.named(options.name)) return await this.settle(options.name);
+      if ((await this.named(options.name)).length > 0) return await this.settle(options.name);
       await this.docker.createNetwork({
         Name: options.name,
         Driver: 'bridge',

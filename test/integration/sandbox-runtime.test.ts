@@ -181,6 +181,19 @@ describe.skipIf(unavailable !== undefined)('Docker runtime', () => {
     // The engine's duplicate check is not atomic; without it, the race is made on purpose here.
     const name = `berth-test-dup-${process.pid}`;
     const raw = new Dockerode();
+    // A name nobody made yet is made, once.
+    const fresh = `berth-test-new-${process.pid}`;
+    const made1 = await engine.networks.ensure({
+      name: fresh,
+      internal: true,
+      interContainer: false,
+      labels: {},
+    });
+    try {
+      expect(await raw.getNetwork(fresh).inspect()).toMatchObject({ Id: made1, Internal: true });
+    } finally {
+      await raw.getNetwork(fresh).remove();
+    }
     const made = [];
     for (let i = 0; i < 3; i++)
       made.push((await raw.createNetwork({ Name: name, CheckDuplicate: false })).id);
