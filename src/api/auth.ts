@@ -22,6 +22,10 @@ declare module 'fastify' {
     sandboxKey?: boolean;
     /** Errors of this route are FastAPI-style `{"detail": ...}` bodies (OpenHands' remote API). */
     detailErrors?: boolean;
+    /** Errors of this route are E2B's `{"code": <status>, "message"}` bodies. */
+    e2bErrors?: boolean;
+    /** The route checks an E2B sandbox's access token (or a file URL's signature) itself. */
+    e2bEnvd?: boolean;
   }
 }
 
@@ -89,7 +93,9 @@ export function sandboxKeyRefusal(
 
 /** The body an error takes on this route: Berth's, or FastAPI's `{"detail"}` (with the code beside it). */
 export function errorBody(req: FastifyRequest, err: BerthError): object {
-  return req.routeOptions.config?.detailErrors === true ? detailBody(err) : err.toBody();
+  const config = req.routeOptions.config;
+  if (config?.e2bErrors === true) return { code: err.status, message: err.message };
+  return config?.detailErrors === true ? detailBody(err) : err.toBody();
 }
 
 /** FastAPI's error body, `{"detail"}`, with Berth's code beside it. */
@@ -100,7 +106,9 @@ export function detailBody(err: BerthError): { detail: string; code: string } {
 export function installAuth(app: FastifyInstance, keys: readonly string[]): void {
   if (keys.length === 0) return;
   app.addHook('onRequest', async (req, reply) => {
-    if (isPublicRoute(req) || req.routeOptions.config?.sandboxKey === true) return;
+    const config = req.routeOptions.config;
+    // These check a key of their own: a sandbox's session key, or an E2B sandbox's access token.
+    if (isPublicRoute(req) || config?.sandboxKey === true || config?.e2bEnvd === true) return;
     const err = keyRefusal(req, keys);
     if (err) return reply.code(err.status).send(errorBody(req, err));
   });

@@ -30,6 +30,8 @@ import { type ManagerSettings, SandboxManager } from '../sandboxes/manager.js';
 import type { RuntimeImages, SandboxRuntime } from '../sandboxes/types.js';
 import type { Store } from '../store/store.js';
 import { errorBody, installAuth, keyRefusal, markRoutesPublic, PUBLIC_ROUTE } from './auth.js';
+import { e2bRewriteUrl, envdProxyRoutes } from './e2b/envd-proxy.js';
+import { E2B_PREFIX, e2bRestRoutes } from './e2b/rest.js';
 import { ActionLatency, renderMetrics } from './metrics.js';
 import { BuildJobs } from './openhands/builds.js';
 import { OPENHANDS_PREFIX, openHandsRoutes } from './openhands/routes.js';
@@ -108,6 +110,8 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
     // Long enough for any id the routes' own rules take (64 characters, percent-encoded), so those
     // rules decide and answer 400; longer still is a framework error, answered below.
     routerOptions: { maxParamLength: MAX_PATH_PARAM_BYTES },
+    // E2B's SDKs send envd requests to this origin's root, told apart by their E2b-Sandbox-Id header.
+    rewriteUrl: e2bRewriteUrl,
     // Requests the router refuses before any route or hook runs (a path that does not decode, a
     // parameter over maxParamLength): the key is still required first, and the answer is our error
     // body (Fastify's own has another shape and a 414 outside the vocabulary).
@@ -183,6 +187,8 @@ export async function buildControlPlane(deps: ControlPlaneDeps): Promise<Control
     }),
     { prefix: OPENHANDS_PREFIX },
   );
+  await app.register(e2bRestRoutes({ manager, defaultLimits: deps.settings.limits }), { prefix: E2B_PREFIX });
+  await app.register(envdProxyRoutes(manager));
 
   if (deps.webDir && existsSync(join(deps.webDir, 'index.html'))) {
     // wildcard:false registers one route per built file, and / for index.html; all of them public.

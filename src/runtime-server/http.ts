@@ -17,6 +17,7 @@ import { keyMatches } from '../http/keys.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { registerBerthRoutes } from './berth-routes.js';
 import type { ArchiveLimits } from './core/transfer/archive.js';
+import { registerEnvdRoutes } from './envd/routes.js';
 import { registerMcpRoutes } from './mcp/routes.js';
 import { registerActionRoutes } from './openhands/action-routes.js';
 import { registerFileRoutes } from './openhands/file-routes.js';
@@ -103,6 +104,7 @@ export async function createRuntimeHttpServer(
   registerBerthRoutes(app, services);
   registerMcpRoutes(app, services);
   registerVscodeRoutes(app);
+  registerEnvdRoutes(app, services);
   await registerFileRoutes(app, services, { archiveLimits: options.archiveLimits });
   return app;
 }

@@ -85,6 +85,8 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
   private readonly starting = new Set<string>();
   /** Deletes and stops under way, by sandbox id (see settling). */
   private readonly ending = new Map<string, Promise<void>>();
+  /** Deletes under way, by sandbox (see delete). */
+  private readonly deleting = new Map<string, Promise<boolean>>();
   /** Lifecycle operations of Berth's own under way, by sandbox id (see own). */
   private readonly ownOps = new Map<string, number>();
   /** Failed starts in a row of an exited or stopped sandbox, by id (see MAX_FAILED_STARTS). */
@@ -109,7 +111,9 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
       logger,
       isStarting: (id) => this.starting.has(id),
       isBusy: (id) => this.busy(id),
-      delete: (id, reason) => this.delete(id, { reason }),
+      delete: async (id, reason) => {
+        await this.delete(id, { reason });
+      },
       pause: async (id, reason) => {
         const rec = this.get(id);
         // Paused or stopped already (its lifetime ended while it was): only the lifetime goes.
@@ -364,13 +368,24 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     return { mode: 'named', name: c };
   }
 
-  delete(id: string, opts: { keep?: boolean; reason?: string } = {}): Promise<void> {
-    return this.settling(id, () => this.deleteNow(id, opts));
+  /** Deletes the sandbox; false if it was already deleted when this delete's turn came (a racing one). */
+  delete(id: string, opts: { keep?: boolean; reason?: string } = {}): Promise<boolean> {
+    // One delete at a time per sandbox: a second (the reaper's and a user's kill at the same moment)
+    // waits for the first instead of removing and recording the deletion twice.
+    const under = this.deleting.get(id);
+    if (under) return under.then(() => false);
+    const done = this.settling(id, () => this.deleteNow(id, opts));
+    this.deleting.set(id, done);
+    const forget = () => {
+      if (this.deleting.get(id) === done) this.deleting.delete(id);
+    };
+    done.then(forget, forget);
+    return done;
   }
 
-  private async deleteNow(id: string, opts: { keep?: boolean; reason?: string }): Promise<void> {
+  private async deleteNow(id: string, opts: { keep?: boolean; reason?: string }): Promise<boolean> {
     const rec = this.store.sandboxes.get(id);
-    if (rec.state === 'deleted') return;
+    if (rec.state === 'deleted') return false;
     const keep = opts.keep ?? rec.keep_alive;
     this.forget(id);
     if (!keep) await this.runtime.remove(id).catch((err) => this.logger.warn({ err, id }, 'remove failed'));
@@ -379,6 +394,7 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     this.store.sandboxes.markDeleted(id);
     this.lifecycle(id, 'deleted', opts.reason ?? 'requested');
     this.changed(id);
+    return true;
   }
 
   pause(id: string, reason = 'requested'): Promise<SandboxRecord> {
@@ -604,6 +620,11 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     await this.ending.get(id);
     if (this.get(id).state === 'running') await this.checkAlive(id);
     this.requireState(this.get(id), ['running']);
+  }
+
+  /** Whether a delete or stop of the sandbox has been asked for and is not done yet. */
+  isEnding(id: string): boolean {
+    return this.ending.has(id);
   }
 
   /** Runs a delete or stop, noted so that proxied calls it cuts off can wait for it (afterProxyFailure). */

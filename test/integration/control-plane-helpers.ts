@@ -14,6 +14,8 @@ export interface CpOptions {
   dataDir?: string;
   poolSize?: number;
   env?: Record<string, string>;
+  /** @default random hex */
+  apiKey?: string;
 }
 
 export function testEnv(o: CpOptions & { apiKey: string }): Record<string, string> {
@@ -30,7 +32,7 @@ export function testEnv(o: CpOptions & { apiKey: string }): Record<string, strin
 }
 
 export async function startInProcess(o: CpOptions = {}): Promise<RunningControlPlane & { apiKey: string }> {
-  const apiKey = randomBytes(12).toString('hex');
+  const apiKey = o.apiKey ?? randomBytes(12).toString('hex');
   const env = {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '/root',

@@ -1,0 +1,170 @@
+/**
+ * The official `e2b` SDK (npm), unchanged, against a real control plane and real sandboxes: pointed at
+ * Berth by its own environment variables only (E2B_API_KEY, E2B_API_URL, E2B_SANDBOX_URL), as a user
+ * moving from E2B would. Every test asserts what the SDK returns.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningControlPlane } from '../../src/api/start.js';
+import { startInProcess } from './control-plane-helpers.js';
+import { engineAvailable } from './docker-target.js';
+
+const unavailable = await engineAvailable();
+if (unavailable) console.warn(`SKIPPED: E2B SDK suite (${unavailable})`);
+
+// Imported after the check so a machine without the engine still loads this file.
+const { CommandExitError, Sandbox } = await import('e2b');
+type E2bSandbox = InstanceType<typeof Sandbox>;
+
+describe.skipIf(unavailable !== undefined)('the e2b SDK against Berth', () => {
+  let cp: RunningControlPlane & { apiKey: string };
+  let sbx: E2bSandbox;
+  const saved = { ...process.env };
+
+  beforeAll(async () => {
+    cp = await startInProcess({ poolSize: 0, apiKey: `e2b_${'0123456789abcdef'.repeat(2)}` });
+    // What docs/e2b.md tells users to set; nothing else changes in their code.
+    process.env.E2B_API_KEY = cp.apiKey;
+    process.env.E2B_API_URL = `${cp.url}/e2b`;
+    process.env.E2B_SANDBOX_URL = cp.url;
+    sbx = await Sandbox.create({ metadata: { suite: 'e2b-sdk' } });
+  }, 120_000);
+
+  afterAll(async () => {
+    process.env = saved;
+    if (!cp) return;
+    await cp.close();
+    await cp.manager['runtime'].reap(new Set());
+  });
+
+  it('runs a command: stdout, stderr and the exit code apart; a failure is CommandExitError', async () => {
+    const ok = await sbx.commands.run('echo out; echo err >&2');
+    expect(ok).toMatchObject({ exitCode: 0, stdout: 'out\n', stderr: 'err\n' });
+    const failed = await sbx.commands.run('echo partial; exit 7').catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(CommandExitError);
+    expect(failed).toMatchObject({ exitCode: 7, stdout: 'partial\n' });
+    // envs and cwd, and the process is not the agent's shell: nothing leaks between runs.
+    const env = await sbx.commands.run('cd /tmp; export LEAK=1; echo "$GREETING $PWD"', {
+      envs: { GREETING: 'hello' },
+      cwd: '/',
+    });
+    expect(env.stdout).toBe('hello /tmp\n');
+    expect((await sbx.commands.run('echo "[$LEAK]"; pwd')).stdout).toMatch(/^\[\]\n\//);
+  });
+
+  it('streams output as it is produced (the command waits for what its first line makes happen)', async () => {
+    const seen: string[] = [];
+    const marker = `/tmp/go-${Date.now()}`;
+    // The command ends only once the client has seen its first line and answered: without streaming
+    // the first line would come with the end, which never comes (the run would time out).
+    const result = await sbx.commands.run(
+      `echo first; while [ ! -e ${marker} ]; do sleep 0.05; done; echo second`,
+      {
+        timeoutMs: 30_000,
+        onStdout: (line) => {
+          seen.push(line);
+          if (line.includes('first')) void sbx.files.write(marker, 'go');
+        },
+      },
+    );
+    expect(result.stdout).toBe('first\nsecond\n');
+    expect(seen.join('')).toBe('first\nsecond\n');
+  });
+
+  it('background commands: a handle, listed, a second client connects and sees the output; kill', async () => {
+    const marker = `/tmp/bg-${Date.now()}`;
+    const bg = await sbx.commands.run(`while [ ! -e ${marker} ]; do sleep 0.05; done; echo from-bg`, {
+      background: true,
+    });
+    expect(bg.pid).toBeGreaterThan(0);
+    expect((await sbx.commands.list()).map((p) => p.pid)).toContain(bg.pid);
+    const other = await Sandbox.connect(sbx.sandboxId);
+    const attached = await other.commands.connect(bg.pid);
+    await sbx.files.write(marker, 'go');
+    const done = await attached.wait();
+    expect(done.stdout).toContain('from-bg');
+
+    const sleeper = await sbx.commands.run('sleep 300', { background: true });
+    expect(await sbx.commands.kill(sleeper.pid)).toBe(true);
+    const killed = await sleeper.wait().catch((e: unknown) => e);
+    expect(killed).toBeInstanceOf(CommandExitError);
+    expect((await sbx.commands.list()).map((p) => p.pid)).not.toContain(sleeper.pid);
+    expect(await sbx.commands.kill(sleeper.pid)).toBe(false);
+  });
+
+  it('stdin: sent, then closed', async () => {
+    const cat = await sbx.commands.run('cat', { background: true, stdin: true });
+    await sbx.commands.sendStdin(cat.pid, 'hello stdin\n');
+    await sbx.commands.closeStdin(cat.pid);
+    expect((await cat.wait()).stdout).toBe('hello stdin\n');
+  });
+
+  it('a PTY: input, output, resize, kill', async () => {
+    let output = '';
+    const decoder = new TextDecoder();
+    const term = await sbx.pty.create({
+      cols: 80,
+      rows: 24,
+      onData: (d) => {
+        output += decoder.decode(d);
+      },
+    });
+    await sbx.pty.resize(term.pid, { cols: 100, rows: 30 });
+    await sbx.pty.sendInput(term.pid, new TextEncoder().encode('stty size; echo pty-$((6*7))\n'));
+    const deadline = Date.now() + 15_000;
+    while (!output.includes('pty-42') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(output).toContain('pty-42');
+    expect(output).toContain('30 100');
+    expect(await sbx.pty.kill(term.pid)).toBe(true);
+  });
+
+  it('isRunning, getInfo and list with a metadata filter, in E2B shapes', async () => {
+    expect(await sbx.isRunning()).toBe(true);
+    const info = await sbx.getInfo();
+    expect(info).toMatchObject({ sandboxId: sbx.sandboxId, templateId: 'base', state: 'running' });
+    expect(info.metadata).toEqual({ suite: 'e2b-sdk' });
+    const page = await Sandbox.list({ query: { metadata: { suite: 'e2b-sdk' } } }).nextItems();
+    expect(page.map((s) => s.sandboxId)).toEqual([sbx.sandboxId]);
+    expect(await Sandbox.list({ query: { metadata: { suite: 'nothing-has-this' } } }).nextItems()).toEqual(
+      [],
+    );
+  });
+
+  it('an unknown template is a 404 naming it', async () => {
+    const err = await Sandbox.create('no-such-template').catch((e: unknown) => e);
+    expect(String((err as Error).message)).toContain("template 'no-such-template' not found");
+  });
+
+  it('pause keeps processes; connect resumes; a timeout ends the sandbox at its moment; kill', async () => {
+    const box = await Sandbox.create();
+    const bg = await box.commands.run('sleep 600', { background: true, timeoutMs: 0 });
+    expect(await box.pause()).toBe(true);
+    expect(await box.isRunning()).toBe(false);
+    expect(await box.pause()).toBe(false); // already paused: E2B's 409
+    const again = await Sandbox.connect(box.sandboxId);
+    expect(await again.isRunning()).toBe(true);
+    expect((await again.commands.list()).map((p) => p.pid)).toContain(bg.pid);
+
+    await again.setTimeout(2_000);
+    const deadline = Date.now() + 20_000;
+    while ((await again.isRunning()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await again.isRunning()).toBe(false);
+    expect(await Sandbox.kill(box.sandboxId)).toBe(false);
+  });
+
+  it('killing the sandbox while a command streams ends it with the SDK own "killed" error', async () => {
+    const box = await Sandbox.create();
+    // Caught at once: the SDK rejects as soon as the stream is cut, before kill() has answered.
+    const running = box.commands.run('echo started; sleep 300', { timeoutMs: 0 }).catch((e: unknown) => e);
+    // Wait until the command runs (its output has started) before killing.
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      const list = await box.commands.list();
+      if (list.some((p) => p.args.join(' ').includes('sleep 300'))) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(await box.kill()).toBe(true);
+    const err = await running;
+    expect(String((err as Error).message)).toMatch(/sandbox was killed|not running anymore/i);
+    expect(await box.isRunning()).toBe(false);
+  });
+});
