@@ -1,9 +1,8 @@
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/api/start.js';
-import { pypiUnreachable } from '../support/pypi.js';
-import { type CommandRun, runCommand as run } from '../support/run-command.js';
+import { ensureVenv, pipInstall, type Venv } from '../support/python-venv.js';
+import { runCommand as run } from '../support/run-command.js';
 import { api, startInProcess } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
 
@@ -19,70 +18,21 @@ const PYTEST_TIMEOUT_MS = 4 * 60_000;
 const unavailable = await engineAvailable();
 if (unavailable) console.warn(`SKIPPED: python-sdk (no Docker engine: ${unavailable})`);
 
-interface Installed {
-  python: string;
-}
-interface Unreachable {
-  skipped: string;
-}
-
-const pipArgs = [
-  '-m',
-  'pip',
-  'install',
-  '--disable-pip-version-check',
-  '--no-input',
-  '--quiet',
-  '--timeout',
-  '30',
-  '--retries',
-  '2',
-];
-
-/** Why pip failed, when it was the network; undefined when it was something else. */
-function networkReason(pip: CommandRun): string | undefined {
-  return pypiUnreachable(pip, 'pip install');
-}
-
 /**
  * The venv with the test tools (made once, then reused), the SDK installed afresh from python/ every
  * run (its build backend and dependencies from PyPI), or why PyPI could not be reached.
  */
-async function install(): Promise<Installed | Unreachable> {
-  const marker = join(VENV, '.installed');
-  if (!(existsSync(marker) && existsSync(PY))) {
-    rmSync(VENV, { recursive: true, force: true });
-    mkdirSync(join(ROOT, '.cache'), { recursive: true });
-    // No venv module is a broken machine, not a network problem: scripts/setup.sh installs python3-venv.
-    const venv = await run('python3', ['-m', 'venv', VENV], { timeoutMs: 120_000 });
-    if (venv.code !== 0) {
-      throw new Error(
-        `python3 -m venv failed (is python3-venv installed? scripts/setup.sh installs it):\n${venv.out}`,
-      );
-    }
-    const tools = await run(PY, [...pipArgs, ...TOOLS], { timeoutMs: 300_000 });
-    if (tools.code !== 0 || tools.timedOut) {
-      rmSync(VENV, { recursive: true, force: true });
-      const reason = networkReason(tools);
-      if (reason) return { skipped: reason };
-      throw new Error(`pip install ${TOOLS.join(' ')} failed:\n${tools.out}`);
-    }
-    writeFileSync(marker, `${TOOLS.join('\n')}\n`);
-  }
+async function install(): Promise<Venv> {
+  const venv = await ensureVenv({ dir: VENV, packages: TOOLS, timeoutMs: 300_000 });
+  if ('skipped' in venv) return venv;
   // Reinstalled each run, so the tests always see the package as it is in python/ now.
-  const sdk = await run(PY, [...pipArgs, '--force-reinstall', '--no-cache-dir', PYTHON_DIR], {
-    timeoutMs: 300_000,
-  });
-  if (sdk.code !== 0 || sdk.timedOut) {
-    const reason = networkReason(sdk);
-    if (reason) return { skipped: reason };
-    throw new Error(`pip install ./python failed:\n${sdk.out}`);
-  }
-  return { python: PY };
+  const args = ['--force-reinstall', '--no-cache-dir', PYTHON_DIR];
+  const skipped = await pipInstall(venv.python, args, 300_000, './python');
+  return skipped ? { skipped } : venv;
 }
 
 describe.skipIf(unavailable !== undefined)('the Python SDK against a real control plane', () => {
-  let tool: Installed | Unreachable;
+  let tool: Venv;
   let cp: (RunningControlPlane & { apiKey: string }) | undefined;
 
   beforeAll(async () => {

@@ -11,19 +11,11 @@
  * reached the test is skipped, loudly, with the reason.
  */
 import { execFileSync } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pypiUnreachable } from '../support/pypi.js';
+import { ensureVenv, type Venv } from '../support/python-venv.js';
 import { runCommand as run } from '../support/run-command.js';
 import { api, type ChildControlPlane, startChild } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
@@ -53,53 +45,6 @@ const CHECKS = [
 const unavailable = await engineAvailable();
 if (unavailable) console.warn(`SKIPPED: schemathesis (no Docker engine: ${unavailable})`);
 
-interface Installed {
-  st: string;
-}
-interface Unreachable {
-  skipped: string;
-}
-
-/** The venv with schemathesis (made once, then reused), or why PyPI could not be reached. */
-async function installSchemathesis(): Promise<Installed | Unreachable> {
-  const marker = join(VENV, '.installed');
-  if (existsSync(marker) && existsSync(ST)) return { st: ST };
-  rmSync(VENV, { recursive: true, force: true });
-  mkdirSync(join(ROOT, '.cache'), { recursive: true });
-  // No venv module is a broken machine, not a network problem: scripts/setup.sh installs python3-venv.
-  const venv = await run('python3', ['-m', 'venv', VENV], { timeoutMs: 120_000 });
-  if (venv.code !== 0) {
-    throw new Error(
-      `python3 -m venv failed (is python3-venv installed? scripts/setup.sh installs it):\n${venv.out}`,
-    );
-  }
-  const pip = await run(
-    join(VENV, 'bin', 'python'),
-    [
-      '-m',
-      'pip',
-      'install',
-      '--disable-pip-version-check',
-      '--no-input',
-      '--quiet',
-      '--timeout',
-      '30',
-      '--retries',
-      '2',
-      `schemathesis==${SCHEMATHESIS_VERSION}`,
-    ],
-    { timeoutMs: 300_000 },
-  );
-  if (pip.code !== 0 || pip.timedOut) {
-    rmSync(VENV, { recursive: true, force: true });
-    const unreachable = pypiUnreachable(pip, 'pip install');
-    if (unreachable) return { skipped: unreachable };
-    throw new Error(`pip install schemathesis==${SCHEMATHESIS_VERSION} failed:\n${pip.out}`);
-  }
-  writeFileSync(marker, `${SCHEMATHESIS_VERSION}\n`);
-  return { st: ST };
-}
-
 /** The owner label of the instance's containers: the id kept in its data directory. */
 function ownerOf(dataDir: string): string {
   return readFileSync(join(dataDir, 'instance-id'), 'utf8').trim();
@@ -113,14 +58,19 @@ function containersOf(owner: string): string[] {
 }
 
 describe.skipIf(unavailable !== undefined)('schemathesis against the served openapi.json', () => {
-  let tool: Installed | Unreachable;
+  let tool: Venv;
   let cp: ChildControlPlane | undefined;
   let reportDir: string;
   /** Error-level lines the control plane logged (pino level 50 and up). */
   const loggedErrors: string[] = [];
 
   beforeAll(async () => {
-    tool = await installSchemathesis();
+    // The venv with schemathesis (made once, then reused), or why PyPI could not be reached.
+    tool = await ensureVenv({
+      dir: VENV,
+      packages: [`schemathesis==${SCHEMATHESIS_VERSION}`],
+      timeoutMs: 300_000,
+    });
     if ('skipped' in tool) {
       console.warn(`SKIPPED: schemathesis (PyPI unreachable: ${tool.skipped})`);
       return;
