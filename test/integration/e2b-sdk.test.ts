@@ -12,7 +12,7 @@ const unavailable = await engineAvailable();
 if (unavailable) console.warn(`SKIPPED: E2B SDK suite (${unavailable})`);
 
 // Imported after the check so a machine without the engine still loads this file.
-const { CommandExitError, Sandbox } = await import('e2b');
+const { CommandExitError, NotFoundError, Sandbox } = await import('e2b');
 type E2bSandbox = InstanceType<typeof Sandbox>;
 
 describe.skipIf(unavailable !== undefined)('the e2b SDK against Berth', () => {
@@ -115,6 +115,48 @@ describe.skipIf(unavailable !== undefined)('the e2b SDK against Berth', () => {
     expect(output).toContain('pty-42');
     expect(output).toContain('30 100');
     expect(await sbx.pty.kill(term.pid)).toBe(true);
+  });
+
+  it('files: write, read (text and bytes), list, stat, rename, remove; a missing file is NotFoundError', async () => {
+    const info = await sbx.files.write('/tmp/js/a/hello.txt', 'hello from js');
+    expect(info.path).toBe('/tmp/js/a/hello.txt');
+    expect(await sbx.files.read('/tmp/js/a/hello.txt')).toBe('hello from js');
+    await sbx.files.write([
+      { path: '/tmp/js/b.bin', data: new Uint8Array([0, 1, 255]).buffer },
+      { path: '/tmp/js/c.txt', data: 'c' },
+    ]);
+    expect([...(await sbx.files.read('/tmp/js/b.bin', { format: 'bytes' }))]).toEqual([0, 1, 255]);
+    expect((await sbx.files.list('/tmp/js')).map((e) => e.name).sort()).toEqual(['a', 'b.bin', 'c.txt']);
+    expect((await sbx.files.getInfo('/tmp/js/a')).type).toBe('dir');
+    await sbx.files.rename('/tmp/js/c.txt', '/tmp/js/a/c2.txt');
+    expect(await sbx.files.exists('/tmp/js/c.txt')).toBe(false);
+    await sbx.files.remove('/tmp/js/a');
+    expect(await sbx.files.exists('/tmp/js/a/c2.txt')).toBe(false);
+    const missing = await sbx.files.read('/tmp/js/none').catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(NotFoundError);
+  });
+
+  it('watchDir reports a write as it happens; signed upload and download URLs work without a header', async () => {
+    await sbx.files.makeDir('/tmp/jsw');
+    const seen: string[] = [];
+    const watch = await sbx.files.watchDir('/tmp/jsw', (e) => {
+      seen.push(e.name);
+    });
+    await sbx.files.write('/tmp/jsw/new.txt', 'x');
+    const deadline = Date.now() + 10_000;
+    while (!seen.includes('new.txt') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await watch.stop();
+    expect(seen).toContain('new.txt');
+
+    const form = new FormData();
+    form.append('file', new Blob(['signed body']), 'signed.txt');
+    const up = await fetch(await sbx.uploadUrl('/tmp/jsw/signed.txt'), { method: 'POST', body: form });
+    expect(up.status).toBe(200);
+    const down = await fetch(await sbx.downloadUrl('/tmp/jsw/signed.txt'));
+    expect(await down.text()).toBe('signed body');
+    // A URL whose signature was made for another path is refused.
+    const forged = (await sbx.downloadUrl('/tmp/jsw/signed.txt')).replace('signed.txt', 'other.txt');
+    expect((await fetch(forged)).status).toBe(401);
   });
 
   it('isRunning, getInfo and list with a metadata filter, in E2B shapes', async () => {

@@ -172,7 +172,7 @@ async function openWatch(message: unknown, headers: Record<string, string> = {})
       for (;;) {
         const env = await next(deadline - Date.now());
         if (env.flags & END_STREAM_FLAG) throw new Error(`the stream ended: ${JSON.stringify(env.message)}`);
-        const e = env.message.event?.filesystem;
+        const e = env.message.filesystem;
         if (e && match(e)) return e;
       }
     },
@@ -337,7 +337,7 @@ describe('WatchDir', () => {
     await writeFile(path.join(dir, 'existing.txt'), 'old');
     const watch = await openWatch({ path: dir, recursive: false, includeEntry: true });
     try {
-      expect((await watch.next(5000)).message).toEqual({ event: { start: {} } });
+      expect((await watch.next(5000)).message).toEqual({ start: {} });
 
       await writeFile(path.join(dir, 'new.txt'), 'hello');
       const created = await watch.waitFor((e) => e.name === 'new.txt' && e.type === 'EVENT_TYPE_CREATE');
@@ -362,7 +362,7 @@ describe('WatchDir', () => {
     await mkdir(path.join(dir, 'old', 'deeper'), { recursive: true });
     const watch = await openWatch({ path: dir, recursive: true });
     try {
-      expect((await watch.next(5000)).message).toEqual({ event: { start: {} } });
+      expect((await watch.next(5000)).message).toEqual({ start: {} });
       await writeFile(path.join(dir, 'old', 'deeper', 'f.txt'), 'x');
       await watch.waitFor((e) => e.name === 'old/deeper/f.txt' && e.type === 'EVENT_TYPE_CREATE');
 

@@ -388,6 +388,7 @@ export class FilesystemService {
 
   methods(): EnvdService {
     return {
+      keepalive: { keepalive: {} },
       unary: {
         Stat: (call) => this.stat(call),
         MakeDir: (call) => this.makeDir(call),
@@ -490,13 +491,14 @@ export class FilesystemService {
       root,
       boolField(call.message, 'recursive'),
       boolField(call.message, 'includeEntry', 'include_entry'),
-      (event) => send({ event: { filesystem: event } }),
+      // WatchDirResponse's `event` is a oneof: in proto3 JSON its fields stand at the top level.
+      (event) => send({ filesystem: event }),
       () => gone(),
     );
     let timer: NodeJS.Timeout | undefined;
     try {
       await watcher.start();
-      send({ event: { start: {} } });
+      send({ start: {} });
       const waits: Promise<string>[] = [untilAborted(call.signal), removed];
       if (call.timeoutMs !== undefined) {
         const ms = call.timeoutMs;

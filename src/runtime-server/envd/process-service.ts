@@ -102,6 +102,8 @@ export class ProcessService {
 
   methods(): EnvdService {
     return {
+      // StartResponse and ConnectResponse wrap a ProcessEvent in their `event` field.
+      keepalive: { event: { keepalive: {} } },
       streams: {
         Start: (call, send) => this.start(call, send),
         Connect: (call, send) => this.connect(call, send),

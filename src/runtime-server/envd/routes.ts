@@ -49,6 +49,8 @@ export type StreamMethod = (call: EnvdCall, send: (message: unknown) => void) =>
 export interface EnvdService {
   unary: Record<string, UnaryMethod>;
   streams: Record<string, StreamMethod>;
+  /** The message a silent stream of this service is kept alive with, in its response shape. */
+  keepalive: unknown;
 }
 
 /** What a failure is in Connect's words. */
@@ -124,10 +126,11 @@ export function registerEnvdRoutes(app: FastifyInstance, services: RuntimeServic
         const streaming = (req.headers['content-type'] ?? '').startsWith(STREAM_CONTENT_TYPE);
         let call: EnvdCall;
         let impl: UnaryMethod | StreamMethod | undefined;
+        let svc: EnvdService | undefined;
         const controller = new AbortController();
         try {
           const services_ = await load();
-          const svc = services_[service];
+          svc = services_[service];
           impl = streaming ? svc?.streams[method] : svc?.unary[method];
           if (!impl) throw new ConnectError('unimplemented', `${service}/${method} is not implemented`);
           const body = (req.body as Buffer | undefined) ?? Buffer.alloc(0);
@@ -153,7 +156,7 @@ export function registerEnvdRoutes(app: FastifyInstance, services: RuntimeServic
             return unaryError(reply, toConnectError(err));
           }
         }
-        return serveStream(req, reply, controller, impl as StreamMethod, call);
+        return serveStream(req, reply, controller, impl as StreamMethod, call, svc?.keepalive);
       });
     },
     { prefix: ENVD_PREFIX },
@@ -175,6 +178,7 @@ async function serveStream(
   controller: AbortController,
   impl: StreamMethod,
   call: EnvdCall,
+  keepaliveMessage: unknown,
 ): Promise<void> {
   reply.hijack();
   const res = reply.raw;
@@ -191,7 +195,7 @@ async function serveStream(
   const seconds =
     Number.isFinite(asked) && asked > 0 ? Math.max(MIN_KEEPALIVE_SECONDS, asked) : DEFAULT_KEEPALIVE_SECONDS;
   // Keeps a silent stream alive through clients' and proxies' idle timeouts (undici's is 300 s).
-  const keepalive = setInterval(() => send({ event: { keepalive: {} } }), seconds * 1000);
+  const keepalive = setInterval(() => send(keepaliveMessage), seconds * 1000);
   try {
     await impl(call, send);
     done = true;
