@@ -16,6 +16,7 @@ import { installJsonBodyParser, refuseOversizedJson } from '../http/json-body.js
 import { keyMatches } from '../http/keys.js';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { registerBerthRoutes } from './berth-routes.js';
+import { registerCodeInterpreterRoutes } from './code-interpreter/routes.js';
 import type { ArchiveLimits } from './core/transfer/archive.js';
 import { registerEnvdRoutes } from './envd/routes.js';
 import { registerMcpRoutes } from './mcp/routes.js';
@@ -105,6 +106,7 @@ export async function createRuntimeHttpServer(
   registerMcpRoutes(app, services);
   registerVscodeRoutes(app);
   registerEnvdRoutes(app, services);
+  registerCodeInterpreterRoutes(app, services);
   await registerFileRoutes(app, services, { archiveLimits: options.archiveLimits });
   return app;
 }

@@ -189,6 +189,24 @@ def async_sandbox():
 
 
 @check
+def code_interpreter():
+    from e2b_code_interpreter import Sandbox as CodeSandbox
+
+    box = CodeSandbox.create()
+    try:
+        run = box.run_code("x = 20\nprint('hi')\nx + 1")
+        assert run.text == "21" and run.logs.stdout == ["hi\n"], run
+        assert box.run_code("1/0").error.name == "ZeroDivisionError"
+        ctx = box.create_code_context()
+        box.run_code("y = 5", context=ctx)
+        assert box.run_code("y * 2", context=ctx).text == "10"
+        assert box.run_code("y").error.name == "NameError"
+        box.remove_code_context(ctx)
+    finally:
+        box.kill()
+
+
+@check
 def kill():
     assert sbx.kill() is True
     assert not sbx.is_running()

@@ -13,7 +13,7 @@ import { engineAvailable } from './docker-target.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 /** The versions tested (named in docs/e2b.md); pinned so a run is repeatable. */
-const PACKAGES = ['e2b==2.63.0'];
+const PACKAGES = ['e2b==2.63.0', 'e2b-code-interpreter==2.11.5'];
 const VENV = join(ROOT, '.cache', 'e2b-python-venv');
 const SCRIPT = join(ROOT, 'test', 'e2b', 'python_sdk_check.py');
 /** The whole script (a dozen checks, two sandboxes) is killed, and the test fails, past this. */
@@ -69,6 +69,7 @@ describe.skipIf(unavailable !== undefined)('the e2b Python SDK against Berth', (
         'sync_watch',
         'pty',
         'async_sandbox',
+        'code_interpreter',
         'kill',
       ]) {
         expect(run.out).toContain(`ok ${name}`);

@@ -17,12 +17,26 @@ import { BerthError, ErrorCode } from '../../protocol/errors.js';
 import type { SandboxManager } from '../../sandboxes/manager.js';
 import type { SandboxRecord } from '../../store/sandboxes.js';
 import { relay } from '../routes/proxy.js';
-import { envdAccessToken, type SignedQuery, signatureMatches, signedQuery, tokenMatches } from './tokens.js';
+import {
+  envdAccessToken,
+  type SignedQuery,
+  signatureMatches,
+  signedQuery,
+  tokenMatches,
+  trafficAccessToken,
+} from './tokens.js';
 
 /** Where envd requests are routed to inside the control plane (see e2bRewriteUrl). */
 export const ENVD_ROUTE_PREFIX = '/e2b/envd';
 /** envd's port in E2B's sandboxes: the one the SDKs name in E2b-Sandbox-Port. */
 export const ENVD_PORT = 49983;
+/** The code interpreter's port (`@e2b/code-interpreter`'s JUPYTER_PORT). */
+export const CODE_INTERPRETER_PORT = 49999;
+/** Where each port's requests go on the runtime server. */
+const PORT_PATHS: Record<number, string> = {
+  [ENVD_PORT]: '/envd',
+  [CODE_INTERPRETER_PORT]: '/code-interpreter',
+};
 /** Stands for "the sandbox whose token signed this URL" in a rewritten path. */
 const BY_SIGNATURE = '-';
 /** E2B's sandbox ids are lowercase letters and digits; Berth's are hex. */
@@ -114,7 +128,15 @@ export function envdProxyRoutes(manager: SandboxManager): FastifyPluginAsync {
         if (!rec) return proxyAnswer(reply, 502, 'The sandbox was not found', { sandboxId: params.sandbox });
         const token = envdAccessToken(rec.session_api_key);
         const presented = req.headers['x-access-token'];
-        const byToken = tokenMatches(typeof presented === 'string' ? presented : undefined, token);
+        const traffic = req.headers['e2b-traffic-access-token'];
+        // The traffic token opens any port but envd (the code interpreter's context calls carry only it).
+        const byToken =
+          tokenMatches(typeof presented === 'string' ? presented : undefined, token) ||
+          (Number(params.port) !== ENVD_PORT &&
+            tokenMatches(
+              typeof traffic === 'string' ? traffic : undefined,
+              trafficAccessToken(rec.session_api_key),
+            ));
         if (!byToken && !(signed && signatureMatches(signed, op, token)))
           return proxyAnswer(
             reply,
@@ -126,7 +148,8 @@ export function envdProxyRoutes(manager: SandboxManager): FastifyPluginAsync {
       }
       if (signed?.expiration !== undefined && signed.expiration * 1000 < Date.now())
         return proxyAnswer(reply, 401, 'signature is already expired');
-      if (Number(params.port) !== ENVD_PORT)
+      const target = PORT_PATHS[Number(params.port)];
+      if (target === undefined || (signed && Number(params.port) !== ENVD_PORT))
         return proxyAnswer(reply, 502, 'The sandbox is running but port is not open', {
           sandboxId: rec.id,
           port: Number(params.port),
@@ -151,7 +174,9 @@ export function envdProxyRoutes(manager: SandboxManager): FastifyPluginAsync {
       const auth = req.headers.authorization;
       if (typeof auth === 'string' && /^Basic\s/i.test(auth)) headers.authorization = auth;
       const streaming =
-        (req.headers['content-type'] ?? '').startsWith('application/connect+json') || rest === 'files';
+        (req.headers['content-type'] ?? '').startsWith('application/connect+json') ||
+        rest === 'files' ||
+        target !== '/envd';
       const id = rec.id;
       // A command streaming for an hour is work: the sandbox is not idle while it runs.
       const release = manager.hold(id);
@@ -160,7 +185,7 @@ export function envdProxyRoutes(manager: SandboxManager): FastifyPluginAsync {
         .proxy(id, (client) =>
           client.send({
             method: req.method,
-            path: `/envd/${rest}${search}`,
+            path: `${target}/${rest}${search}`,
             headers,
             body: hasBody(req) ? (req.body as IncomingMessage) : undefined,
             timeoutMs: streaming ? 0 : IDLE_TIMEOUT_MS,

@@ -15,7 +15,7 @@ import type { ManagerSettings, SandboxManager } from '../../sandboxes/manager.js
 import { ON_TIMEOUT_LABEL } from '../../sandboxes/reaper.js';
 import type { SandboxRecord } from '../../store/sandboxes.js';
 import { errorBody } from '../auth.js';
-import { envdAccessToken } from './tokens.js';
+import { envdAccessToken, trafficAccessToken } from './tokens.js';
 
 export const E2B_PREFIX = '/e2b';
 /**
@@ -26,6 +26,11 @@ export const E2B_PREFIX = '/e2b';
 export const ENVD_VERSION = '0.5.7';
 /** The template name of the configured runtime image, as E2B's default template is named. */
 export const DEFAULT_TEMPLATE = 'base';
+/**
+ * Templates served by the runtime image itself: `base`, and `code-interpreter-v1` (the default of the
+ * code-interpreter SDKs), because every runtime server also serves the code interpreter (port 49999).
+ */
+const BUILT_IN_TEMPLATES: ReadonlySet<string> = new Set([DEFAULT_TEMPLATE, 'code-interpreter-v1']);
 /** E2B's default sandbox timeout, in seconds, when a create names none. */
 const DEFAULT_TIMEOUT_SECONDS = 300;
 /** Longest E2B timeout accepted: Berth's longest lifetime. */
@@ -164,7 +169,7 @@ async function createSandbox(manager: SandboxManager, raw: unknown): Promise<San
   if (typeof template !== 'string') throw e2bError(400, 'templateID must be a string');
   const request: CreateSandboxBody = {
     timeout_seconds: timeoutSeconds(body.timeout, DEFAULT_TIMEOUT_SECONDS),
-    ...(template === DEFAULT_TEMPLATE ? {} : { image: template }),
+    ...(BUILT_IN_TEMPLATES.has(template) ? {} : { image: template }),
     ...(body.metadata === undefined ? {} : { labels: stringMap(body.metadata, 'metadata') }),
     ...(body.envVars === undefined ? {} : { env: stringMap(body.envVars, 'envVars') }),
     // No internet: the network without egress.
@@ -177,7 +182,10 @@ async function createSandbox(manager: SandboxManager, raw: unknown): Promise<San
   } catch (err) {
     const e = err as BerthError;
     // An image that is not there, or not a runtime image, is a template E2B would not know.
-    if (template !== DEFAULT_TEMPLATE && (e.code === ErrorCode.NOT_FOUND || /image/i.test(e.message ?? '')))
+    if (
+      !BUILT_IN_TEMPLATES.has(template) &&
+      (e.code === ErrorCode.NOT_FOUND || /image/i.test(e.message ?? ''))
+    )
       throw e2bError(404, `template '${template}' not found`);
     throw err;
   }
@@ -220,7 +228,7 @@ function sandboxJson(rec: SandboxRecord) {
     clientID: CLIENT_ID,
     envdVersion: ENVD_VERSION,
     envdAccessToken: envdAccessToken(rec.session_api_key),
-    trafficAccessToken: null,
+    trafficAccessToken: trafficAccessToken(rec.session_api_key),
     domain: null,
   };
 }

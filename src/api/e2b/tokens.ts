@@ -11,6 +11,17 @@ export function envdAccessToken(sessionApiKey: string): string {
   return createHmac('sha256', sessionApiKey).update('berth e2b envd access token').digest('hex').slice(0, 32);
 }
 
+/**
+ * The traffic token (E2B-Traffic-Access-Token), returned on create and connect so the SDKs send it on
+ * every request to a sandbox port: the code interpreter's context calls carry no X-Access-Token.
+ */
+export function trafficAccessToken(sessionApiKey: string): string {
+  return createHmac('sha256', sessionApiKey)
+    .update('berth e2b traffic access token')
+    .digest('hex')
+    .slice(0, 32);
+}
+
 export type FileOperation = 'read' | 'write';
 
 /** E2B's signature of a file URL: v1_ + unpadded base64 of sha256("path:op:user:token[:expiry]"). */
