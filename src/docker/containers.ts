@@ -52,6 +52,21 @@ export interface ContainerClient {
   /** Runs a command in the container and returns its exit code and output (for tests and diagnostics). */
   exec(id: string, cmd: string[], user?: string): Promise<{ exitCode: number; output: string }>;
   /** Streams container state events ("die", "oom", ...) for the given container until the signal aborts. */
+  /** One sample of the engine's resource figures for the container (CPU over the engine's last second). */
+  stats(id: string): Promise<ResourceSample>;
+}
+
+/** What the engine measures of a container, in plain units. */
+export interface ResourceSample {
+  /** Percent of `cpuCount` CPUs in use. */
+  cpuUsedPct: number;
+  /** The container's CPU limit, or the CPUs it may use when it has none. */
+  cpuCount: number;
+  memUsed: number;
+  /** The memory limit (the host's memory when there is none). */
+  memTotal: number;
+  /** Page cache counted in memUsed that the kernel can take back. */
+  memCache: number;
 }
 
 export interface NetworkOptions {
@@ -154,6 +169,37 @@ export class DockerContainerClient implements ContainerClient {
 
   start(id: string) {
     return this.op('start', id, (c) => c.start());
+  }
+  async stats(id: string): Promise<ResourceSample> {
+    const c = this.docker.getContainer(engineName('container', id));
+    let s: Dockerode.ContainerStats;
+    let nanoCpus = 0;
+    try {
+      // Not one-shot: the engine answers with the previous sample too, so CPU use is over an interval.
+      [s, nanoCpus] = await Promise.all([
+        c.stats({ stream: false }) as Promise<Dockerode.ContainerStats>,
+        c.inspect().then((i) => i.HostConfig?.NanoCpus ?? 0),
+      ]);
+    } catch (err) {
+      throw this.toError(err, `read the stats of container ${id}`);
+    }
+    const online = s.cpu_stats?.online_cpus || s.cpu_stats?.cpu_usage?.percpu_usage?.length || 1;
+    const cpuDelta =
+      (s.cpu_stats?.cpu_usage?.total_usage ?? 0) - (s.precpu_stats?.cpu_usage?.total_usage ?? 0);
+    const systemDelta = (s.cpu_stats?.system_cpu_usage ?? 0) - (s.precpu_stats?.system_cpu_usage ?? 0);
+    const coresUsed = systemDelta > 0 && cpuDelta > 0 ? (cpuDelta / systemDelta) * online : 0;
+    const cpuCount = nanoCpus > 0 ? nanoCpus / 1e9 : online;
+    const mem = s.memory_stats ?? ({} as Dockerode.ContainerStats['memory_stats']);
+    const stats = (mem.stats ?? {}) as Record<string, number | undefined>;
+    // cgroup v2 names the reclaimable cache inactive_file; v1 cache.
+    const memCache = stats.inactive_file ?? stats.total_inactive_file ?? stats.cache ?? 0;
+    return {
+      cpuUsedPct: Math.round((coresUsed / cpuCount) * 10000) / 100,
+      cpuCount,
+      memUsed: mem.usage ?? 0,
+      memTotal: mem.limit ?? 0,
+      memCache,
+    };
   }
   stop(id: string, timeoutSeconds = 10) {
     return this.op('stop', id, (c) => c.stop({ t: timeoutSeconds }));

@@ -12,6 +12,7 @@ import { BerthError, ErrorCode } from '../protocol/errors.js';
 import { waitUntilAlive } from '../sandboxes/readiness.js';
 import type {
   ContainerState,
+  ResourceUse,
   SandboxChange,
   SandboxEndpoint,
   SandboxRuntime,
@@ -420,6 +421,10 @@ export class DockerSandboxRuntime implements SandboxRuntime {
 
   async pause(id: string): Promise<void> {
     await this.engine.containers.pause(containerName(id));
+  }
+
+  resources(id: string): Promise<ResourceUse> {
+    return this.engine.containers.stats(containerName(id));
   }
 
   async resume(id: string): Promise<void> {

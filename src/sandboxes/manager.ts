@@ -29,7 +29,14 @@ import { checkCreateRequest, type SandboxPolicy } from './policy.js';
 import { WarmPool } from './pool.js';
 import { waitUntilAlive } from './readiness.js';
 import { Reaper } from './reaper.js';
-import type { NetworkSpec, SandboxChange, SandboxEndpoint, SandboxRuntime, SandboxSpec } from './types.js';
+import type {
+  NetworkSpec,
+  ResourceUse,
+  SandboxChange,
+  SandboxEndpoint,
+  SandboxRuntime,
+  SandboxSpec,
+} from './types.js';
 
 /** What the manager needs from the configuration (mapped from the config file and environment). */
 export interface ManagerSettings {
@@ -527,6 +534,23 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     if (!rec.container_id)
       throw new BerthError(ErrorCode.CONFLICT, `Sandbox ${id} has no container (it is ${rec.state})`);
     return this.runtime.logs(id, opts);
+  }
+
+  /**
+   * The sandbox's resource use now: CPU and memory from the engine against the sandbox's limits, disk
+   * from its runtime server (the filesystem its processes see). Only for a running sandbox.
+   */
+  async resources(id: string): Promise<ResourceUse & { diskUsed: number; diskTotal: number }> {
+    this.requireState(this.get(id), ['running']);
+    if (!this.runtime.resources)
+      throw new BerthError(ErrorCode.UNAVAILABLE, 'This backend does not report resource use');
+    const [engine, info] = await Promise.all([
+      this.runtime.resources(id),
+      this.proxy(id, (client) => client.serverInfo()).catch(() => undefined),
+    ]);
+    const disk = ((info as { resources?: { disk?: { used?: number; total?: number } } } | undefined)
+      ?.resources?.disk ?? {}) as { used?: number; total?: number };
+    return { ...engine, diskUsed: disk.used ?? 0, diskTotal: disk.total ?? 0 };
   }
 
   extendTimeout(id: string, seconds: number): SandboxRecord {

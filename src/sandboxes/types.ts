@@ -99,11 +99,22 @@ export interface SandboxRuntime {
   logs(id: string, opts: { tail: number; follow: boolean }): Promise<Readable>;
   /** Removes labelled containers whose id is not in `keep`; returns the ids removed. */
   reap(keep: Set<string>): Promise<string[]>;
+  /** The engine's current figures of the sandbox's CPU and memory use, against its limits. */
+  resources?(id: string): Promise<ResourceUse>;
   /**
    * Follows the engine's reports of this runtime's containers changing state (pause, unpause, exit,
    * OOM, removal, start), whoever caused them; returns the function that stops following.
    */
   watch?(onChange: (change: SandboxChange) => void): () => void;
+}
+
+export interface ResourceUse {
+  /** Percent of `cpuCount` CPUs in use. */
+  cpuUsedPct: number;
+  cpuCount: number;
+  memUsed: number;
+  memTotal: number;
+  memCache: number;
 }
 
 /** A local image as the image routes describe it. */

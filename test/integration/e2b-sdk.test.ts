@@ -171,6 +171,24 @@ describe.skipIf(unavailable !== undefined)('the e2b SDK against Berth', () => {
     );
   });
 
+  it('getMetrics: CPU and memory from the engine against the sandbox limits, disk from inside', async () => {
+    // Memory the sandbox holds while the sample is taken.
+    const hog = await sbx.commands.run('python3 -c "b = bytearray(96 << 20); import time; time.sleep(30)"', {
+      background: true,
+    });
+    await new Promise((r) => setTimeout(r, 1000));
+    const [m] = await sbx.getMetrics();
+    await hog.kill();
+    expect(m).toBeDefined();
+    expect(m!.timestamp).toBeInstanceOf(Date);
+    expect(m!.cpuCount).toBeGreaterThanOrEqual(1);
+    expect(m!.cpuUsedPct).toBeGreaterThanOrEqual(0);
+    expect(m!.memUsed).toBeGreaterThan(96 << 20);
+    expect(m!.memTotal).toBeGreaterThanOrEqual(m!.memUsed);
+    expect(m!.diskTotal).toBeGreaterThan(m!.diskUsed);
+    expect(m!.diskUsed).toBeGreaterThan(0);
+  });
+
   it('an unknown template is a 404 naming it', async () => {
     const err = await Sandbox.create('no-such-template').catch((e: unknown) => e);
     expect(String((err as Error).message)).toContain("template 'no-such-template' not found");

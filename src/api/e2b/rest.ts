@@ -114,6 +114,28 @@ export function e2bRestRoutes(opts: E2bRestOptions): FastifyPluginAsync {
       return reply.code(204).send();
     });
 
+    // E2B keeps a series sampled every few seconds; Berth answers one sample, taken now. Paused and
+    // stopped sandboxes use nothing, so they answer an empty series.
+    app.get<{ Params: { id: string } }>('/sandboxes/:id/metrics', async (req) => {
+      const rec = live(req.params.id);
+      if (rec.state !== 'running') return [];
+      const m = await manager.resources(rec.id);
+      const now = new Date();
+      return [
+        {
+          timestamp: now.toISOString(),
+          timestampUnix: Math.floor(now.getTime() / 1000),
+          cpuUsedPct: m.cpuUsedPct,
+          cpuCount: Math.max(1, Math.round(m.cpuCount)),
+          memUsed: m.memUsed,
+          memTotal: m.memTotal,
+          memCache: m.memCache,
+          diskUsed: m.diskUsed,
+          diskTotal: m.diskTotal,
+        },
+      ];
+    });
+
     app.post<{ Params: { id: string } }>('/sandboxes/:id/timeout', async (req, reply) => {
       live(req.params.id);
       manager.extendTimeout(
