@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { ExecClientMessage, type ExecServerMessage, type ExecStart } from '../protocol/api.js';
 import type { ManagedProcess, ProcessTable } from './core/process/table.js';
-import { runAs, sudoArgv } from './core/process/users.js';
+import { runAs, SUDO_SPAWN_CWD, sudoArgv } from './core/process/users.js';
 
 /** Exit code for a program that could not be started (not found, not executable), as a shell gives. */
 const NOT_STARTED_EXIT_CODE = 127;
@@ -148,13 +148,13 @@ function start(processes: ProcessTable, msg: ExecStart, workingDir: string): Man
   if (!existsSync(cwd)) throw new Error(`the working directory ${cwd} does not exist in the sandbox`);
   // Through sudo the sandbox's variables and the request's survive sudo's reset by name.
   const keep = [...new Set([...Object.keys(processes.environment.variables), ...Object.keys(env)])];
-  const argv = as.kind === 'sudo' ? sudoArgv(as.user, msg.argv, keep) : msg.argv;
+  const argv = as.kind === 'sudo' ? sudoArgv(as.user, msg.argv, keep, cwd) : msg.argv;
   const [command, ...args] = argv as [string, ...string[]];
   return processes.spawn({
     kind: 'exec',
     command,
     args,
-    cwd,
+    cwd: as.kind === 'sudo' ? SUDO_SPAWN_CWD : cwd,
     env: as.kind === 'ids' ? { HOME: as.home, ...env } : env,
     ...(as.kind === 'ids' ? { uid: as.uid, gid: as.gid } : {}),
     viaSudo: as.kind === 'sudo',

@@ -134,6 +134,9 @@ describe.skipIf(unavailable !== undefined)('berth CLI', () => {
     expect(tty.stdout).toMatch(/^\/dev\/pts\/\d+\r?\nerr\r?\n$/);
     const root = await berth('exec', '-u', 'root', s.id, 'id', '-u');
     expect(root.stdout, root.stderr).toBe('0\n');
+    // A directory only root may enter (the server's own user may not): entered as root.
+    const rootHome = await berth('exec', '-u', 'root', '-w', '/root', s.id, 'pwd');
+    expect(rootHome.stdout, rootHome.stderr).toBe('/root\n');
     // Through sudo the group is root's: a timeout still ends it (signals go through sudo too).
     const rootMarker = `berth-root-${Date.now()}`;
     const rootTimed = await berth(

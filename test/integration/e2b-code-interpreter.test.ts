@@ -68,6 +68,24 @@ describe.skipIf(unavailable !== undefined)('@e2b/code-interpreter against Berth'
     expect(run.results.map((r) => [r.html, r.isMainResult])).toEqual([['<b>bold</b>', false]]);
   });
 
+  it('a plot: PNG display data comes back as base64 PNG', async () => {
+    // The offline image has no matplotlib: the plot is drawn by hand, a PNG made with zlib.
+    const code = [
+      'import struct, zlib',
+      'from IPython.display import Image, display',
+      'w, h = 32, 16',
+      'rows = b"".join(b"\\x00" + bytes((255 if y == h - 1 - x // 2 else 0) for x in range(w)) for y in range(h))',
+      'def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))',
+      'png = b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")',
+      'display(Image(data=png, format="png"))',
+    ].join('\n');
+    const run = await sbx.runCode(code);
+    expect(run.error).toBeUndefined();
+    const png = run.results.find((r) => r.png)?.png;
+    expect(png).toBeDefined();
+    expect([...Buffer.from(png!, 'base64').subarray(1, 4)]).toEqual([...Buffer.from('PNG')]);
+  });
+
   it('env vars for one execution; the sandbox env vars for all', async () => {
     const run = await sbx.runCode('import os\nos.environ.get("ONLY_HERE")', { envs: { ONLY_HERE: 'yes' } });
     expect(run.text).toBe("'yes'");

@@ -12,7 +12,7 @@ const unavailable = await engineAvailable();
 if (unavailable) console.warn(`SKIPPED: E2B SDK suite (${unavailable})`);
 
 // Imported after the check so a machine without the engine still loads this file.
-const { CommandExitError, NotFoundError, Sandbox } = await import('e2b');
+const { CommandExitError, NotFoundError, Sandbox, TimeoutError } = await import('e2b');
 type E2bSandbox = InstanceType<typeof Sandbox>;
 
 describe.skipIf(unavailable !== undefined)('the e2b SDK against Berth', () => {
@@ -187,6 +187,69 @@ describe.skipIf(unavailable !== undefined)('the e2b SDK against Berth', () => {
     expect(m!.memTotal).toBeGreaterThanOrEqual(m!.memUsed);
     expect(m!.diskTotal).toBeGreaterThan(m!.diskUsed);
     expect(m!.diskUsed).toBeGreaterThan(0);
+  });
+
+  it('a command past its timeoutMs ends with TimeoutError and is killed; user root and the default user', async () => {
+    const marker = `slow-${Date.now()}`;
+    const err = await sbx.commands
+      .run(`sleep 30; echo ${marker}`, { timeoutMs: 500 })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    const deadline = Date.now() + 10_000;
+    let left = true;
+    while (left && Date.now() < deadline) {
+      left = (await sbx.commands.list()).some(
+        (p) => p.cmd.includes(marker) || p.args.join(' ').includes(marker),
+      );
+      if (left) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(left).toBe(false);
+    expect((await sbx.commands.run('id -u', { user: 'root' })).stdout).toBe('0\n');
+    // Root's home, where the sandbox user may not go, is root's default cwd as in E2B.
+    expect((await sbx.commands.run('pwd', { user: 'root' })).stdout).toBe('/root\n');
+    const mine = await sbx.commands.run('id -u');
+    expect(Number(mine.stdout)).toBeGreaterThan(0);
+    // Files written by the default user are its own (as root through envd: docs/e2b.md, differences).
+    await sbx.files.write('/tmp/owned-by-user', 'u');
+    expect((await sbx.commands.run('stat -c %u /tmp/owned-by-user')).stdout).toBe(mine.stdout);
+  });
+
+  it('reads a file as a stream', async () => {
+    const big = 'x'.repeat(3 * 1024 * 1024);
+    await sbx.files.write('/tmp/stream.txt', big);
+    const stream = await sbx.files.read('/tmp/stream.txt', { format: 'stream' });
+    let size = 0;
+    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) size += chunk.length;
+    expect(size).toBe(big.length);
+  });
+
+  it('an agent-style loop of 50 mixed calls, each answer checked', async () => {
+    await sbx.files.makeDir('/tmp/agent');
+    for (let i = 0; i < 50; i++) {
+      const file = `/tmp/agent/step-${i % 10}.txt`;
+      switch (i % 5) {
+        case 0:
+          expect((await sbx.files.write(file, `step ${i}`)).path).toBe(file);
+          break;
+        case 1:
+          await sbx.files.write(file, `step ${i}`);
+          expect(await sbx.files.read(file)).toBe(`step ${i}`);
+          break;
+        case 2:
+          expect((await sbx.commands.run(`echo $((${i} * 2))`)).stdout).toBe(`${i * 2}\n`);
+          break;
+        case 3:
+          expect((await sbx.files.list('/tmp/agent')).length).toBeGreaterThan(0);
+          break;
+        case 4: {
+          const r = await sbx.commands
+            .run(`cat ${file} 2>/dev/null || echo none; exit ${i % 3}`)
+            .catch((e: unknown) => e);
+          expect((r as { exitCode: number }).exitCode).toBe(i % 3);
+          break;
+        }
+      }
+    }
   });
 
   it('an unknown template is a 404 naming it', async () => {

@@ -49,10 +49,10 @@ export function runAs(user: string | undefined): RunAs {
 }
 
 /**
- * The argv that runs `argv` as `user` through sudo. The variables named in `keep` pass through sudo's
+ * The argv that runs `argv` as `user` through sudo, in `cwd`; spawn it in SUDO_SPAWN_CWD. The variables named in `keep` pass through sudo's
  * reset from the spawn's own environment (never on the command line, where /proc shows them to all).
  */
-export function sudoArgv(user: string, argv: readonly string[], keep: readonly string[]): string[] {
+export function sudoArgv(user: string, argv: readonly string[], keep: readonly string[], cwd: string): string[] {
   return [
     'sudo',
     '-n',
@@ -61,6 +61,16 @@ export function sudoArgv(user: string, argv: readonly string[], keep: readonly s
     user,
     ...(keep.length ? [`--preserve-env=${keep.join(',')}`] : []),
     '--',
+    // The directory is entered by the target user: the server's own may not enter it (root's home).
+    // sudo's -D needs a sudoers rule, so a shell does it; 126, as for a command that cannot run.
+    '/bin/sh',
+    '-c',
+    'cd -- "$1" || exit 126; shift; exec "$@"',
+    'sh',
+    cwd,
     ...argv,
   ];
 }
+
+/** Where a process run through sudo is spawned: anywhere the server may enter (see sudoArgv). */
+export const SUDO_SPAWN_CWD = '/';
