@@ -1,10 +1,11 @@
 /**
  * Runs the benchmarks one after another, prints one table set per benchmark, and writes
  * bench/results/all.json. Run: npm run bench            (all of them)
- *                         npm run bench -- docker   (only the named ones: runtime-server, docker, control-plane, load, event-log, exec)
+ *                         npm run bench -- docker   (only the named ones: runtime-server, docker, control-plane, load, event-log, exec, e2b)
  */
 import { benchControlPlane, printControlPlane } from './control-plane.js';
 import { benchDocker, printDocker } from './docker.js';
+import { benchE2b, printE2b } from './e2b.js';
 import { benchEventLog, printEventLog } from './event-log.js';
 import { benchExec, printExec } from './exec.js';
 import { printTable, writeJson } from './lib/stats.js';
@@ -41,6 +42,11 @@ const BENCHMARKS: Record<string, () => Promise<unknown>> = {
   exec: async () => {
     const r = await benchExec();
     printExec(r);
+    return r;
+  },
+  e2b: async () => {
+    const r = await benchE2b();
+    printE2b(r);
     return r;
   },
 };
