@@ -113,8 +113,9 @@ export function envdProxyRoutes(manager: SandboxManager): FastifyPluginAsync {
     });
 
     const handler = async (req: FastifyRequest, reply: FastifyReply) => {
-      const params = req.params as { sandbox: string; port: string; '*': string };
-      const rest = params['*'] ?? '';
+      const params = req.params as { sandbox: string; port: string };
+      const rest = forwardedPath(req.url);
+      if (rest === undefined) return proxyAnswer(reply, 400, 'invalid path');
       const query = req.query as Record<string, unknown>;
       const signed = rest === 'files' ? signedQuery(query) : undefined;
       const op = req.method === 'GET' || req.method === 'HEAD' ? 'read' : 'write';
@@ -235,6 +236,26 @@ function findBySignature(
     }
   }
   return undefined;
+}
+
+/**
+ * The path after /e2b/envd/<sandbox>/<port>/ as the client sent it (still percent-encoded), or
+ * undefined when a segment would climb out of envd's routes once decoded ('..', '.', an encoded
+ * slash or backslash): the runtime server would otherwise be asked for `/envd/../execute_action`.
+ */
+export function forwardedPath(url: string): string | undefined {
+  const path = url.split('?', 1)[0] as string;
+  const parts = path.split('/').slice(5); // '', 'e2b', 'envd', sandbox, port
+  for (const part of parts) {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(part);
+    } catch {
+      return undefined;
+    }
+    if (decoded === '..' || decoded === '.' || /[/\\\0]/.test(decoded)) return undefined;
+  }
+  return parts.join('/');
 }
 
 /** The query as sent, without what only the control plane reads (the signature). */

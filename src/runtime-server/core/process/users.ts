@@ -52,7 +52,12 @@ export function runAs(user: string | undefined): RunAs {
  * The argv that runs `argv` as `user` through sudo, in `cwd`; spawn it in SUDO_SPAWN_CWD. The variables named in `keep` pass through sudo's
  * reset from the spawn's own environment (never on the command line, where /proc shows them to all).
  */
-export function sudoArgv(user: string, argv: readonly string[], keep: readonly string[], cwd: string): string[] {
+export function sudoArgv(
+  user: string,
+  argv: readonly string[],
+  keep: readonly string[],
+  cwd: string,
+): string[] {
   return [
     'sudo',
     '-n',
