@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningControlPlane } from '../../src/api/start.js';
-import { startInProcess } from './control-plane-helpers.js';
+import { api, startInProcess } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
 
 const unavailable = await engineAvailable();
@@ -250,6 +250,32 @@ describe.skipIf(unavailable !== undefined)('the e2b SDK against Berth', () => {
         }
       }
     }
+  });
+
+  it('one sandbox driven by both protocols at once: an OpenHands action and E2B calls see each other', async () => {
+    const bg = await sbx.commands.run('sleep 120', { background: true });
+    const action = {
+      action: {
+        action: 'run',
+        args: { command: 'echo from-openhands > /tmp/both.txt; echo done', blocking: true },
+      },
+    };
+    const res = await api(
+      cp.url,
+      cp.apiKey,
+      'POST',
+      `/api/sandboxes/${sbx.sandboxId}/execute_action`,
+      action,
+    );
+    expect(res.status).toBe(200);
+    expect(res.json.content).toContain('done');
+    expect(await sbx.files.read('/tmp/both.txt')).toBe('from-openhands\n');
+    // The E2B process is a process of the same sandbox, visible to the agent's shell.
+    const ps = await api(cp.url, cp.apiKey, 'POST', `/api/sandboxes/${sbx.sandboxId}/execute_action`, {
+      action: { action: 'run', args: { command: `ps -o pid= -p ${bg.pid}`, blocking: true } },
+    });
+    expect(ps.json.content).toContain(String(bg.pid));
+    await bg.kill();
   });
 
   it('an unknown template is a 404 naming it', async () => {
