@@ -1,12 +1,11 @@
 /**
- * The SDK as a package: `import { BerthClient } from 'berth/sdk'` type-checks (strict, nodenext) in a
- * project of its own after `npm install <tarball>`, and works against a real control plane.
+ * The SDK as a package of its own: `@berth/sdk` (packages/sdk) packed into a tarball, installed with
+ * `npm install <tarball>` into an empty project, type-checked there by a strict program (its
+ * declarations and its dependencies' too), and run against a real control plane. The install must
+ * bring no native module and at most the SDK's two small dependencies; its sizes are printed.
  *
- * The tarball is packed from this checkout's package.json with the SDK built into a staging directory
- * by tsconfig.sdk.json (the SDK and what it imports, src/protocol: JavaScript and declarations, the
- * same compiler options as `npm run build`), never from dist/, which a running Berth serves. The
- * install is the whole package's dependency tree (about 30 s from npm's cache; a lighter SDK package
- * is issue 12), bounded by INSTALL_TIMEOUT_MS.
+ * The package is built into a staging directory by tsconfig.sdk.json (src/sdk and what it imports,
+ * src/protocol), never from dist/ or packages/sdk/dist, which a running Berth or a release may use.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import {
@@ -16,6 +15,7 @@ import {
   mkdtempSync,
   readdirSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -30,14 +30,15 @@ import { engineAvailable } from './docker-target.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
-const INSTALL_TIMEOUT_MS = 240_000;
+const INSTALL_TIMEOUT_MS = 120_000;
+const PACKAGE_DIR = join(ROOT, 'packages/sdk');
 const run = promisify(execFile);
 const unavailable = await engineAvailable();
 
 /** A consumer's program: only the package's public entry points, strict types. */
 const PROGRAM = `
-import { BerthApiError, BerthClient, NotFoundError, type Observation, type Sandbox } from 'berth/sdk';
-import { BerthClient as BrowserClient, errorClassByCode } from 'berth/sdk/browser';
+import { BerthApiError, BerthClient, NotFoundError, type Observation, type Sandbox } from '@berth/sdk';
+import { BerthClient as BrowserClient, errorClassByCode } from '@berth/sdk/browser';
 
 const berth = new BerthClient({ url: process.env.BERTH_URL, apiKey: process.env.BERTH_API_KEY });
 // The types are real, not any: a number is not a sandbox id.
@@ -67,7 +68,7 @@ console.log(
 );
 `;
 
-describe.skipIf(unavailable !== undefined)('berth/sdk as an installed package', () => {
+describe.skipIf(unavailable !== undefined)('@berth/sdk as an installed package', () => {
   const work = mkdtempSync(join(tmpdir(), 'berth-sdk-package-'));
   const staging = join(work, 'package');
   const consumer = join(work, 'consumer');
@@ -84,12 +85,12 @@ describe.skipIf(unavailable !== undefined)('berth/sdk as an installed package', 
     rmSync(work, { recursive: true, force: true });
   });
 
-  it('npm install <tarball> in another project, then a strict program imports berth/sdk and calls it', {
+  it('npm install <tarball> in another project: no native modules, a strict program imports @berth/sdk and calls it', {
     timeout: INSTALL_TIMEOUT_MS + 180_000,
   }, async () => {
     mkdirSync(staging, { recursive: true });
-    copyFileSync(join(ROOT, 'package.json'), join(staging, 'package.json'));
-    copyFileSync(join(ROOT, 'README.md'), join(staging, 'README.md'));
+    copyFileSync(join(PACKAGE_DIR, 'package.json'), join(staging, 'package.json'));
+    copyFileSync(join(PACKAGE_DIR, 'README.md'), join(staging, 'README.md'));
     execFileSync(
       process.execPath,
       [
@@ -97,6 +98,8 @@ describe.skipIf(unavailable !== undefined)('berth/sdk as an installed package', 
         '-p',
         join(ROOT, 'tsconfig.sdk.json'),
         '--emitDeclarationOnly',
+        'false',
+        '--sourceMap',
         'false',
         '--outDir',
         join(staging, 'dist'),
@@ -110,6 +113,7 @@ describe.skipIf(unavailable !== undefined)('berth/sdk as an installed package', 
     });
     const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
     expect(tarball).toBeDefined();
+    const tarballBytes = statSync(join(work, tarball!)).size;
 
     mkdirSync(consumer);
     writeFileSync(
@@ -121,6 +125,14 @@ describe.skipIf(unavailable !== undefined)('berth/sdk as an installed package', 
       ['install', join(work, tarball!), '--no-audit', '--no-fund', '--ignore-scripts', '--prefer-offline'],
       { cwd: consumer, stdio: 'pipe', timeout: INSTALL_TIMEOUT_MS },
     );
+    // What the install brought: the SDK and its two dependencies, nothing native.
+    const installed = packagesIn(join(consumer, 'node_modules'));
+    expect(installed.sort()).toEqual(['@berth/sdk', 'ws', 'zod']);
+    expect(nativeFiles(join(consumer, 'node_modules'))).toEqual([]);
+    console.log(
+      `@berth/sdk: tarball ${tarballBytes} bytes; installed ${installed.length} packages, ${dirBytes(join(consumer, 'node_modules'))} bytes`,
+    );
+
     // A Node.js project has Node's types (the runtime-server client's declarations name node:http's);
     // the install usually brings them already (a dependency's dependency), else this checkout's.
     if (!existsSync(join(consumer, 'node_modules/@types/node'))) {
@@ -172,7 +184,7 @@ describe.skipIf(unavailable !== undefined)('berth/sdk as an installed package', 
     // A deep import is not part of the package's surface.
     writeFileSync(
       join(consumer, 'index.ts'),
-      "import { BerthClient } from 'berth/dist/sdk/client.js';\nvoid BerthClient;\n",
+      "import { BerthClient } from '@berth/sdk/dist/sdk/client.js';\nvoid BerthClient;\n",
     );
     let refused = '';
     try {
@@ -180,6 +192,42 @@ describe.skipIf(unavailable !== undefined)('berth/sdk as an installed package', 
     } catch (err) {
       refused = String((err as { stdout?: string }).stdout);
     }
-    expect(refused).toMatch(/TS2307.*berth\/dist\/sdk\/client\.js/);
+    expect(refused).toMatch(/TS2307.*@berth\/sdk\/dist\/sdk\/client\.js/);
   });
 });
+
+/** Package names under a node_modules directory (scoped ones as @scope/name). */
+function packagesIn(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith('.')) continue;
+    if (name.startsWith('@')) {
+      // @types/node may be linked in below for the type check; it is not installed by the package.
+      for (const sub of readdirSync(join(dir, name))) out.push(`${name}/${sub}`);
+    } else out.push(name);
+  }
+  return out;
+}
+
+/** Compiled addons or native build files anywhere below `dir`. */
+function nativeFiles(dir: string): string[] {
+  const found: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.node') || e.name === 'binding.gyp') found.push(p);
+    }
+  };
+  walk(dir);
+  return found;
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    total += e.isDirectory() ? dirBytes(p) : statSync(p).size;
+  }
+  return total;
+}
