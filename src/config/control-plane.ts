@@ -19,6 +19,7 @@ import { parse as parseToml } from 'smol-toml';
 import * as z from 'zod';
 import { booleanWord } from '../protocol/booleans.js';
 import { BerthError, ErrorCode, fromSystemError } from '../protocol/errors.js';
+import { ENV_NAME } from '../protocol/limits.js';
 import { isVolumeSpec } from '../protocol/volumes.js';
 import { DEFAULT_BASE_IMAGE } from './docker.js';
 
@@ -62,7 +63,6 @@ function opt<T extends z.ZodType>(schema: T, doc: OptionDoc): T {
   return schema;
 }
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const HOST_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;

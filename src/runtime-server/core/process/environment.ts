@@ -8,9 +8,8 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, ErrorCode } from '../../../protocol/errors.js';
+import { ENV_NAME } from '../../../protocol/limits.js';
 
-/** A name a POSIX shell can export. */
-const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** The variables set on the sandbox, as JSON, in the user's home (read again at start). */
 const SAVED_ENV_FILE = '.berth-env.json';
 
@@ -38,7 +37,7 @@ export function oneLineQuote(value: string): string {
 export function validateVariables(vars: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(vars)) {
-    if (!VARIABLE_NAME.test(k))
+    if (!ENV_NAME.test(k))
       throw new BerthError(ErrorCode.VALIDATION_FAILED, `Invalid environment variable name "${k}"`);
     if (typeof v !== 'string')
       throw new BerthError(ErrorCode.VALIDATION_FAILED, `Environment variable ${k} must be a string`);
