@@ -7,14 +7,13 @@
 import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { holdBackWhileBehind } from '../http/ws-backpressure.js';
 import { ExecClientMessage, type ExecServerMessage, type ExecStart } from '../protocol/api.js';
 import type { ManagedProcess, ProcessTable } from './core/process/table.js';
 import { runAs, SUDO_SPAWN_CWD, sudoArgv } from './core/process/users.js';
 
 /** Exit code for a program that could not be started (not found, not executable), as a shell gives. */
 const NOT_STARTED_EXIT_CODE = 127;
-/** Bytes buffered towards a slow client before the process's output is paused (backpressure). */
-const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
 
 export function serveExec(socket: WebSocket, processes: ProcessTable, workingDir: string): void {
   const send = (m: ExecServerMessage) => {
@@ -127,15 +126,7 @@ export function serveExec(socket: WebSocket, processes: ProcessTable, workingDir
     stream?.on('data', (chunk: Buffer) => {
       send({ type, data: chunk.toString('base64') });
       // A client that reads slowly holds the process back instead of growing this server's memory.
-      if (socket.bufferedAmount > MAX_UNSENT_BYTES) {
-        stream.pause();
-        const resume = setInterval(() => {
-          if (socket.bufferedAmount <= MAX_UNSENT_BYTES / 2 || socket.readyState !== socket.OPEN) {
-            clearInterval(resume);
-            stream.resume();
-          }
-        }, 10);
-      }
+      holdBackWhileBehind(socket, stream);
     });
   }
 }

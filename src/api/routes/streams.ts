@@ -5,6 +5,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import WebSocket from 'ws';
 import type * as z from 'zod';
+import { holdBackWhileBehind } from '../../http/ws-backpressure.js';
 import type { SandboxEvent } from '../../protocol/api.js';
 import { EventPage, EventsQuery } from '../../protocol/api.js';
 import { BerthError, ErrorCode } from '../../protocol/errors.js';
@@ -134,10 +135,6 @@ export function streamRoutes(manager: SandboxManager, store: Store): FastifyPlug
   };
 }
 
-/** Bytes queued towards a slow client before the relay stops reading from the runtime server. */
-const MAX_RELAY_UNSENT_BYTES = 4 * 1024 * 1024;
-/** How often a paused relay looks whether the slow client has caught up (short: it is only a buffer check). */
-const RELAY_DRAIN_POLL_MS = 10;
 /** Close code for an unknown sandbox: the application range (4000-4999), 4000 + the HTTP status. */
 const WS_CLOSE_NOT_FOUND = 4404;
 /** RFC 6455 close code 1011: the server met a condition that prevents it from serving the socket. */
@@ -175,15 +172,11 @@ function relaySocket(
     if (socket.readyState !== socket.OPEN) return;
     socket.send(data.toString());
     // A slow client holds the upstream back (and so the process's output) instead of this memory.
-    if (socket.bufferedAmount > MAX_RELAY_UNSENT_BYTES && !upstream.isPaused) {
-      upstream.pause();
-      const resume = setInterval(() => {
-        if (socket.bufferedAmount <= MAX_RELAY_UNSENT_BYTES / 2 || socket.readyState !== socket.OPEN) {
-          clearInterval(resume);
-          upstream.resume();
-        }
-      }, RELAY_DRAIN_POLL_MS);
-    }
+    holdBackWhileBehind(socket, {
+      pause: () => upstream.pause(),
+      resume: () => upstream.resume(),
+      isPaused: () => upstream.isPaused,
+    });
   });
   upstream.on('close', () => socket.close());
   upstream.on('error', (err) =>
