@@ -65,6 +65,11 @@ describe.skipIf(skipReason !== null)('web UI against the mock control plane', ()
     await page.getByTestId('login-submit').click();
     await page.getByTestId('sandbox-list-page').waitFor();
     await page.getByTestId('sandbox-empty').waitFor();
+    // The empty list says how to make a first sandbox from the CLI and both SDKs.
+    const ways = await page.getByTestId('sandbox-empty-ways').textContent();
+    expect(ways).toContain('berth sandbox create');
+    expect(ways).toContain('sandboxes.create(');
+    expect(ways).toContain('with Berth() as berth');
     await page.reload();
     await page.getByTestId('sandbox-list-page').waitFor();
     expect(await page.evaluate('sessionStorage.getItem("berth.apiKey")')).toBe(KEY);

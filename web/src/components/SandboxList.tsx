@@ -8,6 +8,18 @@ import { CreateSandboxForm } from './CreateSandboxForm.js';
 import { SandboxActions, StateBadge } from './SandboxActions.js';
 import { StreamPill } from './StreamPill.js';
 
+/** How to make a first sandbox without this page, shown where the list is empty. */
+const FIRST_SANDBOX_SNIPPETS = [
+  '# CLI',
+  'berth sandbox create',
+  '',
+  '// TypeScript (@berth/sdk)',
+  'const sb = await new BerthClient({ url, apiKey }).sandboxes.create({});',
+  '',
+  '# Python (pip install ./python)',
+  'with Berth() as berth, berth.sandboxes.create() as sb: ...',
+].join('\n');
+
 const FILTERS: Array<SandboxState | 'all'> = [
   'all',
   'running',
@@ -95,6 +107,10 @@ export function SandboxListPage() {
                   Create one
                 </button>
               )}
+              <div className="empty-ways" data-testid="sandbox-empty-ways">
+                Or from a terminal or a program:
+                <pre>{FIRST_SANDBOX_SNIPPETS}</pre>
+              </div>
             </>
           ) : (
             `No ${filter} sandboxes.`
