@@ -29,6 +29,12 @@ export interface ReaperDeps {
 export const ON_TIMEOUT_LABEL = 'berth.on_timeout';
 /** Longest the lifetime timer sleeps before it looks again (expiries move while it sleeps). */
 const MAX_EXPIRY_SLEEP_MS = 60_000;
+/**
+ * After a lifetime pass, the next one waits at least this long: a sandbox whose lifetime ended but
+ * that the pass had to leave (still starting, a pause that failed) is still the next expiry, and
+ * without a floor the timer would run the pass again at once, in a loop.
+ */
+const EXPIRY_RETRY_MS = 1_000;
 
 export class Reaper {
   private timer: NodeJS.Timeout | undefined;
@@ -76,7 +82,7 @@ export class Reaper {
   /**
    * Lifetimes changed (a create, an extension): the lifetime timer looks again. A no-op until start().
    */
-  lifetimesChanged(): void {
+  lifetimesChanged(minWaitMs = 0): void {
     if (!this.timer) return;
     if (this.expiryTimer) clearTimeout(this.expiryTimer);
     let next: Date | undefined;
@@ -87,7 +93,7 @@ export class Reaper {
       return;
     }
     if (!next) return;
-    const wait = Math.min(MAX_EXPIRY_SLEEP_MS, Math.max(0, next.getTime() - Date.now()));
+    const wait = Math.min(MAX_EXPIRY_SLEEP_MS, Math.max(minWaitMs, next.getTime() - Date.now()));
     this.expiryTimer = setTimeout(() => {
       this.expiryTimer = undefined;
       // One at a time; the one under way re-arms the timer when it is done.
@@ -95,7 +101,7 @@ export class Reaper {
         .catch((err) => this.deps.logger.warn({ err }, 'ending lifetimes failed'))
         .finally(() => {
           this.expiring = undefined;
-          this.lifetimesChanged();
+          this.lifetimesChanged(EXPIRY_RETRY_MS);
         });
     }, wait);
     this.expiryTimer.unref();

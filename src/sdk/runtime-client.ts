@@ -13,6 +13,10 @@ import { BerthApiError, errorFromResponse } from './errors.js';
 const MAX_SOCKETS_PER_SANDBOX = 8;
 /** Setting variables waits behind the action running in the agent's shell (the server bounds it at 30 s). */
 const SET_ENV_TIMEOUT_MS = 40_000;
+/** Most a JSON answer is read to (an observation of a large read or output is some tens of MiB). */
+const MAX_JSON_ANSWER_BYTES = 512 * 1024 * 1024;
+/** Most a status answer (/alive, /server_info) is read to. */
+const SMALL_ANSWER_BYTES = 1024 * 1024;
 
 export interface RuntimeRequest {
   method: string;
@@ -70,7 +74,17 @@ export class RuntimeServerClient {
     });
   }
 
-  async json<T>(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
+  /**
+   * A JSON call. The answer is read up to `maxBytes` (a runtime server is inside the sandbox, so a
+   * hostile one could otherwise send an endless body into the caller's memory).
+   */
+  async json<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    timeoutMs?: number,
+    maxBytes = MAX_JSON_ANSWER_BYTES,
+  ): Promise<T> {
     const text = body === undefined ? undefined : JSON.stringify(body);
     const res = await this.send({
       method,
@@ -80,7 +94,19 @@ export class RuntimeServerClient {
       timeoutMs,
     });
     const chunks: Buffer[] = [];
-    for await (const c of res) chunks.push(c as Buffer);
+    let size = 0;
+    for await (const c of res) {
+      size += (c as Buffer).length;
+      if (size > maxBytes) {
+        res.destroy();
+        throw new BerthApiError(
+          502,
+          ErrorCode.UNAVAILABLE,
+          `the runtime server's answer to ${method} ${path} is larger than ${maxBytes} bytes`,
+        );
+      }
+      chunks.push(c as Buffer);
+    }
     const out = Buffer.concat(chunks).toString('utf8');
     if ((res.statusCode ?? 500) >= 400) throw errorFromResponse(res.statusCode ?? 500, out);
     return JSON.parse(out) as T;
@@ -92,11 +118,11 @@ export class RuntimeServerClient {
   }
 
   alive(timeoutMs = 2000): Promise<{ status: string }> {
-    return this.json('GET', '/alive', undefined, timeoutMs);
+    return this.json('GET', '/alive', undefined, timeoutMs, SMALL_ANSWER_BYTES);
   }
 
   serverInfo(): Promise<Record<string, unknown>> {
-    return this.json('GET', '/server_info', undefined, 10_000);
+    return this.json('GET', '/server_info', undefined, 10_000, SMALL_ANSWER_BYTES);
   }
 
   executeAction(action: unknown, timeoutMs?: number): Promise<Observation> {

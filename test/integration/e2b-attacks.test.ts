@@ -109,6 +109,17 @@ describe.skipIf(unavailable !== undefined)('attacks on the E2B API and envd rout
     expect(await contexts({})).toBe(401);
     expect(await contexts({ 'e2b-traffic-access-token': b.trafficAccessToken })).toBe(401);
     expect(await contexts({ 'e2b-traffic-access-token': a.trafficAccessToken })).toBe(200);
+    // Running code needs the access token: the traffic token is the weaker one.
+    const execute = (headers: Record<string, string>) =>
+      fetch(`${cp.url}/execute`, {
+        method: 'POST',
+        headers: { ...envd(a.sandboxID, headers, '49999'), 'content-type': 'application/json' },
+        body: JSON.stringify({ code: '6 * 7' }),
+      });
+    expect((await execute({ 'e2b-traffic-access-token': a.trafficAccessToken })).status).toBe(401);
+    const ran = await execute({ 'x-access-token': a.envdAccessToken });
+    expect(ran.status).toBe(200);
+    expect(await ran.text()).toContain('"text":"42"');
     // Any other port is not open, whatever the token.
     expect(
       await fetch(`${cp.url}/health`, {

@@ -190,4 +190,26 @@ describe('Reaper', () => {
       reaper.stop();
     }
   });
+
+  it('does not spin on a lifetime it has to leave (a sandbox still starting): passes are a second apart', async () => {
+    let passes = 0;
+    const { reaper, deleted } = fake({ isStarting: () => true });
+    const listExpired = store.sandboxes.listExpired.bind(store.sandboxes);
+    store.sandboxes.listExpired = (now: Date) => {
+      passes++;
+      return listExpired(now);
+    };
+    reaper.start(600_000);
+    try {
+      store.sandboxes.insert(sandbox('starting', { expires_at: ago(1) }));
+      reaper.lifetimesChanged();
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(deleted).toEqual([]);
+      // The first pass at once and one retry a second later; a loop would be thousands.
+      expect(passes).toBeGreaterThanOrEqual(1);
+      expect(passes).toBeLessThanOrEqual(3);
+    } finally {
+      reaper.stop();
+    }
+  });
 });

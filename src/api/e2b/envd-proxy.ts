@@ -121,6 +121,8 @@ export function envdProxyRoutes(manager: SandboxManager): FastifyPluginAsync {
       const op = req.method === 'GET' || req.method === 'HEAD' ? 'read' : 'write';
 
       let rec: SandboxRecord | undefined;
+      // A request let in by its header token is not also held to its URL's signature (as in envd).
+      let bySignature = true;
       if (params.sandbox === BY_SIGNATURE) {
         rec = signed ? findBySignature(manager, signed, op) : undefined;
         if (!rec) return proxyAnswer(reply, 401, 'invalid signature');
@@ -130,14 +132,17 @@ export function envdProxyRoutes(manager: SandboxManager): FastifyPluginAsync {
         const token = envdAccessToken(rec.session_api_key);
         const presented = req.headers['x-access-token'];
         const traffic = req.headers['e2b-traffic-access-token'];
-        // The traffic token opens any port but envd (the code interpreter's context calls carry only it).
+        // The traffic token is the weaker one: it opens the code interpreter's context calls (which
+        // carry only it), never envd and never code execution, which needs the access token.
+        const trafficOpens = Number(params.port) === CODE_INTERPRETER_PORT && !/^execute(\/|$)/.test(rest);
         const byToken =
           tokenMatches(typeof presented === 'string' ? presented : undefined, token) ||
-          (Number(params.port) !== ENVD_PORT &&
+          (trafficOpens &&
             tokenMatches(
               typeof traffic === 'string' ? traffic : undefined,
               trafficAccessToken(rec.session_api_key),
             ));
+        bySignature = !byToken;
         if (!byToken && !(signed && signatureMatches(signed, op, token)))
           return proxyAnswer(
             reply,
@@ -147,7 +152,7 @@ export function envdProxyRoutes(manager: SandboxManager): FastifyPluginAsync {
               : 'missing signature query parameter',
           );
       }
-      if (signed?.expiration !== undefined && signed.expiration * 1000 < Date.now())
+      if (bySignature && signed?.expiration !== undefined && signed.expiration * 1000 < Date.now())
         return proxyAnswer(reply, 401, 'signature is already expired');
       const target = PORT_PATHS[Number(params.port)];
       if (target === undefined || (signed && Number(params.port) !== ENVD_PORT))
@@ -181,7 +186,12 @@ export function envdProxyRoutes(manager: SandboxManager): FastifyPluginAsync {
       const id = rec.id;
       // A command streaming for an hour is work: the sandbox is not idle while it runs.
       const release = manager.hold(id);
-      reply.raw.on('close', release);
+      // Noted before the await: a client that leaves while the request is on its way has no later close.
+      let gone = false;
+      reply.raw.on('close', () => {
+        gone = true;
+        release();
+      });
       const res = await manager
         .proxy(id, (client) =>
           client.send({
@@ -196,6 +206,11 @@ export function envdProxyRoutes(manager: SandboxManager): FastifyPluginAsync {
           release();
           throw err;
         });
+      if (gone) {
+        res.destroy();
+        reply.hijack();
+        return;
+      }
       const mine = open.get(id) ?? new Set<ServerResponse>();
       open.set(id, mine);
       mine.add(reply.raw);

@@ -204,9 +204,11 @@ async function createSandbox(manager: SandboxManager, raw: unknown): Promise<San
   } catch (err) {
     const e = err as BerthError;
     // An image that is not there, or not a runtime image, is a template E2B would not know.
+    // (By code, not by wording: an engine outage that mentions the image is not a missing template.)
     if (
       !BUILT_IN_TEMPLATES.has(template) &&
-      (e.code === ErrorCode.NOT_FOUND || /image/i.test(e.message ?? ''))
+      (e.code === ErrorCode.NOT_FOUND ||
+        (e.code === ErrorCode.VALIDATION_FAILED && (e.message ?? '').includes(template)))
     )
       throw e2bError(404, `template '${template}' not found`);
     throw err;

@@ -15,6 +15,8 @@ export const LANGUAGE = 'python';
 const START_TIMEOUT_MS = 60_000;
 /** Contexts one sandbox may hold at once: each is a Python process of some tens of MiB. */
 export const MAX_CONTEXTS = 32;
+/** Longest message line from a context's driver (a big HTML or PNG result); longer ones are dropped. */
+const MAX_LINE_CHARS = 64 * 1024 * 1024;
 /** The id E2B's server gives the context used when a request names none. */
 const DEFAULT_CONTEXT = 'default';
 
@@ -78,21 +80,31 @@ class CodeContext {
     );
     this.proc.started().catch((err: Error) => failed(err));
     const stdio = this.proc.stdio;
-    readLines(stdio[4] as Readable, (line) => {
-      let m: { type?: string; id?: number; msg?: ExecutionMessage; done?: boolean };
-      try {
-        m = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (m.type === 'ready') return readyNow();
-      if (!this.pending || m.id !== this.pending.id) return;
-      if (m.done) {
-        const p = this.pending;
-        this.pending = undefined;
-        p.done();
-      } else if (m.msg) this.pending.onMessage(m.msg);
-    });
+    readLines(
+      stdio[4] as Readable,
+      (line) => {
+        let m: { type?: string; id?: number; msg?: ExecutionMessage; done?: boolean };
+        try {
+          m = JSON.parse(line);
+        } catch {
+          return;
+        }
+        if (m.type === 'ready') return readyNow();
+        if (!this.pending || m.id !== this.pending.id) return;
+        if (m.done) {
+          const p = this.pending;
+          this.pending = undefined;
+          p.done();
+        } else if (m.msg) this.pending.onMessage(m.msg);
+      },
+      () =>
+        this.pending?.onMessage({
+          type: 'error',
+          name: 'OutputTooLarge',
+          value: `one output of this execution was larger than ${MAX_LINE_CHARS / 1024 / 1024} MiB and was dropped`,
+          traceback: '',
+        }),
+    );
     // What subprocesses write to the descriptors themselves.
     for (const [fd, type] of [
       [1, 'stdout'],
@@ -248,14 +260,35 @@ export class CodeContexts {
   }
 }
 
-function readLines(stream: Readable, onLine: (line: string) => void): void {
-  let buf = '';
+/**
+ * Calls `onLine` per line of `stream`. Each chunk is searched once (not the whole buffer again), and a
+ * line longer than MAX_LINE_CHARS is dropped whole, with `onOverlong` told, instead of held in memory.
+ */
+function readLines(stream: Readable, onLine: (line: string) => void, onOverlong: () => void): void {
+  let parts: string[] = [];
+  let size = 0;
+  let dropping = false;
   stream.setEncoding('utf8');
   stream.on('data', (chunk: string) => {
-    buf += chunk;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      onLine(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
+    let from = 0;
+    for (let nl = chunk.indexOf('\n'); nl >= 0; nl = chunk.indexOf('\n', from)) {
+      const piece = chunk.slice(from, nl);
+      if (!dropping && size + piece.length <= MAX_LINE_CHARS) onLine(parts.join('') + piece);
+      else if (!dropping) onOverlong();
+      parts = [];
+      size = 0;
+      dropping = false;
+      from = nl + 1;
+    }
+    if (from < chunk.length && !dropping) {
+      const rest = chunk.slice(from);
+      size += rest.length;
+      if (size > MAX_LINE_CHARS) {
+        dropping = true;
+        parts = [];
+        size = 0;
+        onOverlong();
+      } else parts.push(rest);
     }
   });
 }

@@ -128,6 +128,8 @@ export function registerEnvdRoutes(app: FastifyInstance, services: RuntimeServic
         let impl: UnaryMethod | StreamMethod | undefined;
         let svc: EnvdService | undefined;
         const controller = new AbortController();
+        // From the start, so a client gone while the services load still ends its call (a watch).
+        reply.raw.once('close', () => controller.abort());
         try {
           const services_ = await load();
           svc = services_[service];
