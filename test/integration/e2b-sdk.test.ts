@@ -214,6 +214,15 @@ describe.skipIf(unavailable !== undefined)('the e2b SDK against Berth', () => {
     expect((await sbx.commands.run('stat -c %u /tmp/owned-by-user')).stdout).toBe(mine.stdout);
   });
 
+  it('a command whose output outruns the client delivers all of it (its pipes wait for the client)', async () => {
+    const r = await sbx.commands.run("head -c 20000000 /dev/zero | tr '\\0' x; echo; echo end >&2", {
+      timeoutMs: 120_000,
+    });
+    expect(r.stdout.length).toBe(20_000_001);
+    expect(r.stdout.startsWith('xxxx')).toBe(true);
+    expect(r.stderr).toBe('end\n');
+  });
+
   it('reads a file as a stream', async () => {
     const big = 'x'.repeat(3 * 1024 * 1024);
     await sbx.files.write('/tmp/stream.txt', big);

@@ -15,6 +15,7 @@
  * SandboxError). A client that goes away mid-execution interrupts it.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { writeUnlessBehind } from '../../http/slow-client.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import type { RuntimeServices } from '../services.js';
 import { CodeContextError, CodeContexts, type ExecutionMessage } from './contexts.js';
@@ -68,8 +69,9 @@ export function registerCodeInterpreterRoutes(app: FastifyInstance, services: Ru
         res.on('close', () => {
           if (!finished) controller.abort();
         });
+        // A client that stopped reading is dropped (the execution is then interrupted, as on a close).
         const line = (msg: ExecutionMessage) => {
-          if (!res.destroyed && !res.writableEnded) res.write(`${JSON.stringify(msg)}\n`);
+          writeUnlessBehind(res, `${JSON.stringify(msg)}\n`);
         };
         try {
           await ctx.execute(body.code, envVars, line, controller.signal);

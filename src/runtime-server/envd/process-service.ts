@@ -57,8 +57,16 @@ const SIGNALS: Record<string, NodeJS.Signals> = {
 const MAX_PTY_COLS = 1000;
 const MAX_PTY_ROWS = 500;
 
+/** A stream's send (see StreamMethod): a promise when the client is behind. */
+type Send = (message: unknown) => Promise<void> | undefined;
+
+/** Hears a process's events; answers a promise when its client is behind (the pipes then wait). */
+type Listener = (e: ProcessEvent) => Promise<void> | undefined;
+
 class EnvdProcess {
-  private readonly listeners = new Set<(e: ProcessEvent) => void>();
+  private readonly listeners = new Set<Listener>();
+  /** Pauses of the pipes under way: one per event some client was behind on. */
+  private pauses = 0;
   /** Set once the end event was sent: no listener added later would hear anything more. */
   end: ProcessEvent | undefined;
 
@@ -73,7 +81,8 @@ class EnvdProcess {
         this.emit({ data: { pty: Buffer.from(text, 'utf8').toString('base64') } }),
       );
     } else {
-      // Read always, listened to or not: a process nobody is attached to must not block on a full pipe.
+      // Read listened to or not (a process nobody is attached to must not block on a full pipe); an
+      // attached client that reads slowly holds the pipes back (see emit).
       proc.stdout?.on('data', relay('stdout'));
       proc.stderr?.on('data', relay('stderr'));
     }
@@ -84,14 +93,30 @@ class EnvdProcess {
   }
 
   /** Calls `listener` with every event from now on; returns the unsubscribe. */
-  listen(listener: (e: ProcessEvent) => void): () => void {
+  listen(listener: Listener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
   emit(event: ProcessEvent): void {
     if ('end' in event) this.end = event;
-    for (const l of this.listeners) l(event);
+    const behind: Promise<void>[] = [];
+    for (const l of this.listeners) {
+      const wait = l(event);
+      if (wait) behind.push(wait);
+    }
+    // Pipes (not a PTY) wait for the slowest attached client; with none attached they are read on.
+    if (behind.length === 0 || this.proc.spec.io.type === 'pty') return;
+    if (this.pauses++ === 0) {
+      this.proc.stdout?.pause();
+      this.proc.stderr?.pause();
+    }
+    void Promise.all(behind).then(() => {
+      if (--this.pauses === 0) {
+        this.proc.stdout?.resume();
+        this.proc.stderr?.resume();
+      }
+    });
   }
 }
 
@@ -158,7 +183,7 @@ export class ProcessService {
     };
   }
 
-  private async start(call: EnvdCall, send: (m: unknown) => void): Promise<void> {
+  private async start(call: EnvdCall, send: Send): Promise<void> {
     const msg = call.message ?? {};
     const config = processConfig(msg.process);
     const cwd = workingDir(config.cwd, call.user);
@@ -204,7 +229,11 @@ export class ProcessService {
     // Events that come before the start event is sent wait for it.
     const early: ProcessEvent[] = [];
     let started = false;
-    const unlisten = entry.listen((e) => (started ? send({ event: e }) : early.push(e)));
+    const unlisten = entry.listen((e) => {
+      if (started) return send({ event: e });
+      early.push(e);
+      return undefined;
+    });
     try {
       await proc.started();
     } catch (err) {
@@ -227,7 +256,7 @@ export class ProcessService {
     await this.follow(entry, call, send, unlisten);
   }
 
-  private async connect(call: EnvdCall, send: (m: unknown) => void): Promise<void> {
+  private async connect(call: EnvdCall, send: Send): Promise<void> {
     const entry = this.find(call.message?.process);
     send({ event: { start: { pid: entry.pid } } });
     await this.follow(
@@ -239,12 +268,7 @@ export class ProcessService {
   }
 
   /** Until the process's end was sent, or the client went away (the process runs on). */
-  private follow(
-    entry: EnvdProcess,
-    call: EnvdCall,
-    send: (m: unknown) => void,
-    unlisten: () => void,
-  ): Promise<void> {
+  private follow(entry: EnvdProcess, call: EnvdCall, send: Send, unlisten: () => void): Promise<void> {
     return new Promise((done) => {
       const finish = () => {
         stop();

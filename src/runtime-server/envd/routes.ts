@@ -10,6 +10,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { drained, writeUnlessBehind } from '../../http/slow-client.js';
 import {
   ConnectError,
   endOfStream,
@@ -43,8 +44,14 @@ export interface EnvdCall {
 }
 
 export type UnaryMethod = (call: EnvdCall) => Promise<unknown> | unknown;
-/** Sends messages with `send`, resolves when the stream is done; a throw ends it with that error. */
-export type StreamMethod = (call: EnvdCall, send: (message: unknown) => void) => Promise<void>;
+/**
+ * Sends messages with `send`, resolves when the stream is done; a throw ends it with that error.
+ * `send` answers a promise when the client is behind: a producer that can pause waits for it.
+ */
+export type StreamMethod = (
+  call: EnvdCall,
+  send: (message: unknown) => Promise<void> | undefined,
+) => Promise<void>;
 
 export interface EnvdService {
   unary: Record<string, UnaryMethod>;
@@ -190,9 +197,10 @@ async function serveStream(
   res.on('close', () => {
     if (!done) controller.abort();
   });
-  const send = (message: unknown) => {
-    if (!res.destroyed && !res.writableEnded) res.write(envelope(message));
-  };
+  // A slow client's pace holds back producers that can wait (see StreamMethod); one that stopped
+  // reading is dropped rather than buffered for without bound.
+  const send = (message: unknown) =>
+    writeUnlessBehind(res, envelope(message)) === 'behind' ? drained(res) : undefined;
   const asked = Number(req.headers['keepalive-ping-interval']);
   const seconds =
     Number.isFinite(asked) && asked > 0 ? Math.max(MIN_KEEPALIVE_SECONDS, asked) : DEFAULT_KEEPALIVE_SECONDS;
