@@ -10,7 +10,7 @@ import type { WebSocket } from 'ws';
 import { holdBackWhileBehind } from '../http/ws-backpressure.js';
 import { ExecClientMessage, type ExecServerMessage, type ExecStart } from '../protocol/api.js';
 import type { ManagedProcess, ProcessTable } from './core/process/table.js';
-import { runAs, SUDO_SPAWN_CWD, sudoArgv } from './core/process/users.js';
+import { runAs, spawnAs } from './core/process/users.js';
 
 /** Exit code for a program that could not be started (not found, not executable), as a shell gives. */
 const NOT_STARTED_EXIT_CODE = 127;
@@ -139,16 +139,10 @@ function start(processes: ProcessTable, msg: ExecStart, workingDir: string): Man
   if (!existsSync(cwd)) throw new Error(`the working directory ${cwd} does not exist in the sandbox`);
   // Through sudo the sandbox's variables and the request's survive sudo's reset by name.
   const keep = [...new Set([...Object.keys(processes.environment.variables), ...Object.keys(env)])];
-  const argv = as.kind === 'sudo' ? sudoArgv(as.user, msg.argv, keep, cwd) : msg.argv;
-  const [command, ...args] = argv as [string, ...string[]];
   return processes.spawn({
     kind: 'exec',
-    command,
-    args,
-    cwd: as.kind === 'sudo' ? SUDO_SPAWN_CWD : cwd,
+    ...spawnAs(as, msg.argv, cwd, keep),
     env: as.kind === 'ids' ? { HOME: as.home, ...env } : env,
-    ...(as.kind === 'ids' ? { uid: as.uid, gid: as.gid } : {}),
-    viaSudo: as.kind === 'sudo',
     io: msg.pty
       ? { type: 'pty', cols: msg.pty.cols, rows: msg.pty.rows, term: 'xterm-256color' }
       : { type: 'pipes', stdin: msg.stdin === true },

@@ -12,7 +12,7 @@ import { existsSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { ConnectError } from '../../protocol/connect.js';
 import type { ExitStatus, ManagedProcess, ProcessTable } from '../core/process/table.js';
-import { SUDO_SPAWN_CWD, sudoArgv } from '../core/process/users.js';
+import { spawnAs } from '../core/process/users.js';
 import type { EnvdCall, EnvdService } from './routes.js';
 import type { EnvdUser } from './users.js';
 
@@ -202,19 +202,10 @@ export class ProcessService {
     const as = call.user.runAs;
     // Through sudo the sandbox's variables and the request's pass sudo's reset by name.
     const keep = [...new Set([...Object.keys(this.table.environment.variables), ...Object.keys(env)])];
-    const argv =
-      as.kind === 'sudo'
-        ? sudoArgv(as.user, [config.cmd, ...config.args], keep, cwd)
-        : [config.cmd, ...config.args];
-    const [command, ...args] = argv as [string, ...string[]];
     const proc = this.table.spawn({
       kind: 'exec',
-      command,
-      args,
-      cwd: as.kind === 'sudo' ? SUDO_SPAWN_CWD : cwd,
+      ...spawnAs(as, [config.cmd, ...config.args], cwd, keep),
       env,
-      ...(as.kind === 'ids' ? { uid: as.uid, gid: as.gid } : {}),
-      viaSudo: as.kind === 'sudo',
       ...(tag === undefined ? {} : { tag }),
       io: size
         ? {

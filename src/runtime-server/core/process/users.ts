@@ -79,3 +79,25 @@ export function sudoArgv(
 
 /** Where a process run through sudo is spawned: anywhere the server may enter (see sudoArgv). */
 export const SUDO_SPAWN_CWD = '/';
+
+/**
+ * What a SpawnSpec needs to run `argv` in `cwd` as `as`: the ids set directly (a root server), or
+ * sudo in front (with the variables named in `keep` passed through its reset), or as it is. The
+ * one place the exec socket and envd's processes turn a user into a spawn.
+ */
+export function spawnAs(
+  as: RunAs,
+  argv: readonly string[],
+  cwd: string,
+  keep: readonly string[],
+): { command: string; args: string[]; cwd: string; uid?: number; gid?: number; viaSudo: boolean } {
+  const full = as.kind === 'sudo' ? sudoArgv(as.user, argv, keep, cwd) : [...argv];
+  const [command, ...args] = full as [string, ...string[]];
+  return {
+    command,
+    args,
+    cwd: as.kind === 'sudo' ? SUDO_SPAWN_CWD : cwd,
+    ...(as.kind === 'ids' ? { uid: as.uid, gid: as.gid } : {}),
+    viaSudo: as.kind === 'sudo',
+  };
+}
