@@ -293,6 +293,18 @@ export class DockerSandboxRuntime implements SandboxRuntime {
         const logs = await this.engine.containers.logs(id, FAILURE_LOG_LINES).catch(() => '');
         await this.remove(spec.id).catch(() => undefined);
         const message = (err as Error).message;
+        // The runtime server found its port taken where it listens (seen once under gVisor, whose
+        // sockets are the host kernel's): the same as Docker refusing a taken port, so fresh ports.
+        if (/EADDRINUSE|address already in use/.test(logs) && attempt < PORT_RETRIES - 1) {
+          this.opts.logger.warn(
+            { id: spec.id, port: runtime, attempt },
+            'the runtime server found its port taken; starting again on fresh ports',
+          );
+          this.opts.ports.markBad(spec.id, runtime);
+          await lease.release().catch(() => undefined);
+          lastError = err;
+          continue;
+        }
         throw new BerthError(
           ErrorCode.UNAVAILABLE,
           `Sandbox ${spec.id} failed to start: ${message}${logs.trim() ? `\nLast container log lines:\n${logs.trimEnd()}` : ''}`,
