@@ -25,9 +25,13 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BerthError, ErrorCode } from '../protocol/errors.js';
 
-/** Default range: below Linux's ephemeral range (32768-60999) so outgoing connections rarely sit there. */
-export const DEFAULT_MIN_PORT = 30000;
-export const DEFAULT_MAX_PORT = 39999;
+/**
+ * Default range: wholly below Linux's ephemeral range (32768-60999), where the kernel puts the local
+ * end of outgoing connections: a port picked there can be taken by one between the check and the
+ * listen (30000-39999 overlapped it, and CI saw a sandbox's own port in use).
+ */
+export const DEFAULT_MIN_PORT = 20000;
+export const DEFAULT_MAX_PORT = 32767;
 /** Test-binding the wildcard address also catches listeners on any single address. */
 export const DEFAULT_BIND_HOST = '0.0.0.0';
 /**
@@ -51,9 +55,9 @@ const RANDOM_PICKS = 32;
 export interface PortAllocatorOptions {
   /** Directory of the lock files; shared by every process that allocates from the same range. */
   lockDir: string;
-  /** @default 30000 */
+  /** @default 20000 */
   min?: number;
-  /** @default 39999 */
+  /** @default 32767 */
   max?: number;
   /** Address to test-bind, e.g. 127.0.0.1 or 0.0.0.0. @default 0.0.0.0 */
   bindHost?: string;
