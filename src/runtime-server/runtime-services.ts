@@ -102,6 +102,17 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
     const { McpProxy } = await import('./mcp/proxy.js');
     return new McpProxy({ processes, cwd: options.workingDir, logger: options.logger });
   });
+  const envd = lazy(async () => {
+    const [proc, fs] = await Promise.all([
+      import('./envd/process-service.js'),
+      import('./envd/filesystem-service.js'),
+    ]);
+    return { process: new proc.ProcessService(processes), filesystem: new fs.FilesystemService() };
+  });
+  const codeContexts = lazy(async () => {
+    const { CodeContexts } = await import('./code-interpreter/contexts.js');
+    return new CodeContexts(processes, options.workingDir);
+  });
   const startedAt = Date.now();
   let disposed = false;
   return {
@@ -111,6 +122,8 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
     terminals,
     transfer,
     mcp,
+    envd,
+    codeContexts,
     ready: () => !disposed,
     async reset() {
       const sweep = options.ownsPidNamespace
@@ -122,6 +135,8 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
         editor.reset((e) => e.dispose()),
         // Its children end (the list is kept; each starts again on next use).
         mcp.ifMade((m) => m.reset()),
+        // Contexts are processes too: made again (empty) on next use.
+        codeContexts.reset((c) => c.dispose()),
       ]);
       await shells.restart();
       bash.forgetRunningCommand();
@@ -164,6 +179,8 @@ export async function createRuntimeServices(options: RuntimeServicesOptions): Pr
         editor.ifMade((e) => e.dispose()),
         python.ifMade((p) => p.dispose()),
         mcp.ifMade((m) => m.dispose()),
+        envd.ifMade((e) => e.filesystem.close()),
+        codeContexts.ifMade((c) => c.dispose()),
       ]);
       // Whatever is left (a process an owner forgot) goes too.
       await processes.dispose();

@@ -3,9 +3,12 @@
  * requests, call into these, and shape responses.
  */
 import type { Logger } from 'pino';
+import type { CodeContexts } from './code-interpreter/contexts.js';
 import type { ProcessTable } from './core/process/table.js';
 import type { TerminalManager } from './core/terminal/terminals.js';
 import type * as transfer from './core/transfer/index.js';
+import type { FilesystemService } from './envd/filesystem-service.js';
+import type { ProcessService } from './envd/process-service.js';
 import type { Lazy } from './lazy.js';
 import type { McpProxy } from './mcp/proxy.js';
 import type { ActionExecutor } from './openhands/executor.js';
@@ -26,6 +29,12 @@ export interface RuntimeServicesOptions {
   plugins?: readonly string[];
 }
 
+/** envd's two Connect services; the filesystem one holds watchers to close. */
+export interface EnvdServices {
+  process: ProcessService;
+  filesystem: FilesystemService;
+}
+
 /** The file transfer core (uploads, zip downloads, list_files), loaded on the first transfer. */
 export type TransferCore = typeof transfer;
 
@@ -40,6 +49,10 @@ export interface RuntimeServices {
   readonly transfer: Lazy<TransferCore>;
   /** The MCP proxy (POST /update_mcp_server, /mcp/sse), with the MCP SDK, made on its first request. */
   readonly mcp: Lazy<McpProxy>;
+  /** E2B's envd services (envd/), made on the first envd request: most sandboxes never get one. */
+  readonly envd: Lazy<EnvdServices>;
+  /** E2B's code-interpreter contexts (code-interpreter/), made on the first such request. */
+  readonly codeContexts: Lazy<CodeContexts>;
   ready(): boolean;
   /**
    * Makes the sandbox usable again after a fork bomb or runaway processes: ends every process of the

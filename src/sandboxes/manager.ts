@@ -150,7 +150,10 @@ export class SandboxManager extends EventEmitter<ManagerEvents> {
     return rec;
   }
 
-  list(filter: { state?: SandboxState; labels?: Record<string, string> }): SandboxRecord[] {
+  list(filter: {
+    state?: SandboxState | readonly SandboxState[];
+    labels?: Record<string, string>;
+  }): SandboxRecord[] {
     return this.store.sandboxes.list({ ...filter, pooled: false });
   }
 

@@ -13,10 +13,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { toBerthError } from '../../http/errors.js';
-import { BerthError, ErrorCode } from '../../protocol/errors.js';
+import { ErrorCode } from '../../protocol/errors.js';
 import type { SandboxManager } from '../../sandboxes/manager.js';
 import type { SandboxRecord } from '../../store/sandboxes.js';
 import { relay } from '../routes/proxy.js';
+import { findE2bSandbox } from './rest.js';
 import {
   envdAccessToken,
   type SignedQuery,
@@ -127,7 +128,7 @@ export function envdProxyRoutes(manager: SandboxManager): FastifyPluginAsync {
         rec = signed ? findBySignature(manager, signed, op) : undefined;
         if (!rec) return proxyAnswer(reply, 401, 'invalid signature');
       } else {
-        rec = find(manager, params.sandbox);
+        rec = findE2bSandbox(manager, params.sandbox);
         if (!rec) return proxyAnswer(reply, 502, 'The sandbox was not found', { sandboxId: params.sandbox });
         const token = envdAccessToken(rec.session_api_key);
         const presented = req.headers['x-access-token'];
@@ -229,28 +230,16 @@ export function envdProxyRoutes(manager: SandboxManager): FastifyPluginAsync {
   };
 }
 
-function find(manager: SandboxManager, id: string): SandboxRecord | undefined {
-  try {
-    const rec = manager.get(id);
-    return rec.state === 'deleted' || rec.state === 'vanished' ? undefined : rec;
-  } catch (err) {
-    if (err instanceof BerthError && err.code === ErrorCode.NOT_FOUND) return undefined;
-    throw err;
-  }
-}
-
 /** The live sandbox whose access token made this signature. */
 function findBySignature(
   manager: SandboxManager,
   signed: SignedQuery,
   op: 'read' | 'write',
 ): SandboxRecord | undefined {
-  for (const state of ['running', 'exited', 'paused', 'stopped'] as const) {
-    for (const rec of manager.list({ state })) {
-      if (signatureMatches(signed, op, envdAccessToken(rec.session_api_key))) return rec;
-    }
-  }
-  return undefined;
+  // One query for every state a file can be reached in (an exited sandbox is started again).
+  return manager
+    .list({ state: ['running', 'exited', 'paused', 'stopped'] })
+    .find((rec) => signatureMatches(signed, op, envdAccessToken(rec.session_api_key)));
 }
 
 /**

@@ -74,14 +74,8 @@ export function e2bRestRoutes(opts: E2bRestOptions): FastifyPluginAsync {
     });
 
     const live = (id: string): SandboxRecord => {
-      let rec: SandboxRecord;
-      try {
-        rec = manager.get(id);
-      } catch {
-        throw e2bError(404, `sandbox "${id}" not found`);
-      }
-      if (rec.state === 'deleted' || rec.state === 'vanished' || rec.state === 'error')
-        throw e2bError(404, `sandbox "${id}" not found`);
+      const rec = findE2bSandbox(manager, id);
+      if (!rec) throw e2bError(404, `sandbox "${id}" not found`);
       return rec;
     };
 
@@ -239,6 +233,22 @@ function metadataOf(rec: SandboxRecord): Record<string, string> {
   return Object.fromEntries(Object.entries(rec.labels).filter(([k]) => !k.startsWith('berth.')));
 }
 
+/** Whether E2B would still know the sandbox: not deleted, vanished, or broken past use. */
+function existsForE2b(rec: SandboxRecord): boolean {
+  return rec.state !== 'deleted' && rec.state !== 'vanished' && rec.state !== 'error';
+}
+
+/** The sandbox by id as E2B's API and envd's proxy see it; undefined for one E2B would not know. */
+export function findE2bSandbox(manager: SandboxManager, id: string): SandboxRecord | undefined {
+  try {
+    const rec = manager.get(id);
+    return existsForE2b(rec) ? rec : undefined;
+  } catch (err) {
+    if (err instanceof BerthError && err.code === ErrorCode.NOT_FOUND) return undefined;
+    throw err;
+  }
+}
+
 function e2bState(rec: SandboxRecord): 'running' | 'paused' {
   return rec.state === 'paused' || rec.state === 'stopped' ? 'paused' : 'running';
 }
@@ -303,7 +313,7 @@ function listSandboxes(
   const order = query.order === 'asc' ? 1 : -1;
   const all = manager
     .list({ labels: metadata })
-    .filter((r) => r.state !== 'deleted' && r.state !== 'vanished' && r.state !== 'error')
+    .filter(existsForE2b)
     .filter((r) => !states || states.includes(e2bState(r)))
     .sort(
       (a, b) =>

@@ -18,7 +18,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { writeUnlessBehind } from '../../http/slow-client.js';
 import { ErrorCode } from '../../protocol/errors.js';
 import type { RuntimeServices } from '../services.js';
-import { CodeContextError, CodeContexts, type ExecutionMessage } from './contexts.js';
+import { CodeContextError, type ExecutionMessage } from './contexts.js';
 
 export const CODE_INTERPRETER_PREFIX = '/code-interpreter';
 
@@ -30,14 +30,7 @@ interface ExecuteBody {
 }
 
 export function registerCodeInterpreterRoutes(app: FastifyInstance, services: RuntimeServices): void {
-  let contexts: CodeContexts | undefined;
-  const made = () => {
-    contexts ??= new CodeContexts(services.processes, services.options.workingDir);
-    return contexts;
-  };
-  app.addHook('preClose', async () => {
-    await contexts?.dispose();
-  });
+  const contexts = () => services.codeContexts.get();
 
   app.register(
     async (scope) => {
@@ -58,7 +51,7 @@ export function registerCodeInterpreterRoutes(app: FastifyInstance, services: Ru
             'Only one of context_id or language can be provided',
           );
         const envVars = stringMap(body.env_vars, 'env_vars');
-        const ctx = await made().forExecution(contextId, language);
+        const ctx = await (await contexts()).forExecution(contextId, language);
 
         reply.hijack();
         const res = reply.raw;
@@ -87,18 +80,18 @@ export function registerCodeInterpreterRoutes(app: FastifyInstance, services: Ru
 
       scope.post<{ Body: { language?: unknown; cwd?: unknown } }>('/contexts', async (req) => {
         const body = req.body ?? {};
-        return made().create({
+        return (await contexts()).create({
           language: optionalString(body.language, 'language'),
           cwd: optionalString(body.cwd, 'cwd'),
         });
       });
-      scope.get('/contexts', async () => made().list());
+      scope.get('/contexts', async () => (await contexts()).list());
       scope.delete<{ Params: { id: string } }>('/contexts/:id', async (req, reply) => {
-        await made().remove(req.params.id);
+        await (await contexts()).remove(req.params.id);
         return reply.code(204).send();
       });
       scope.post<{ Params: { id: string } }>('/contexts/:id/restart', async (req, reply) => {
-        await made().restart(req.params.id);
+        await (await contexts()).restart(req.params.id);
         return reply.code(204).send();
       });
     },

@@ -103,15 +103,16 @@ export function toConnectError(err: unknown): ConnectError {
 }
 
 export function registerEnvdRoutes(app: FastifyInstance, services: RuntimeServices): void {
-  let loaded: Promise<Record<string, EnvdService>> | undefined;
-  const load = () => {
-    loaded ??= Promise.all([import('./process-service.js'), import('./filesystem-service.js')]).then(
-      ([proc, fs]) => ({
-        'process.Process': new proc.ProcessService(services.processes).methods(),
-        'filesystem.Filesystem': new fs.FilesystemService().methods(),
-      }),
-    );
-    return loaded;
+  // The services are the runtime server's (made on first use, closed with it); these are their tables.
+  let methods: Record<string, EnvdService> | undefined;
+  const load = async () => {
+    if (methods) return methods;
+    const envd = await services.envd.get();
+    methods = {
+      'process.Process': envd.process.methods(),
+      'filesystem.Filesystem': envd.filesystem.methods(),
+    };
+    return methods;
   };
 
   app.register(

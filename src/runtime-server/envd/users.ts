@@ -5,7 +5,7 @@
  * workspace stay the host user's); `root` and any other account of the image are run through the
  * process table's usual way of running as another user (ids when the server is root, else sudo).
  */
-import { userInfo } from 'node:os';
+import { homedir } from 'node:os';
 import { ConnectError } from '../../protocol/connect.js';
 import { type Account, findAccount, type RunAs, runAs } from '../core/process/users.js';
 
@@ -19,17 +19,19 @@ export interface EnvdUser {
   runAs: RunAs;
 }
 
+/** This server's own account: fixed for its life, so read once (every envd call asks for it). */
+let own: Account | undefined;
 function self(): Account {
+  if (own) return own;
   const uid = process.getuid?.() ?? 0;
-  const found = findAccount(String(uid));
-  if (found) return found;
-  let home = process.env.HOME ?? '/';
-  try {
-    home = userInfo().homedir;
-  } catch {
-    // no passwd entry for this uid (an arbitrary SANDBOX_USER_ID)
-  }
-  return { name: String(uid), uid, gid: process.getgid?.() ?? uid, home };
+  // homedir(): $HOME, else the passwd entry; an arbitrary SANDBOX_USER_ID may have no entry at all.
+  own = findAccount(String(uid)) ?? {
+    name: String(uid),
+    uid,
+    gid: process.getgid?.() ?? uid,
+    home: homedir(),
+  };
+  return own;
 }
 
 /** The user a request names (undefined or '' for the default), or unauthenticated as envd answers. */
