@@ -108,3 +108,24 @@ export async function api(
   }
   return { status: res.status, json, text };
 }
+
+/** A control plane for the E2B SDKs, and the three variables docs/e2b.md tells their users to set. */
+export interface E2bTarget {
+  cp: RunningControlPlane & { apiKey: string };
+  env: { E2B_API_KEY: string; E2B_API_URL: string; E2B_SANDBOX_URL: string };
+  /** Closes the control plane and removes the sandboxes it left. */
+  close(): Promise<void>;
+}
+
+/** Starts one, without a warm pool; its key is shaped e2b_<hex>, as the Python SDK demands. */
+export async function startForE2b(): Promise<E2bTarget> {
+  const cp = await startInProcess({ poolSize: 0, apiKey: `e2b_${randomBytes(16).toString('hex')}` });
+  return {
+    cp,
+    env: { E2B_API_KEY: cp.apiKey, E2B_API_URL: `${cp.url}/e2b`, E2B_SANDBOX_URL: cp.url },
+    async close() {
+      await cp.close();
+      await cp.manager['runtime'].reap(new Set());
+    },
+  };
+}

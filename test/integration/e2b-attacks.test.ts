@@ -7,9 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileSignature } from '../../src/api/e2b/tokens.js';
-import type { RunningControlPlane } from '../../src/api/start.js';
 import { rawRequest } from '../support/raw-http.js';
-import { startInProcess } from './control-plane-helpers.js';
+import { type E2bTarget, startForE2b } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
 
 const unavailable = await engineAvailable();
@@ -22,7 +21,8 @@ interface Created {
 }
 
 describe.skipIf(unavailable !== undefined)('attacks on the E2B API and envd routes', () => {
-  let cp: RunningControlPlane & { apiKey: string };
+  let target: E2bTarget;
+  let cp: E2bTarget['cp'];
   let a: Created;
   let b: Created;
 
@@ -66,14 +66,13 @@ describe.skipIf(unavailable !== undefined)('attacks on the E2B API and envd rout
   };
 
   beforeAll(async () => {
-    cp = await startInProcess({ poolSize: 0, apiKey: `e2b_${'a1b2c3d4e5f60718'.repeat(2)}` });
+    target = await startForE2b();
+    cp = target.cp;
     [a, b] = await Promise.all([create(), create()]);
   }, 180_000);
 
   afterAll(async () => {
-    if (!cp) return;
-    await cp.close();
-    await cp.manager['runtime'].reap(new Set());
+    await target?.close();
   });
 
   it('the REST API needs the API key', async () => {

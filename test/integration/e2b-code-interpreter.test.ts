@@ -4,8 +4,7 @@
  * pointed there by the same three environment variables as the e2b SDK.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningControlPlane } from '../../src/api/start.js';
-import { startInProcess } from './control-plane-helpers.js';
+import { type E2bTarget, startForE2b } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
 
 const unavailable = await engineAvailable();
@@ -15,24 +14,22 @@ const { Sandbox } = await import('@e2b/code-interpreter');
 type CodeSandbox = InstanceType<typeof Sandbox>;
 
 describe.skipIf(unavailable !== undefined)('@e2b/code-interpreter against Berth', () => {
-  let cp: RunningControlPlane & { apiKey: string };
+  let target: E2bTarget;
+  let cp: E2bTarget['cp'];
   let sbx: CodeSandbox;
   const saved = { ...process.env };
 
   beforeAll(async () => {
-    cp = await startInProcess({ poolSize: 0, apiKey: `e2b_${'00112233445566778899'.repeat(2)}` });
-    process.env.E2B_API_KEY = cp.apiKey;
-    process.env.E2B_API_URL = `${cp.url}/e2b`;
-    process.env.E2B_SANDBOX_URL = cp.url;
+    target = await startForE2b();
+    cp = target.cp;
+    Object.assign(process.env, target.env);
     // The SDK's default template, code-interpreter-v1, is the runtime image.
     sbx = await Sandbox.create({ envs: { SANDBOX_WIDE: 'on' } });
   }, 120_000);
 
   afterAll(async () => {
     process.env = saved;
-    if (!cp) return;
-    await cp.close();
-    await cp.manager['runtime'].reap(new Set());
+    await target?.close();
   });
 
   it('runCode: the value as the main result, prints as logs, state kept between runs', async () => {

@@ -5,10 +5,9 @@
  */
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningControlPlane } from '../../src/api/start.js';
 import { ensureVenv, type Venv } from '../support/python-venv.js';
 import { runCommand } from '../support/run-command.js';
-import { startInProcess } from './control-plane-helpers.js';
+import { type E2bTarget, startForE2b } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -24,7 +23,7 @@ if (unavailable) console.warn(`SKIPPED: e2b Python SDK (no Docker engine: ${unav
 
 describe.skipIf(unavailable !== undefined)('the e2b Python SDK against Berth', () => {
   let venv: Venv;
-  let cp: (RunningControlPlane & { apiKey: string }) | undefined;
+  let target: E2bTarget | undefined;
 
   beforeAll(async () => {
     venv = await ensureVenv({ dir: VENV, packages: PACKAGES, timeoutMs: 300_000 });
@@ -32,14 +31,11 @@ describe.skipIf(unavailable !== undefined)('the e2b Python SDK against Berth', (
       console.warn(`SKIPPED: e2b Python SDK (PyPI unreachable: ${venv.skipped})`);
       return;
     }
-    // The Python SDK checks the key's shape: e2b_ and hex.
-    cp = await startInProcess({ poolSize: 0, apiKey: `e2b_${'fedcba9876543210'.repeat(2)}` });
+    target = await startForE2b();
   }, 420_000);
 
   afterAll(async () => {
-    if (!cp) return;
-    await cp.close();
-    await cp.manager['runtime'].reap(new Set());
+    await target?.close();
   }, 120_000);
 
   it(
@@ -47,14 +43,12 @@ describe.skipIf(unavailable !== undefined)('the e2b Python SDK against Berth', (
     async (ctx) => {
       if ('skipped' in venv) ctx.skip(`SKIPPED: e2b Python SDK (PyPI unreachable: ${venv.skipped})`);
       // (ctx.skip throws; the check again is for the type.)
-      if ('skipped' in venv || !cp) throw new Error('the control plane did not start');
+      if ('skipped' in venv || !target) throw new Error('the control plane did not start');
       const run = await runCommand(venv.python, [SCRIPT], {
         timeoutMs: SCRIPT_TIMEOUT_MS,
         env: {
           PATH: process.env.PATH ?? '/usr/bin:/bin',
-          E2B_API_KEY: cp.apiKey,
-          E2B_API_URL: `${cp.url}/e2b`,
-          E2B_SANDBOX_URL: cp.url,
+          ...target.env,
         },
       });
       const failed = run.out.split('\n').filter((l) => l.startsWith('FAIL'));

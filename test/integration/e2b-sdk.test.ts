@@ -4,8 +4,7 @@
  * moving from E2B would. Every test asserts what the SDK returns.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningControlPlane } from '../../src/api/start.js';
-import { api, startInProcess } from './control-plane-helpers.js';
+import { api, type E2bTarget, startForE2b } from './control-plane-helpers.js';
 import { engineAvailable } from './docker-target.js';
 
 const unavailable = await engineAvailable();
@@ -16,24 +15,22 @@ const { CommandExitError, NotFoundError, Sandbox, TimeoutError } = await import(
 type E2bSandbox = InstanceType<typeof Sandbox>;
 
 describe.skipIf(unavailable !== undefined)('the e2b SDK against Berth', () => {
-  let cp: RunningControlPlane & { apiKey: string };
+  let target: E2bTarget;
+  let cp: E2bTarget['cp'];
   let sbx: E2bSandbox;
   const saved = { ...process.env };
 
   beforeAll(async () => {
-    cp = await startInProcess({ poolSize: 0, apiKey: `e2b_${'0123456789abcdef'.repeat(2)}` });
+    target = await startForE2b();
+    cp = target.cp;
     // What docs/e2b.md tells users to set; nothing else changes in their code.
-    process.env.E2B_API_KEY = cp.apiKey;
-    process.env.E2B_API_URL = `${cp.url}/e2b`;
-    process.env.E2B_SANDBOX_URL = cp.url;
+    Object.assign(process.env, target.env);
     sbx = await Sandbox.create({ metadata: { suite: 'e2b-sdk' } });
   }, 120_000);
 
   afterAll(async () => {
     process.env = saved;
-    if (!cp) return;
-    await cp.close();
-    await cp.manager['runtime'].reap(new Set());
+    await target?.close();
   });
 
   it('runs a command: stdout, stderr and the exit code apart; a failure is CommandExitError', async () => {

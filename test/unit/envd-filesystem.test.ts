@@ -25,7 +25,10 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { END_STREAM_FLAG, envelope, readEnvelopes, STREAM_CONTENT_TYPE } from '../../src/protocol/connect.js';
 import { findAccount } from '../../src/runtime-server/core/process/users.js';
+import { FilesystemService } from '../../src/runtime-server/envd/filesystem-service.js';
+import { ProcessService } from '../../src/runtime-server/envd/process-service.js';
 import { createRuntimeHttpServer } from '../../src/runtime-server/http.js';
+import { lazy } from '../../src/runtime-server/lazy.js';
 import type { RuntimeServices } from '../../src/runtime-server/services.js';
 
 const logger = pino({ level: 'silent' });
@@ -45,6 +48,11 @@ function minimalServices(): RuntimeServices {
     processes: { environment: { variables: {} } },
     // Nothing made: closing the server has no MCP sessions to end.
     mcp: { ifMade: async () => undefined },
+    // The real Filesystem service; no process is started here, so the process service needs no table.
+    envd: lazy(async () => ({
+      process: new ProcessService(undefined as never),
+      filesystem: new FilesystemService(),
+    })),
     ready: () => true,
     serverInfo: async () => ({}),
   } as unknown as RuntimeServices;
